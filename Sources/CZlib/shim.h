@@ -1,0 +1,4 @@
+#ifndef DURUS_CZLIB_SHIM_H
+#define DURUS_CZLIB_SHIM_H
+#include <zlib.h>
+#endif

@@ -1,0 +1,71 @@
+/// Errors of the Durus core and its storages that are not conflicts.
+///
+/// Every error that input can cause (a file, a frame, a record) is one of these
+/// or a ``ConflictError``; none of them leaves a store half-written.
+public enum DurusError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// No object is stored under this OID (never stored, or collected).
+    case keyNotFound(OID)
+    /// Bytes that do not have the record layout.
+    case malformedRecord(String)
+    /// A record sent or filed under one OID names another.
+    case oidMismatch(key: OID, embedded: OID)
+    /// A record was committed for an OID that this storage never handed out.
+    case oidNotAllocated(OID)
+    /// The storage was closed.
+    case closed
+    /// The path exists but is not a store of this kind (an unrelated file or a
+    /// non-empty directory of something else). Nothing was created or changed.
+    case notAStore(path: String, reason: String)
+    /// The store's files are damaged.
+    case corruptStore(path: String, reason: String)
+    /// The store was written by a newer on-disk format than this build reads.
+    case unsupportedFormat(path: String, found: Int, supported: Int)
+    /// Another process has the store open for writing.
+    case storeInUse(path: String)
+    /// An operating-system call failed.
+    case io(path: String, message: String)
+    /// The storage was opened read-only and was asked to change.
+    case readOnly
+
+    public var description: String {
+        switch self {
+        case .keyNotFound(let oid): "no object stored under \(oid)"
+        case .malformedRecord(let why): "malformed record: \(why)"
+        case .oidMismatch(let key, let embedded): "record under \(key) names \(embedded)"
+        case .oidNotAllocated(let oid): "\(oid) was never handed out by this storage"
+        case .closed: "the storage is closed"
+        case .notAStore(let path, let why): "\(path) is not a Durus store: \(why)"
+        case .corruptStore(let path, let why): "\(path) is damaged: \(why)"
+        case .unsupportedFormat(let path, let found, let supported):
+            "\(path) has on-disk format \(found); this build reads format \(supported)"
+        case .storeInUse(let path): "\(path) is open for writing in another process"
+        case .io(let path, let message): "\(path): \(message)"
+        case .readOnly: "the storage is open read-only"
+        }
+    }
+}
+
+/// A transaction could not be committed, or an object could not be loaded,
+/// because another client's commit got there first. Abort, then retry.
+///
+/// - `read`: the object was changed by another client since this client's
+///   last commit or abort (loading it now would break repeatable reads).
+/// - `write`: the commit touched objects another client changed, or
+///   references an object that no longer exists (collected garbage).
+public struct ConflictError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// Which kind of conflict.
+    public enum Kind: Sendable, Equatable { case read, write }
+
+    public var kind: Kind
+    /// The OIDs involved.
+    public var oids: [OID]
+
+    public init(_ kind: Kind, oids: [OID]) {
+        self.kind = kind
+        self.oids = oids
+    }
+
+    public var description: String {
+        "\(kind == .read ? "read" : "write") conflict on \(oids.prefix(10).map(\.rawValue))\(oids.count > 10 ? "…" : "")"
+    }
+}

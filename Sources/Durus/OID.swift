@@ -1,0 +1,66 @@
+/// The identity of a stored object: an unsigned 64-bit number, written as 8
+/// big-endian bytes wherever Durus writes it (records, files, the wire).
+///
+/// OID 0 is the root object. Storages hand OIDs out in increasing order and
+/// never hand one out twice.
+///
+/// ```swift
+/// let oid = OID(42)
+/// oid.bytes            // [0, 0, 0, 0, 0, 0, 0, 42]
+/// OID(bytes: oid.bytes) == oid
+/// ```
+public struct OID: RawRepresentable, Hashable, Comparable, Sendable, CustomStringConvertible {
+    /// The OID as a number.
+    public var rawValue: UInt64
+
+    /// The root object's OID, 0.
+    public static let root = OID(0)
+
+    /// The size of an encoded OID in bytes.
+    public static let byteCount = 8
+
+    @inlinable public init(rawValue: UInt64) { self.rawValue = rawValue }
+    @inlinable public init(_ value: UInt64) { self.rawValue = value }
+
+    /// Decodes 8 big-endian bytes; `nil` when `bytes` does not hold exactly 8.
+    public init?<C: Collection<UInt8>>(bytes: C) {
+        guard bytes.count == OID.byteCount else { return nil }
+        var value: UInt64 = 0
+        for byte in bytes { value = value << 8 | UInt64(byte) }
+        self.rawValue = value
+    }
+
+    /// The 8 big-endian bytes of this OID.
+    public var bytes: [UInt8] {
+        withUnsafeBytes(of: rawValue.bigEndian) { Array($0) }
+    }
+
+    /// Appends the 8 big-endian bytes of this OID to `buffer`.
+    @inlinable public func append(to buffer: inout [UInt8]) {
+        withUnsafeBytes(of: rawValue.bigEndian) { buffer.append(contentsOf: $0) }
+    }
+
+    @inlinable public static func < (lhs: OID, rhs: OID) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    public var description: String { "OID(\(rawValue))" }
+}
+
+extension OID: ExpressibleByIntegerLiteral {
+    public init(integerLiteral value: UInt64) { self.rawValue = value }
+}
+
+/// Reads big-endian integers from raw bytes without alignment requirements.
+@usableFromInline enum BigEndian {
+    @inlinable static func uint64(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> UInt64 {
+        UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+    }
+    @inlinable static func uint32(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> UInt32 {
+        UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+    }
+    @inlinable static func append(_ value: UInt32, to buffer: inout [UInt8]) {
+        withUnsafeBytes(of: value.bigEndian) { buffer.append(contentsOf: $0) }
+    }
+    @inlinable static func append(_ value: UInt64, to buffer: inout [UInt8]) {
+        withUnsafeBytes(of: value.bigEndian) { buffer.append(contentsOf: $0) }
+    }
+}

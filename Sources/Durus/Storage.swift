@@ -1,0 +1,76 @@
+/// A place records live: the seam between the object layer, the server and
+/// every engine (``MemoryStorage``, the Berkeley DB store, Durus files, a
+/// remote server).
+///
+/// A storage knows nothing of objects: a record is bytes plus the OIDs it
+/// references. Implementations are safe to call from many threads at once;
+/// commits are applied one at a time and atomically.
+///
+/// ```swift
+/// let storage = MemoryStorage()
+/// let root = try storage.newOID()                       // OID 0
+/// let child = try storage.newOID()
+/// try storage.commit([
+///     Record(oid: root, data: Array("root".utf8), references: [child]),
+///     Record(oid: child, data: Array("child".utf8), references: []),
+/// ])
+/// let record = try storage.load(child)
+/// ```
+public protocol Storage: AnyObject, Sendable {
+    /// The current record of `oid`.
+    /// - Throws: ``DurusError/keyNotFound(_:)`` when nothing is stored under
+    ///   it (never stored, or collected); a ``ConflictError`` of kind `read`
+    ///   from a storage that checks read consistency (a remote server).
+    func load(_ oid: OID) throws -> Record
+
+    /// The current records of `oids`, in order. Engines that can read many
+    /// records at once do so; the default loads them one by one.
+    func bulkLoad(_ oids: [OID]) throws -> [Record]
+
+    /// A fresh OID, never handed out before by this storage and never to be
+    /// handed out again, even after a crash. The first one is the root, 0.
+    func newOID() throws -> OID
+
+    /// Applies `records` as one atomic transaction.
+    ///
+    /// `handleInvalidations` is called first with the OIDs that other clients
+    /// committed since this client last synchronized (a remote server sends
+    /// them at this point); it may throw to abandon the commit with nothing
+    /// written. Local storages call it with no OIDs.
+    ///
+    /// - Throws: ``DurusError/oidNotAllocated(_:)`` for a record whose OID was
+    ///   never handed out; a ``ConflictError`` of kind `write` when a record
+    ///   references an OID that no longer exists and is not in `records`.
+    ///   Nothing is written when it throws.
+    func commit(_ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws
+
+    /// The OIDs whose cached copies must be dropped: objects others committed
+    /// since the last call, and objects collected as garbage.
+    func sync() throws -> [OID]
+
+    /// Removes every object not reachable from the root.
+    func pack() throws
+
+    /// Calls `body` with every stored record, in no particular order. Costs
+    /// O(objects stored). Commits made while it runs may or may not be seen.
+    func forEachRecord(_ body: (Record) throws -> Void) throws
+
+    /// Releases the storage. Later calls throw ``DurusError/closed``.
+    func close() throws
+}
+
+extension Storage {
+    public func bulkLoad(_ oids: [OID]) throws -> [Record] {
+        try oids.map { try load($0) }
+    }
+
+    /// Commits `records` atomically; see ``Storage/commit(_:handleInvalidations:)``.
+    public func commit(_ records: [Record]) throws {
+        try commit(records, handleInvalidations: { _ in })
+    }
+
+    /// `count` fresh OIDs.
+    public func newOIDs(count: Int) throws -> [OID] {
+        try (0 ..< count).map { _ in try newOID() }
+    }
+}

@@ -1,0 +1,176 @@
+import CBerkeleyDB
+import Durus
+import Foundation
+import Synchronization
+
+extension BerkeleyDBStorage {
+    /// The files a store's directory may hold besides its tables.
+    private static func belongsToStore(_ name: String) -> Bool {
+        ["meta.db", "records.db", "refcounts.db", "garbage.db", "durus.lock", "DB_CONFIG"].contains(name)
+            || name.hasPrefix("__db.") || name.hasPrefix("log.")
+    }
+
+    /// Checks what is at `path`, creating the directory when allowed.
+    /// Returns whether a store (its `meta.db`) already exists there.
+    static func prepareDirectory(_ path: String, configuration: Configuration) throws -> Bool {
+        let fm = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard fm.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            guard configuration.createIfMissing, !configuration.readOnly else {
+                throw DurusError.notAStore(path: path, reason: "no such directory")
+            }
+            do {
+                try fm.createDirectory(atPath: path, withIntermediateDirectories: true)
+            } catch {
+                throw DurusError.io(path: path, message: "cannot create the directory: \(error.localizedDescription)")
+            }
+            return false
+        }
+        guard isDirectory.boolValue else {
+            throw DurusError.notAStore(path: path, reason: "it is a file, not a store directory")
+        }
+        let entries: [String]
+        do {
+            entries = try fm.contentsOfDirectory(atPath: path)
+        } catch {
+            throw DurusError.io(path: path, message: "cannot list the directory: \(error.localizedDescription)")
+        }
+        if entries.contains("meta.db") { return true }
+        if let stranger = entries.sorted().first(where: { !belongsToStore($0) }) {
+            throw DurusError.notAStore(path: path, reason: "the directory holds \(stranger) and no meta.db")
+        }
+        if configuration.readOnly || entries.contains("records.db") {
+            throw DurusError.notAStore(path: path, reason: "there is no meta.db")
+        }
+        return false
+    }
+
+    /// Takes `durus.lock` exclusively (released by the kernel if the process
+    /// dies), so two processes never write one store. -1 when read-only.
+    static func takeWriterLock(_ path: String, readOnly: Bool) throws -> Int32 {
+        guard !readOnly else { return -1 }
+        let lockPath = path + "/durus.lock"
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw DurusError.io(path: lockPath, message: String(cString: strerror(errno)))
+        }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let code = errno
+            Foundation.close(fd)
+            if code == EWOULDBLOCK { throw DurusError.storeInUse(path: path) }
+            throw DurusError.io(path: lockPath, message: String(cString: strerror(code)))
+        }
+        return fd
+    }
+
+    /// Opens the environment with transactions, logging, locking and a cache.
+    /// `DB_REGISTER` with `DB_RECOVER` runs recovery exactly when needed: on the
+    /// first open, and when a process that had the environment open has died.
+    static func openEnvironment(_ path: String, configuration: Configuration) throws -> UnsafeMutablePointer<DB_ENV> {
+        var handle: UnsafeMutablePointer<DB_ENV>?
+        try Engine.check(durus_env_create(&handle), "create an environment handle")
+        guard let env = handle else { throw BerkeleyDBError(code: -1, operation: "create an environment handle", message: "no handle") }
+        do {
+            durus_env_set_errcall(env, captureDiagnostic)
+            let cache = UInt64(max(configuration.cacheSize, 1 << 20))
+            try Engine.check(durus_env_set_cachesize(env, UInt32(cache >> 30), UInt32(cache & ((1 << 30) - 1)), 1), "set the cache size")
+            let locks = UInt32(clamping: configuration.maxLocks)
+            try Engine.check(durus_env_set_lk_max(env, locks, locks, locks), "size the lock tables")
+            try Engine.check(durus_env_set_lk_detect(env, durus_DB_LOCK_DEFAULT), "enable deadlock detection")
+            try Engine.check(durus_env_set_tx_max(env, UInt32(clamping: configuration.maxTransactions)), "size the transaction table")
+            let buffer = UInt32(clamping: max(configuration.logBufferSize, 64 << 10))
+            try Engine.check(durus_env_set_lg_bsize(env, buffer), "set the log buffer size")
+            try Engine.check(durus_env_set_lg_max(env, max(UInt32(clamping: configuration.logFileSize), 4 * buffer)), "set the log file size")
+            switch configuration.durability {
+            case .full: break
+            case .writeNoSync: try Engine.check(durus_env_set_flags(env, durus_DB_TXN_WRITE_NOSYNC, 1), "set write-no-sync")
+            case .none: try Engine.check(durus_env_set_flags(env, durus_DB_TXN_NOSYNC, 1), "set no-sync")
+            }
+            let flags = durus_DB_CREATE | durus_DB_INIT_TXN | durus_DB_INIT_LOCK | durus_DB_INIT_LOG
+                | durus_DB_INIT_MPOOL | durus_DB_THREAD | durus_DB_RECOVER | durus_DB_REGISTER
+            try Engine.check(durus_env_open(env, path, flags, 0o644), "open the environment")
+            return env
+        } catch {
+            _ = durus_env_close(env)
+            throw error
+        }
+    }
+
+    static func openTable(_ env: UnsafeMutablePointer<DB_ENV>, _ file: String, _ type: DBTYPE, create: Bool,
+                          _ configuration: Configuration, _ path: String) throws -> Table {
+        var handle: UnsafeMutablePointer<DB>?
+        try Engine.check(durus_db_create(&handle, env), "create a handle for \(file)")
+        guard let db = handle else { throw BerkeleyDBError(code: -1, operation: "create a handle for \(file)", message: "no handle") }
+        var flags = durus_DB_THREAD | durus_DB_AUTO_COMMIT | durus_DB_MULTIVERSION
+        if create { flags |= durus_DB_CREATE }
+        if configuration.readOnly { flags |= durus_DB_RDONLY }
+        let code = durus_db_open(db, nil, file, type, flags, 0o644)
+        if code != 0 {
+            let error = Engine.error(code, "open \(file)")
+            _ = durus_db_close(db)
+            if code == ENOENT { throw DurusError.corruptStore(path: path, reason: "\(file) is missing") }
+            throw DurusError.corruptStore(path: path, reason: "cannot open \(file): \(error.message)")
+        }
+        return Table(handle: db, name: file)
+    }
+
+    static func initializeMeta(_ env: UnsafeMutablePointer<DB_ENV>, _ meta: Table, _ method: AccessMethod) throws {
+        var txn: Txn?
+        try Engine.check(durus_txn_begin(env, &txn, 0), "begin a transaction")
+        do {
+            try meta.putUInt64("format", UInt64(formatVersion), txn: txn)
+            try meta.putString("access-method", method.rawValue, txn: txn)
+            try meta.putUInt64("next-oid", 0, txn: txn)
+            try meta.putUInt64("objects", 0, txn: txn)
+            try meta.putUInt64("bytes", 0, txn: txn)
+        } catch {
+            _ = durus_txn_abort(txn)
+            throw error
+        }
+        try Engine.check(durus_txn_commit(txn, 0), "commit a transaction")
+    }
+
+    /// Turns an engine failure while opening into a typed, explained error.
+    static func describeOpenFailure(_ error: Error, path: String) -> Error {
+        guard let engine = error as? BerkeleyDBError else { return error }
+        switch engine.code {
+        case ENOENT, EACCES, ENOSPC, EROFS:
+            return DurusError.io(path: path, message: engine.message)
+        default:
+            return DurusError.corruptStore(path: path, reason: "\(engine.operation): \(engine.message)")
+        }
+    }
+}
+
+/// Checkpoints the environment and removes unneeded log files on a timer, so
+/// a store under steady commits keeps its logs bounded and recovery short.
+final class Checkpointer: Sendable {
+    private let stopped = Mutex(false)
+    private let finished = Mutex(false)
+    /// How long one nap lasts: `stop()` returns within about this long.
+    private static let slice = 0.02
+
+    init(storage: BerkeleyDBStorage, interval: Duration) {
+        let seconds = max(0.001, Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18)
+        let thread = Thread { [weak storage, self] in
+            var waited = 0.0
+            while !self.stopped.withLock({ $0 }) {
+                let nap = min(Self.slice, seconds - waited)
+                Thread.sleep(forTimeInterval: nap)
+                waited += nap
+                guard waited >= seconds else { continue }
+                waited = 0
+                try? storage?.checkpoint()
+            }
+            self.finished.withLock { $0 = true }
+        }
+        thread.name = "durus-checkpointer"
+        thread.start()
+    }
+
+    /// Stops the task and waits until it has.
+    func stop() {
+        stopped.withLock { $0 = true }
+        while !finished.withLock({ $0 }) { Thread.sleep(forTimeInterval: 0.002) }
+    }
+}

@@ -1,0 +1,135 @@
+import CBerkeleyDB
+import Durus
+
+extension BerkeleyDBStorage {
+    /// Checks the store against itself in one consistent snapshot, while it
+    /// keeps serving: recounts every reference in a streaming pass and
+    /// compares with the stored counts, finds dangling references, marks
+    /// from the root to find what is unreachable, and checks the counters.
+    ///
+    /// Memory stays flat in the number of objects: the recount and the marks
+    /// live in temporary Berkeley DB tables (spilling to disk when the cache
+    /// fills), not in Swift collections.
+    ///
+    /// ```swift
+    /// let report = try storage.verify()
+    /// if !report.isClean { print(report) }
+    /// ```
+    public func verify() throws -> VerifyReport {
+        try reading {
+            let recount = try temporaryTable("verify-recount")
+            defer { recount.close() }
+            let marks = try temporaryTable("verify-marks")
+            defer { marks.close() }
+            let frontier = try temporaryTable("verify-frontier")
+            defer { frontier.close() }
+            return try snapshot { txn in
+                var report = VerifyReport()
+                try recountReferences(into: recount, report: &report, txn: txn)
+                try compareCounts(with: recount, report: &report, txn: txn)
+                try mark(marks, frontier: frontier, txn: txn)
+                try classifyUnreachable(recount: recount, marks: marks, report: &report, txn: txn)
+                let objects = try meta.uint64("objects", txn: txn)
+                let bytes = try meta.uint64("bytes", txn: txn)
+                if objects != UInt64(report.objects) || bytes != UInt64(report.bytes) {
+                    report.counterMismatch = "counters say \(objects) objects and \(bytes) bytes; "
+                        + "the scan found \(report.objects) and \(report.bytes)"
+                }
+                return report
+            }
+        }
+    }
+
+    /// Pass 1: every record parses, names its key, and references only
+    /// stored objects; `recount` gets each object's number of referrers.
+    private func recountReferences(into recount: Table, report: inout VerifyReport, txn: Txn) throws {
+        try records.scan(txn: txn) { key, value in
+            report.objects += 1
+            report.bytes += value.count
+            let oid = OID(key.count == 8 ? UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)) : .max)
+            guard let record = try? Record(key: oid, bytes: Array(value)) else {
+                report.note(oid, in: \.malformed, count: \.malformedCount)
+                return true
+            }
+            for ref in record.referenceSet {
+                try recount.putCount(ref, try recount.count(ref, txn: nil) + 1, txn: nil)
+                if try !records.exists(ref, txn: txn) {
+                    report.note(.init(from: oid, to: ref), in: \.dangling, count: \.danglingCount)
+                }
+            }
+            return true
+        }
+    }
+
+    /// Pass 2: the stored counts equal the recount, both ways round.
+    private func compareCounts(with recount: Table, report: inout VerifyReport, txn: Txn) throws {
+        try recount.scan(txn: nil) { key, value in
+            let oid = OID(UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)))
+            let actual = UInt64(bigEndian: value.loadUnaligned(as: UInt64.self))
+            let stored = try refcounts.count(oid, txn: txn)
+            if stored != actual {
+                report.note(.init(oid: oid, stored: stored, actual: actual), in: \.countMismatches, count: \.countMismatchCount)
+            }
+            return true
+        }
+        try refcounts.scan(txn: txn) { key, value in
+            let oid = OID(UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)))
+            if try !recount.exists(oid, txn: nil) {
+                let stored = UInt64(bigEndian: value.loadUnaligned(as: UInt64.self))
+                report.note(.init(oid: oid, stored: stored, actual: 0), in: \.countMismatches, count: \.countMismatchCount)
+            }
+            return true
+        }
+    }
+
+    /// Pass 3: marks everything reachable from the root; the frontier is a
+    /// table too, so a store of any shape marks in flat memory.
+    private func mark(_ marks: Table, frontier: Table, txn: Txn) throws {
+        guard try records.exists(.root, txn: txn) else { return }
+        try marks.put(.root, [], txn: nil)
+        try frontier.put(.root, [], txn: nil)
+        while true {
+            let batch = try frontier.firstOIDs(limit: 1_000, txn: nil)
+            if batch.isEmpty { return }
+            for oid in batch {
+                try frontier.delete(oid, txn: nil)
+                guard let bytes = try records.get(oid, txn: txn), let record = try? Record(bytes: bytes) else { continue }
+                for ref in record.referenceSet where try !marks.exists(ref, txn: nil) {
+                    try marks.put(ref, [], txn: nil)
+                    if try records.exists(ref, txn: txn) { try frontier.put(ref, [], txn: nil) }
+                }
+            }
+        }
+    }
+
+    /// Pass 4: sorts every unmarked object into queued garbage, stranded
+    /// (unreferenced yet not queued) or leaked (kept alive by a cycle).
+    private func classifyUnreachable(recount: Table, marks: Table, report: inout VerifyReport, txn: Txn) throws {
+        try records.scan(txn: txn) { key, _ in
+            guard key.count == 8 else { return true }
+            let oid = OID(UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)))
+            if try oid == .root || marks.exists(oid, txn: nil) { return true }
+            if try garbage.exists(oid, txn: txn) {
+                report.pendingGarbage += 1
+            } else if try recount.count(oid, txn: nil) == 0 {
+                report.note(oid, in: \.unreachable, count: \.unreachableCount)
+            } else {
+                report.note(oid, in: \.leaked, count: \.leakedCount)
+            }
+            return true
+        }
+    }
+
+    /// A private, unnamed table in the environment's cache, backed by a
+    /// temporary file only if the cache overflows; gone when closed.
+    private func temporaryTable(_ name: String) throws -> Table {
+        var handle: UnsafeMutablePointer<DB>?
+        try Engine.check(durus_db_create(&handle, env), "create \(name)")
+        let code = durus_db_open(handle, nil, nil, durus_DB_BTREE, durus_DB_CREATE | durus_DB_THREAD, 0o600)
+        if code != 0 {
+            _ = durus_db_close(handle)
+            throw Engine.error(code, "open \(name)")
+        }
+        return Table(handle: handle!, name: name)
+    }
+}

@@ -1,0 +1,434 @@
+import CBerkeleyDB
+import Durus
+import Foundation
+import Synchronization
+
+/// A ``Durus/Storage`` kept in a Berkeley DB environment directory, with
+/// transactions, recovery, snapshot reads and prompt reference-counted
+/// garbage collection.
+///
+/// ```swift
+/// let storage = try BerkeleyDBStorage(path: "bank.db")
+/// let root = try storage.newOID()
+/// try storage.commit([Record(oid: root, data: Array("hello".utf8), references: [])])
+/// print(storage.objectCount)     // 1
+/// try storage.close()
+/// ```
+///
+/// **Tables.** `records.db` (OID → record), `refcounts.db` (OID → how many
+/// stored records reference it), `garbage.db` (OIDs whose count reached
+/// zero), `meta.db` (format version, OID reservation, object and byte
+/// counts). Counts change in the same transaction as the records.
+///
+/// **Garbage.** A commit adjusts the counts by each stored record's new
+/// references minus its old ones; an object whose count reaches zero (and a
+/// new object nothing references) joins the garbage queue in that same
+/// transaction. Before `commit` returns, the queue is drained in bounded
+/// transactions, cascading to what the collected objects referenced; the
+/// OIDs collected are reported by ``sync()``. A crash at any point leaves the
+/// queue intact, and the next open drains it. The root is never collected;
+/// OIDs are never reused. Cycles are invisible to counting (``verify()``
+/// names them).
+///
+/// **Concurrency.** Loads run in snapshot transactions and never wait for a
+/// commit; any number of threads may load while one commits. Commits are
+/// applied one at a time. One process may have a store open for writing;
+/// others may open it ``Configuration/readOnly``.
+public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
+    /// The on-disk format this build writes and reads.
+    public static let formatVersion = 1
+
+    /// The environment directory.
+    public let path: String
+    /// The settings it was opened with.
+    public let configuration: Configuration
+    /// The access method the store was created with.
+    public let accessMethod: AccessMethod
+
+    let env: UnsafeMutablePointer<DB_ENV>
+    let records: Table
+    let refcounts: Table
+    let garbage: Table
+    let meta: Table
+
+    /// Loads and other readers hold it shared; `close()` holds it alone.
+    private let handles = ReadWriteLock()
+    /// Guarded by `handles`.
+    private var isClosed = false
+    /// Serializes commits and collection; holds the object and byte counts.
+    private let writer: Mutex<Counters>
+    private let oids: Mutex<OIDAllocator>
+    private let collected = Mutex<[OID]>([])
+    private let lockFile: Int32
+    private var checkpointer: Checkpointer?
+
+    struct Counters {
+        var objects: UInt64
+        var bytes: UInt64
+    }
+
+    struct OIDAllocator {
+        /// The next OID to hand out.
+        var next: UInt64
+        /// OIDs below this are reserved in `meta.db`; a restart continues here.
+        var reserved: UInt64
+    }
+
+    static let oidReservationBlock: UInt64 = 1024
+    private static let deadlockRetries = 100
+
+    /// Opens the store at `path`, creating it when missing (unless
+    /// ``Configuration/createIfMissing`` is off). Recovery runs first when a
+    /// process that had it open died; pending garbage is then collected.
+    ///
+    /// - Throws: ``Durus/DurusError/notAStore(path:reason:)`` for a file or a
+    ///   directory holding something else; ``Durus/DurusError/storeInUse(path:)``
+    ///   when another process has it open for writing;
+    ///   ``Durus/DurusError/corruptStore(path:reason:)`` for damaged files;
+    ///   ``Durus/DurusError/unsupportedFormat(path:found:supported:)``.
+    public init(path: String, configuration: Configuration = .init()) throws {
+        self.path = path
+        self.configuration = configuration
+        let existed = try Self.prepareDirectory(path, configuration: configuration)
+        lockFile = try Self.takeWriterLock(path, readOnly: configuration.readOnly)
+        var envHandle: UnsafeMutablePointer<DB_ENV>?
+        var opened: [Table] = []
+        do {
+            envHandle = try Self.openEnvironment(path, configuration: configuration)
+            let env = envHandle!
+            let isNew = !existed
+            let create = isNew && !configuration.readOnly
+            let type = create ? (configuration.accessMethod == .hash ? durus_DB_HASH : durus_DB_BTREE) : durus_DB_UNKNOWN
+            let metaTable = try Self.openTable(env, "meta.db", durus_DB_BTREE, create: create, configuration, path)
+            opened.append(metaTable)
+            let format = try metaTable.uint64("format", txn: nil)
+            if !create && format == 0 {
+                throw DurusError.corruptStore(path: path, reason: "meta.db holds no format version")
+            }
+            if format > UInt64(Self.formatVersion) {
+                throw DurusError.unsupportedFormat(path: path, found: Int(format), supported: Self.formatVersion)
+            }
+            let recordsTable = try Self.openTable(env, "records.db", type, create: create, configuration, path)
+            opened.append(recordsTable)
+            let refcountsTable = try Self.openTable(env, "refcounts.db", type, create: create, configuration, path)
+            opened.append(refcountsTable)
+            let garbageTable = try Self.openTable(env, "garbage.db", durus_DB_BTREE, create: create, configuration, path)
+            opened.append(garbageTable)
+            var actualType = durus_DB_BTREE
+            try Engine.check(durus_db_get_type(recordsTable.handle, &actualType), "read the access method")
+            accessMethod = actualType == durus_DB_HASH ? .hash : .btree
+            self.env = env
+            records = recordsTable
+            refcounts = refcountsTable
+            garbage = garbageTable
+            meta = metaTable
+            if create && format == 0 {
+                try Self.initializeMeta(env, metaTable, accessMethod)
+            }
+            let reserved = try meta.uint64("next-oid", txn: nil)
+            oids = Mutex(OIDAllocator(next: reserved, reserved: reserved))
+            writer = Mutex(Counters(objects: try meta.uint64("objects", txn: nil), bytes: try meta.uint64("bytes", txn: nil)))
+        } catch {
+            for table in opened.reversed() { table.close() }
+            if let envHandle { _ = durus_env_close(envHandle) }
+            if lockFile >= 0 { Foundation.close(lockFile) }
+            throw Self.describeOpenFailure(error, path: path)
+        }
+        if !configuration.readOnly {
+            try writer.withLock { counters in try collectGarbage(&counters) }
+            checkpointer = Checkpointer(storage: self, interval: configuration.checkpointInterval)
+        }
+    }
+
+    deinit {
+        try? close()
+    }
+
+    // MARK: Storage
+
+    public func load(_ oid: OID) throws -> Record {
+        try reading { () throws in
+            try snapshot { txn in
+                guard let bytes = try records.get(oid, txn: txn) else { throw DurusError.keyNotFound(oid) }
+                return try Record(bytes: bytes)
+            }
+        }
+    }
+
+    public func bulkLoad(_ oids: [OID]) throws -> [Record] {
+        try reading { () throws in
+            try snapshot { txn in
+                try oids.map { oid in
+                    guard let bytes = try records.get(oid, txn: txn) else { throw DurusError.keyNotFound(oid) }
+                    return try Record(bytes: bytes)
+                }
+            }
+        }
+    }
+
+    public func newOID() throws -> OID {
+        try reading { () throws in
+            guard !configuration.readOnly else { throw DurusError.readOnly }
+            return try oids.withLock { allocator in
+                if allocator.next >= allocator.reserved {
+                    let reserved = allocator.next + Self.oidReservationBlock
+                    try writeTransaction { txn in try meta.putUInt64("next-oid", reserved, txn: txn) }
+                    allocator.reserved = reserved
+                }
+                defer { allocator.next += 1 }
+                return OID(allocator.next)
+            }
+        }
+    }
+
+    public func commit(_ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws {
+        try handleInvalidations([])
+        guard !records.isEmpty else { return }
+        try reading { () throws in
+            guard !configuration.readOnly else { throw DurusError.readOnly }
+            let allocated = oids.withLock { $0.next }
+            for record in records where record.oid.rawValue >= allocated {
+                throw DurusError.oidNotAllocated(record.oid)
+            }
+            try writer.withLock { counters in
+                let change = try writeTransaction { txn in try applyCommit(records, counters: counters, txn: txn) }
+                counters = change
+                try collectGarbage(&counters)
+            }
+        }
+    }
+
+    public func sync() throws -> [OID] {
+        try reading { () throws in
+            collected.withLock { oids in
+                defer { oids = [] }
+                return oids
+            }
+        }
+    }
+
+    /// Collects pending garbage. Acyclic garbage is already collected at
+    /// every commit, so this finds nothing more until cycle collection lands.
+    public func pack() throws {
+        try reading { () throws in
+            guard !configuration.readOnly else { throw DurusError.readOnly }
+            try writer.withLock { counters in try collectGarbage(&counters) }
+        }
+    }
+
+    public func forEachRecord(_ body: (Record) throws -> Void) throws {
+        try reading { () throws in
+            try snapshot { txn in
+                try records.scan(txn: txn) { _, value in
+                    try body(try Record(bytes: Array(value)))
+                    return true
+                }
+            }
+        }
+    }
+
+    public func close() throws {
+        checkpointer?.stop()
+        let wasOpen = handles.writing { () -> Bool in
+            defer { isClosed = true }
+            return !isClosed
+        }
+        guard wasOpen else { return }
+        if !configuration.readOnly {
+            _ = durus_env_txn_checkpoint(env, 0, 0)
+        }
+        for table in [garbage, refcounts, records, meta] { table.close() }
+        let code = durus_env_close(env)
+        if lockFile >= 0 { Foundation.close(lockFile) }
+        try Engine.check(code, "close the environment")
+    }
+
+    // MARK: Counts
+
+    /// The number of stored objects, garbage not yet collected included. O(1).
+    public var objectCount: Int { writer.withLock { Int($0.objects) } }
+
+    /// The total size of the stored records, in bytes. O(1).
+    public var byteCount: Int { writer.withLock { Int($0.bytes) } }
+
+    /// The number of objects waiting in the garbage queue (0 between commits
+    /// unless a collection was interrupted). O(queue).
+    public func pendingGarbageCount() throws -> Int {
+        try reading { () throws in
+            try snapshot { txn in
+                var count = 0
+                try garbage.scan(txn: txn) { _, _ in
+                    count += 1
+                    return true
+                }
+                return count
+            }
+        }
+    }
+
+    /// Writes a checkpoint and removes log files recovery no longer needs.
+    /// The background task does this every ``Configuration/checkpointInterval``.
+    ///
+    /// Dirty pages are first written while commits go on; the checkpoint
+    /// itself then runs between two commits, because a page that every commit
+    /// dirties (the root's) would otherwise keep it waiting for ever. Loads
+    /// never wait for it.
+    public func checkpoint() throws {
+        try reading { () throws in
+            guard !configuration.readOnly else { return }
+            try Engine.check(durus_env_memp_trickle(env, 100), "write dirty pages")
+            try writer.withLock { _ in try Engine.check(durus_env_txn_checkpoint(env, 0, 0), "checkpoint") }
+            try Engine.check(durus_env_log_remove_unused(env), "remove old log files")
+        }
+    }
+
+    // MARK: Commit and collection
+
+    /// Stores `batch` and adjusts reference counts inside `txn`; returns the
+    /// new counters. Throws a write conflict for references to missing objects.
+    private func applyCommit(_ batch: [Record], counters: Counters, txn: Txn) throws -> Counters {
+        var storing: [OID: Record] = [:]
+        storing.reserveCapacity(batch.count)
+        for record in batch { storing[record.oid] = record }
+        var deltas: [OID: Int] = [:]
+        var candidates: [OID] = []
+        var result = counters
+        for record in storing.values {
+            let newRefs = record.referenceSet
+            if let old = try records.get(record.oid, txn: txn) {
+                let oldRefs = try Record(bytes: old).referenceSet
+                for ref in newRefs where !oldRefs.contains(ref) { deltas[ref, default: 0] += 1 }
+                for ref in oldRefs where !newRefs.contains(ref) { deltas[ref, default: 0] -= 1 }
+                result.bytes = result.bytes &+ UInt64(record.bytes.count) &- UInt64(old.count)
+            } else {
+                for ref in newRefs { deltas[ref, default: 0] += 1 }
+                candidates.append(record.oid)
+                result.objects += 1
+                result.bytes += UInt64(record.bytes.count)
+            }
+        }
+        var missing: [OID] = []
+        for (ref, delta) in deltas where delta > 0 && storing[ref] == nil {
+            if try !records.exists(ref, txn: txn) { missing.append(ref) }
+        }
+        if !missing.isEmpty { throw ConflictError(.write, oids: missing.sorted()) }
+        for record in storing.values { try records.put(record.oid, record.bytes, txn: txn) }
+        var counted: [OID: UInt64] = [:]
+        for (ref, delta) in deltas where delta != 0 {
+            let old = try refcounts.count(ref, txn: txn)
+            let new = Int64(old) + Int64(delta)
+            guard new >= 0 else {
+                throw DurusError.corruptStore(path: path, reason: "reference count of \(ref) would go below zero")
+            }
+            counted[ref] = UInt64(new)
+            if new == 0 {
+                try refcounts.delete(ref, txn: txn)
+                candidates.append(ref)
+            } else {
+                try refcounts.putCount(ref, UInt64(new), txn: txn)
+                if old == 0 { try garbage.delete(ref, txn: txn) }
+            }
+        }
+        for oid in candidates where oid != .root {
+            if try counted[oid] ?? refcounts.count(oid, txn: txn) == 0 {
+                try garbage.put(oid, [], txn: txn)
+            }
+        }
+        try writeCounters(result, txn: txn)
+        return result
+    }
+
+    /// Drains the garbage queue in transactions of at most
+    /// ``Configuration/collectionBatchSize`` objects each, cascading to the
+    /// objects that the collected ones referenced. Each batch is atomic and
+    /// the queue entries it removes are removed with the objects, so a crash
+    /// anywhere leaves work that the next drain completes.
+    private func collectGarbage(_ counters: inout Counters) throws {
+        let batchSize = max(1, configuration.collectionBatchSize)
+        while true {
+            var freed: [OID] = []
+            let before = counters
+            counters = try writeTransaction(flags: durus_DB_TXN_NOSYNC) { txn in
+                freed = []
+                var result = before
+                for oid in try garbage.firstOIDs(limit: batchSize, txn: txn) {
+                    try garbage.delete(oid, txn: txn)
+                    guard oid != .root, try refcounts.count(oid, txn: txn) == 0,
+                          let bytes = try records.get(oid, txn: txn) else { continue }
+                    try records.delete(oid, txn: txn)
+                    result.objects -= 1
+                    result.bytes -= UInt64(bytes.count)
+                    freed.append(oid)
+                    for ref in try Record(bytes: bytes).referenceSet {
+                        let count = try refcounts.count(ref, txn: txn)
+                        if count <= 1 {
+                            try refcounts.delete(ref, txn: txn)
+                            if ref != .root { try garbage.put(ref, [], txn: txn) }
+                        } else {
+                            try refcounts.putCount(ref, count - 1, txn: txn)
+                        }
+                    }
+                }
+                if result.objects != before.objects { try writeCounters(result, txn: txn) }
+                return result
+            }
+            if freed.isEmpty { return }
+            collected.withLock { $0.append(contentsOf: freed) }
+        }
+    }
+
+    private func writeCounters(_ counters: Counters, txn: Txn) throws {
+        try meta.putUInt64("objects", counters.objects, txn: txn)
+        try meta.putUInt64("bytes", counters.bytes, txn: txn)
+    }
+
+    // MARK: Transactions
+
+    /// Runs `body` in a write transaction and commits it, retrying from the
+    /// start when Berkeley DB picks it as a deadlock victim.
+    func writeTransaction<T>(flags: UInt32 = 0, _ body: (Txn) throws -> T) throws -> T {
+        var attempt = 0
+        while true {
+            var txn: Txn?
+            try Engine.check(durus_txn_begin(env, &txn, 0), "begin a transaction")
+            let result: T
+            do {
+                result = try body(txn!)
+            } catch let error as BerkeleyDBError
+                where (error.code == durus_DB_LOCK_DEADLOCK || error.code == durus_DB_LOCK_NOTGRANTED)
+                && attempt < Self.deadlockRetries {
+                _ = durus_txn_abort(txn)
+                attempt += 1
+                continue
+            } catch {
+                _ = durus_txn_abort(txn)
+                throw error
+            }
+            try Engine.check(durus_txn_commit(txn, flags), "commit a transaction")
+            return result
+        }
+    }
+
+    /// Runs `body` in a read-only snapshot transaction: it sees the store as
+    /// of its start and takes no read locks, so it never waits for a writer.
+    func snapshot<T>(_ body: (Txn) throws -> T) throws -> T {
+        var txn: Txn?
+        try Engine.check(durus_txn_begin(env, &txn, durus_DB_TXN_SNAPSHOT), "begin a snapshot")
+        do {
+            let result = try body(txn!)
+            try Engine.check(durus_txn_commit(txn, 0), "end a snapshot")
+            return result
+        } catch {
+            _ = durus_txn_abort(txn)
+            throw error
+        }
+    }
+
+    /// Runs `body` while the handles are open.
+    func reading<T>(_ body: () throws -> T) throws -> T {
+        try handles.reading { () throws -> T in
+            guard !isClosed else { throw DurusError.closed }
+            return try body()
+        }
+    }
+}

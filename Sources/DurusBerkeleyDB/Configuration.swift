@@ -1,0 +1,70 @@
+/// How much a commit promises once ``BerkeleyDBStorage/commit(_:handleInvalidations:)`` returns.
+///
+/// Every mode keeps the store consistent: after any crash, recovery brings it
+/// back to the state after some commit, never to a half-applied one.
+public enum Durability: String, Sendable, CaseIterable {
+    /// The log is flushed to disk at every commit: an acknowledged commit
+    /// survives a process crash, an operating-system crash and power loss
+    /// (as far as the disk honours `fsync`). The slowest mode.
+    case full
+    /// The log is written to the operating system at every commit but not
+    /// flushed: an acknowledged commit survives a process crash (`kill -9`);
+    /// an operating-system crash or power loss may lose the latest commits.
+    /// This matches Durus's own FileStorage, which never calls `fsync`.
+    case writeNoSync = "write-no-sync"
+    /// The log stays in memory until its buffer fills: even a process crash
+    /// may lose the latest commits (up to one log buffer). The fastest mode.
+    case none
+}
+
+/// The Berkeley DB access method of the records and reference-count tables,
+/// chosen when a store is created and kept for its life.
+public enum AccessMethod: String, Sendable, CaseIterable {
+    /// Ordered by OID: iteration and bulk scans follow OID order. The default.
+    case btree
+    /// Hashed by OID: no order, sometimes faster for random loads of huge stores.
+    case hash
+}
+
+extension BerkeleyDBStorage {
+    /// Settings for opening a ``BerkeleyDBStorage``.
+    ///
+    /// ```swift
+    /// var configuration = BerkeleyDBStorage.Configuration()
+    /// configuration.durability = .writeNoSync
+    /// configuration.cacheSize = 256 << 20
+    /// let storage = try BerkeleyDBStorage(path: "bank.db", configuration: configuration)
+    /// ```
+    public struct Configuration: Sendable {
+        /// What a returned commit promises. Settable at every open.
+        public var durability: Durability = .full
+        /// The access method of a store created by this open; an existing
+        /// store keeps the one it was created with.
+        public var accessMethod: AccessMethod = .btree
+        /// Berkeley DB's page cache, in bytes.
+        public var cacheSize: Int = 64 << 20
+        /// Opens without taking the writer's lock and refuses every change:
+        /// for tools that inspect a store another process is serving.
+        public var readOnly = false
+        /// Creates the directory and an empty store when the path does not exist.
+        public var createIfMissing = true
+        /// Size of the lock tables (locks, lockers and lock objects each): it
+        /// bounds the largest commit, which locks a few pages per record.
+        public var maxLocks = 200_000
+        /// Most transactions active at once (loads run in snapshot transactions).
+        public var maxTransactions = 1_000
+        /// Size of one log file before Berkeley DB starts the next.
+        public var logFileSize = 16 << 20
+        /// The in-memory log buffer; with ``Durability/none`` this is what a
+        /// crash may lose at most.
+        public var logBufferSize = 1 << 20
+        /// How often the background task checkpoints and removes log files
+        /// that recovery no longer needs.
+        public var checkpointInterval: Duration = .seconds(10)
+        /// Garbage objects deleted per Berkeley DB transaction while collecting,
+        /// so a huge cascade never overflows the lock table or the log.
+        public var collectionBatchSize = 1_000
+
+        public init() {}
+    }
+}

@@ -1,0 +1,163 @@
+import CBerkeleyDB
+import Durus
+
+typealias Txn = UnsafeMutablePointer<DB_TXN>
+
+/// One Berkeley DB database (a table) of the store, keyed by bytes.
+///
+/// Handles are opened with `DB_THREAD`, so one `Table` serves every thread;
+/// each call names the transaction it runs in.
+final class Table: @unchecked Sendable {
+    let handle: UnsafeMutablePointer<DB>
+    let name: String
+
+    init(handle: UnsafeMutablePointer<DB>, name: String) {
+        self.handle = handle
+        self.name = name
+    }
+
+    /// The value under `key`, or nil.
+    func get(_ key: UnsafeRawBufferPointer, txn: Txn?) throws -> [UInt8]? {
+        var data: UnsafeMutableRawPointer?
+        var length: UInt32 = 0
+        let code = durus_db_get(handle, txn, key.baseAddress, UInt32(key.count), &data, &length)
+        if code == durus_DB_NOTFOUND { return nil }
+        try Engine.check(code, "get from \(name)")
+        defer { free(data) }
+        guard let data else { return [] }
+        return Array(UnsafeRawBufferPointer(start: data, count: Int(length)))
+    }
+
+    func exists(_ key: UnsafeRawBufferPointer, txn: Txn?) throws -> Bool {
+        let code = durus_db_exists(handle, txn, key.baseAddress, UInt32(key.count))
+        if code == durus_DB_NOTFOUND { return false }
+        try Engine.check(code, "look up in \(name)")
+        return true
+    }
+
+    func put(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, txn: Txn?) throws {
+        let code = durus_db_put(handle, txn, key.baseAddress, UInt32(key.count), value.baseAddress, UInt32(value.count))
+        try Engine.check(code, "put into \(name)")
+    }
+
+    /// Deletes `key`; false when it was not there.
+    func delete(_ key: UnsafeRawBufferPointer, txn: Txn?) throws -> Bool {
+        let code = durus_db_del(handle, txn, key.baseAddress, UInt32(key.count))
+        if code == durus_DB_NOTFOUND { return false }
+        try Engine.check(code, "delete from \(name)")
+        return true
+    }
+
+    // MARK: typed keys and values (no allocation for the key)
+
+    func get(_ oid: OID, txn: Txn?) throws -> [UInt8]? {
+        try withKey(oid) { k in try get(k, txn: txn) }
+    }
+    func exists(_ oid: OID, txn: Txn?) throws -> Bool {
+        try withKey(oid) { k in try exists(k, txn: txn) }
+    }
+    func put(_ oid: OID, _ value: [UInt8], txn: Txn?) throws {
+        try withKey(oid) { k in
+            try value.withUnsafeBytes { v in try put(k, v, txn: txn) }
+        }
+    }
+    @discardableResult
+    func delete(_ oid: OID, txn: Txn?) throws -> Bool {
+        try withKey(oid) { k in try delete(k, txn: txn) }
+    }
+
+    /// The u64 under `oid`, or 0 when absent (reference counts).
+    func count(_ oid: OID, txn: Txn?) throws -> UInt64 {
+        guard let bytes = try get(oid, txn: txn) else { return 0 }
+        return Self.decodeUInt64(bytes)
+    }
+    func putCount(_ oid: OID, _ value: UInt64, txn: Txn?) throws {
+        try withKey(oid) { k in
+            try withUnsafeBytes(of: value.bigEndian) { v in try put(k, v, txn: txn) }
+        }
+    }
+
+    /// The u64 under a named key, or 0 when absent (metadata).
+    func uint64(_ name: String, txn: Txn?) throws -> UInt64 {
+        guard let bytes = try Array(name.utf8).withUnsafeBytes({ k in try get(k, txn: txn) })
+        else { return 0 }
+        return Self.decodeUInt64(bytes)
+    }
+    func putUInt64(_ name: String, _ value: UInt64, txn: Txn?) throws {
+        try Array(name.utf8).withUnsafeBytes { k in
+            try withUnsafeBytes(of: value.bigEndian) { v in try put(k, v, txn: txn) }
+        }
+    }
+    func string(_ name: String, txn: Txn?) throws -> String? {
+        guard let bytes = try Array(name.utf8).withUnsafeBytes({ k in try get(k, txn: txn) })
+        else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+    func putString(_ name: String, _ value: String, txn: Txn?) throws {
+        try Array(name.utf8).withUnsafeBytes { k in
+            try Array(value.utf8).withUnsafeBytes { v in try put(k, v, txn: txn) }
+        }
+    }
+
+    static func decodeUInt64(_ bytes: [UInt8]) -> UInt64 {
+        guard bytes.count == 8 else { return 0 }
+        return bytes.withUnsafeBytes { UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)) }
+    }
+
+    @inline(__always)
+    private func withKey<T>(_ oid: OID, _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T {
+        var raw = oid.rawValue.bigEndian
+        return try withUnsafeBytes(of: &raw) { k in try body(k) }
+    }
+
+    /// Calls `body` with every key and value, read in bulk (many pairs per call
+    /// into Berkeley DB). `body` returns false to stop early.
+    func scan(txn: Txn?, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
+        var dbc: UnsafeMutablePointer<DBC>?
+        try Engine.check(durus_cursor_open(handle, txn, &dbc, 0), "open a cursor on \(name)")
+        defer { _ = durus_cursor_close(dbc) }
+        var capacity = 1 << 20
+        var buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
+        defer { buffer.deallocate() }
+        var position = durus_DB_FIRST
+        while true {
+            var needed: UInt32 = 0
+            let code = durus_cursor_get_bulk(dbc, position, buffer, UInt32(capacity), &needed)
+            if code == durus_DB_NOTFOUND { return }
+            if code == durus_DB_BUFFER_SMALL {
+                // One pair is larger than the buffer: grow it and read again from here.
+                buffer.deallocate()
+                capacity = Int(needed) * 2
+                buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
+                continue
+            }
+            try Engine.check(code, "scan \(name)")
+            position = durus_DB_NEXT
+            var state: UnsafeMutableRawPointer?
+            var key: UnsafeMutableRawPointer?
+            var data: UnsafeMutableRawPointer?
+            var klen: UInt32 = 0
+            var dlen: UInt32 = 0
+            while durus_bulk_next(buffer, UInt32(capacity), &state, &key, &klen, &data, &dlen) == 0 {
+                let k = UnsafeRawBufferPointer(start: key, count: Int(klen))
+                let d = UnsafeRawBufferPointer(start: data, count: Int(dlen))
+                if try !body(k, d) { return }
+            }
+        }
+    }
+
+    /// Up to `limit` OID keys from the start of the table.
+    func firstOIDs(limit: Int, txn: Txn?) throws -> [OID] {
+        var oids: [OID] = []
+        try scan(txn: txn) { key, _ in
+            if key.count == 8 { oids.append(OID(UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)))) }
+            return oids.count < limit
+        }
+        return oids
+    }
+
+    func close() {
+        _ = durus_db_close(handle)
+    }
+}
+

@@ -1,0 +1,88 @@
+import Durus
+import DurusBerkeleyDB
+import Foundation
+import Testing
+
+/// Kills a committing process with SIGKILL at random moments and checks what survives.
+@Suite(.serialized) struct CrashTests {
+    /// What a reopened store must show after a kill: the root at or past the
+    /// last acknowledged commit (when the mode promises it), every object
+    /// the root references loadable, and the tables consistent.
+    func checkAfterKill(_ dir: String, lastAck: UInt64?, durable: Bool, round: Int) throws -> UInt64 {
+        let storage = try openStore(dir)
+        defer { try? storage.close() }
+        let report = try storage.verify()
+        #expect(report.isClean, "round \(round): \(report)")
+        guard let root = try? storage.load(.root), root.data.count == 16 else {
+            #expect(lastAck == nil || !durable, "round \(round): the root is gone after acknowledged commits")
+            return 0
+        }
+        let commit = OID(bytes: Array(root.data.prefix(8)))!.rawValue
+        if durable, let lastAck {
+            #expect(commit >= lastAck, "round \(round): acknowledged commit \(lastAck) lost; the store holds \(commit)")
+        }
+        for ref in root.references { #expect(throws: Never.self) { try storage.load(ref) } }
+        #expect(try storage.storedOIDs() == reachable(from: .root, in: try graph(storage)),
+                "round \(round): only reachable objects remain")
+        return commit
+    }
+
+    func graph(_ storage: BerkeleyDBStorage) throws -> [OID: Set<OID>] {
+        var graph: [OID: Set<OID>] = [:]
+        try storage.forEachRecord { graph[$0.oid] = $0.referenceSet }
+        return graph
+    }
+
+    func killRepeatedly(_ durability: Durability, kills: Int, seed: UInt64) throws {
+        let dir = TemporaryDirectory("crash-\(durability.rawValue)")
+        defer { dir.remove() }
+        var random = SeededRandom(seed: seed)
+        var highest: UInt64 = 0
+        var acknowledgedKills = 0
+        for round in 0 ..< kills {
+            let (process, out, err) = try CrashChild.start(["commit-loop", dir.path, durability.rawValue])
+            usleep(UInt32.random(in: 60_000 ... 400_000, using: &random))
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            let lines = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                .split(separator: "\n")
+            let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(errors.isEmpty, "round \(round): the child failed by itself: \(errors)")
+            #expect(process.terminationReason == .uncaughtSignal, "round \(round): the child was not killed")
+            let lastAck = lines.last(where: { $0.hasPrefix("ack ") }).flatMap { UInt64($0.dropFirst(4)) }
+            if lastAck != nil { acknowledgedKills += 1 }
+            let found = try checkAfterKill(dir.path, lastAck: lastAck, durable: durability != .none, round: round)
+            if durability != .none { #expect(found >= highest, "round \(round): the store went back in time") }
+            highest = max(highest, found)
+        }
+        #expect(acknowledgedKills >= kills / 2, "most kills must land after commits began")
+        #expect(highest > 0)
+    }
+
+    @Test func fullDurabilityKeepsEveryAcknowledgedCommit() throws {
+        try killRepeatedly(.full, kills: 20, seed: 1)
+    }
+
+    @Test func writeNoSyncSurvivesProcessKills() throws {
+        try killRepeatedly(.writeNoSync, kills: 20, seed: 2)
+    }
+
+    @Test func noDurabilityStaysConsistent() throws {
+        try killRepeatedly(.none, kills: 20, seed: 3)
+    }
+
+    @Test func readOnlyProcessSharesAStoreAWriterHolds() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let writer = try openStore(dir.path)
+        defer { try? writer.close() }
+        let root = try writer.newOID()
+        try writer.commit([Record(oid: root, data: [7, 7], references: [])])
+        let (lines, status, error) = try CrashChild.run(["read", dir.path])
+        #expect(status == 0, "\(error)")
+        #expect(lines == ["objects 1", "root [7, 7]", "write refused", "clean true"])
+        // The writer keeps working after the reader has gone.
+        try writer.commit([Record(oid: root, data: [8], references: [])])
+        #expect(try writer.load(root).data == [8])
+    }
+}

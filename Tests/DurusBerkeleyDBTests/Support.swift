@@ -1,0 +1,59 @@
+import Durus
+import DurusBerkeleyDB
+import Foundation
+
+/// A fresh directory under the system's temporary folder, removed by `remove()`.
+struct TemporaryDirectory {
+    let path: String
+
+    init(_ name: String = #function) {
+        let safe = name.filter { $0.isLetter || $0.isNumber }
+        path = NSTemporaryDirectory() + "durus-test-\(safe)-\(UUID().uuidString.prefix(8))"
+    }
+
+    func file(_ name: String) -> String { path + "/" + name }
+
+    func remove() { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// A deterministic generator (SplitMix64), so a failing random test can be rerun by seed.
+struct SeededRandom: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Opens a store with a short checkpoint interval unless told otherwise.
+func openStore(_ path: String, _ configure: (inout BerkeleyDBStorage.Configuration) -> Void = { _ in }) throws -> BerkeleyDBStorage {
+    var configuration = BerkeleyDBStorage.Configuration()
+    configuration.cacheSize = 8 << 20
+    configuration.durability = .none
+    configure(&configuration)
+    return try BerkeleyDBStorage(path: path, configuration: configuration)
+}
+
+extension Storage {
+    /// Every stored OID.
+    func storedOIDs() throws -> Set<OID> {
+        var oids: Set<OID> = []
+        try forEachRecord { oids.insert($0.oid) }
+        return oids
+    }
+}
+
+/// What the root reaches in a graph given as OID → references.
+func reachable(from root: OID, in graph: [OID: Set<OID>]) -> Set<OID> {
+    var seen: Set<OID> = []
+    var pending = graph[root] == nil ? [] : [root]
+    while let oid = pending.popLast() {
+        guard seen.insert(oid).inserted else { continue }
+        pending.append(contentsOf: (graph[oid] ?? []).filter { !seen.contains($0) })
+    }
+    return seen
+}
