@@ -35,6 +35,7 @@ static const u_int32_t durus_DB_MULTIPLE_KEY = DB_MULTIPLE_KEY;
 static const u_int32_t durus_DB_LOCK_DEFAULT = DB_LOCK_DEFAULT;
 static const u_int32_t durus_DB_LOG_AUTO_REMOVE = DB_LOG_AUTO_REMOVE;
 static const u_int32_t durus_DB_VERB_REGISTER = DB_VERB_REGISTER;
+static const u_int32_t durus_DB_CHKSUM = DB_CHKSUM;
 
 static const int durus_DB_NOTFOUND = DB_NOTFOUND;
 static const int durus_DB_KEYEXIST = DB_KEYEXIST;
@@ -55,6 +56,14 @@ static inline int durus_env_open(DB_ENV *env, const char *home, u_int32_t flags,
     return env->open(env, home, flags, mode);
 }
 static inline int durus_env_close(DB_ENV *env) { return env->close(env, 0); }
+/* Removes the environment's region files (its shared cache and tables) when no
+ * other process has it open; EBUSY otherwise. The handle is consumed. */
+static inline int durus_env_remove(const char *home) {
+    DB_ENV *env = NULL;
+    int r = db_env_create(&env, 0);
+    if (r != 0) return r;
+    return env->remove(env, home, 0);
+}
 static inline int durus_env_set_cachesize(DB_ENV *env, u_int32_t gbytes, u_int32_t bytes, int ncache) {
     return env->set_cachesize(env, gbytes, bytes, ncache);
 }
@@ -112,6 +121,7 @@ static inline int durus_db_open(DB *db, DB_TXN *txn, const char *file, DBTYPE ty
 }
 static inline int durus_db_get_type(DB *db, DBTYPE *type) { return db->get_type(db, type); }
 static inline int durus_db_close(DB *db) { return db->close(db, 0); }
+static inline int durus_db_set_flags(DB *db, u_int32_t flags) { return db->set_flags(db, flags); }
 static inline int durus_db_set_pagesize(DB *db, u_int32_t size) { return db->set_pagesize(db, size); }
 
 /* get into malloc'd memory (required for DB_THREAD handles); the caller frees data->data. */

@@ -101,6 +101,11 @@ extension BerkeleyDBStorage {
         var handle: UnsafeMutablePointer<DB>?
         try Engine.check(durus_db_create(&handle, env), "create a handle for \(file)")
         guard let db = handle else { throw BerkeleyDBError(code: -1, operation: "create a handle for \(file)", message: "no handle") }
+        // Page checksums: a page damaged on disk is reported, never read as data.
+        if create, case let code = durus_db_set_flags(db, durus_DB_CHKSUM), code != 0 {
+            _ = durus_db_close(db)
+            throw Engine.error(code, "enable checksums for \(file)")
+        }
         var flags = durus_DB_THREAD | durus_DB_AUTO_COMMIT | durus_DB_MULTIVERSION
         if create { flags |= durus_DB_CREATE }
         if configuration.readOnly { flags |= durus_DB_RDONLY }

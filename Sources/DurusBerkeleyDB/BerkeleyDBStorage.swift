@@ -239,6 +239,10 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         }
         for table in [garbage, refcounts, records, meta] { table.close() }
         let code = durus_env_close(env)
+        // The region files hold a cache of pages: left behind, the next open
+        // (or a copy of the directory) would trust them instead of the files.
+        // Removing them fails harmlessly while another process has them open.
+        if code == 0 { _ = durus_env_remove(path) }
         if lockFile >= 0 { Foundation.close(lockFile) }
         try Engine.check(code, "close the environment")
     }
