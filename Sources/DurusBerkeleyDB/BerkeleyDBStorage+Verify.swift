@@ -46,13 +46,13 @@ extension BerkeleyDBStorage {
         try records.scan(txn: txn) { key, value in
             report.objects += 1
             report.bytes += value.count
-            let oid = OID(key.count == 8 ? UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)) : .max)
+            let oid = OID(bytes: key) ?? OID(.max)
             guard let record = try? Record(key: oid, bytes: Array(value)) else {
                 report.note(oid, in: \.malformed, count: \.malformedCount)
                 return true
             }
             for ref in record.referenceSet {
-                try recount.putCount(ref, try recount.count(ref, txn: nil) + 1, txn: nil)
+                try recount.putCount(ref, try recount.count(ref, txn: nil) &+ 1, txn: nil)
                 if try !records.exists(ref, txn: txn) {
                     report.note(.init(from: oid, to: ref), in: \.dangling, count: \.danglingCount)
                 }
@@ -64,8 +64,7 @@ extension BerkeleyDBStorage {
     /// Pass 2: the stored counts equal the recount, both ways round.
     private func compareCounts(with recount: Table, report: inout VerifyReport, txn: Txn) throws {
         try recount.scan(txn: nil) { key, value in
-            let oid = OID(UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)))
-            let actual = UInt64(bigEndian: value.loadUnaligned(as: UInt64.self))
+            guard let oid = OID(bytes: key), let actual = OID(bytes: value)?.rawValue else { return true }
             let stored = try refcounts.count(oid, txn: txn)
             if stored != actual {
                 report.note(.init(oid: oid, stored: stored, actual: actual), in: \.countMismatches, count: \.countMismatchCount)
@@ -73,9 +72,15 @@ extension BerkeleyDBStorage {
             return true
         }
         try refcounts.scan(txn: txn) { key, value in
-            let oid = OID(UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)))
+            guard let oid = OID(bytes: key) else {
+                report.note(OID(.max), in: \.malformed, count: \.malformedCount)
+                return true
+            }
+            guard let stored = OID(bytes: value)?.rawValue else {
+                report.note(oid, in: \.malformed, count: \.malformedCount)
+                return true
+            }
             if try !recount.exists(oid, txn: nil) {
-                let stored = UInt64(bigEndian: value.loadUnaligned(as: UInt64.self))
                 report.note(.init(oid: oid, stored: stored, actual: 0), in: \.countMismatches, count: \.countMismatchCount)
             }
             return true
@@ -106,8 +111,7 @@ extension BerkeleyDBStorage {
     /// (unreferenced yet not queued) or leaked (kept alive by a cycle).
     private func classifyUnreachable(recount: Table, marks: Table, report: inout VerifyReport, txn: Txn) throws {
         try records.scan(txn: txn) { key, _ in
-            guard key.count == 8 else { return true }
-            let oid = OID(UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)))
+            guard let oid = OID(bytes: key) else { return true }
             if try oid == .root || marks.exists(oid, txn: nil) { return true }
             if try garbage.exists(oid, txn: txn) {
                 report.pendingGarbage += 1

@@ -59,8 +59,13 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     private let writer: Mutex<Counters>
     private let oids: Mutex<OIDAllocator>
     private let collected = Mutex<[OID]>([])
+    private let collectionError = Mutex<CollectionFailure?>(nil)
     private let lockFile: Int32
     private var checkpointer: Checkpointer?
+
+    struct CollectionFailure: Error, CustomStringConvertible {
+        var description: String
+    }
 
     struct Counters {
         var objects: UInt64
@@ -96,18 +101,20 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         do {
             envHandle = try Self.openEnvironment(path, configuration: configuration)
             let env = envHandle!
-            let isNew = !existed
-            let create = isNew && !configuration.readOnly
-            let type = create ? (configuration.accessMethod == .hash ? durus_DB_HASH : durus_DB_BTREE) : durus_DB_UNKNOWN
-            let metaTable = try Self.openTable(env, "meta.db", durus_DB_BTREE, create: create, configuration, path)
+            let metaTable = try Self.openTable(env, "meta.db", durus_DB_BTREE, create: !configuration.readOnly,
+                                               configuration, path)
             opened.append(metaTable)
             let format = try metaTable.uint64("format", txn: nil)
-            if !create && format == 0 {
-                throw DurusError.corruptStore(path: path, reason: "meta.db holds no format version")
+            // No format yet: a new store, or one whose creation a crash cut
+            // short (the format is written last); either way, create it now.
+            let create = format == 0 && !configuration.readOnly
+            if format == 0 && !create {
+                throw DurusError.corruptStore(path: path, reason: existed ? "meta.db holds no format version" : "not created yet")
             }
             if format > UInt64(Self.formatVersion) {
-                throw DurusError.unsupportedFormat(path: path, found: Int(format), supported: Self.formatVersion)
+                throw DurusError.unsupportedFormat(path: path, found: Int(clamping: format), supported: Self.formatVersion)
             }
+            let type = create ? (configuration.accessMethod == .hash ? durus_DB_HASH : durus_DB_BTREE) : durus_DB_UNKNOWN
             let recordsTable = try Self.openTable(env, "records.db", type, create: create, configuration, path)
             opened.append(recordsTable)
             let refcountsTable = try Self.openTable(env, "refcounts.db", type, create: create, configuration, path)
@@ -122,7 +129,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
             refcounts = refcountsTable
             garbage = garbageTable
             meta = metaTable
-            if create && format == 0 {
+            if create {
                 try Self.initializeMeta(env, metaTable, accessMethod)
             }
             let reserved = try meta.uint64("next-oid", txn: nil)
@@ -135,7 +142,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
             throw Self.describeOpenFailure(error, path: path)
         }
         if !configuration.readOnly {
-            try writer.withLock { counters in try collectGarbage(&counters) }
+            writer.withLock { counters in collectGarbageAfterCommit(&counters) }
             checkpointer = Checkpointer(storage: self, interval: configuration.checkpointInterval)
         }
     }
@@ -171,7 +178,8 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
             guard !configuration.readOnly else { throw DurusError.readOnly }
             return try oids.withLock { allocator in
                 if allocator.next >= allocator.reserved {
-                    let reserved = allocator.next + Self.oidReservationBlock
+                    let (reserved, overflow) = allocator.next.addingReportingOverflow(Self.oidReservationBlock)
+                    if overflow { throw DurusError.corruptStore(path: path, reason: "the OID space is used up") }
                     try writeTransaction { txn in try meta.putUInt64("next-oid", reserved, txn: txn) }
                     allocator.reserved = reserved
                 }
@@ -193,10 +201,14 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
             try writer.withLock { counters in
                 let change = try writeTransaction { txn in try applyCommit(records, counters: counters, txn: txn) }
                 counters = change
-                try collectGarbage(&counters)
+                collectGarbageAfterCommit(&counters)
             }
         }
     }
+
+    /// The error that stopped the last collection, if it failed; the queue
+    /// keeps what was not collected, and the next commit or open tries again.
+    public var lastCollectionError: (any Error)? { collectionError.withLock { $0.map { $0 as any Error } } }
 
     public func sync() throws -> [OID] {
         try reading { () throws in
@@ -242,7 +254,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         // The region files hold a cache of pages: left behind, the next open
         // (or a copy of the directory) would trust them instead of the files.
         // Removing them fails harmlessly while another process has them open.
-        if code == 0 { _ = durus_env_remove(path) }
+        if code == 0 && !configuration.readOnly { _ = durus_env_remove(path) }
         if lockFile >= 0 { Foundation.close(lockFile) }
         try Engine.check(code, "close the environment")
     }
@@ -250,10 +262,10 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     // MARK: Counts
 
     /// The number of stored objects, garbage not yet collected included. O(1).
-    public var objectCount: Int { writer.withLock { Int($0.objects) } }
+    public var objectCount: Int { writer.withLock { Int(clamping: $0.objects) } }
 
     /// The total size of the stored records, in bytes. O(1).
-    public var byteCount: Int { writer.withLock { Int($0.bytes) } }
+    public var byteCount: Int { writer.withLock { Int(clamping: $0.bytes) } }
 
     /// The number of objects waiting in the garbage queue (0 between commits
     /// unless a collection was interrupted). O(queue).
@@ -303,7 +315,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
                 let oldRefs = try Record(bytes: old).referenceSet
                 for ref in newRefs where !oldRefs.contains(ref) { deltas[ref, default: 0] += 1 }
                 for ref in oldRefs where !newRefs.contains(ref) { deltas[ref, default: 0] -= 1 }
-                result.bytes = result.bytes &+ UInt64(record.bytes.count) &- UInt64(old.count)
+                result.bytes = (result.bytes &+ UInt64(record.bytes.count)) &- UInt64(old.count)
             } else {
                 for ref in newRefs { deltas[ref, default: 0] += 1 }
                 candidates.append(record.oid)
@@ -320,8 +332,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         var counted: [OID: UInt64] = [:]
         for (ref, delta) in deltas where delta != 0 {
             let old = try refcounts.count(ref, txn: txn)
-            let new = Int64(old) + Int64(delta)
-            guard new >= 0 else {
+            guard let oldCount = Int64(exactly: old), case let new = oldCount + Int64(delta), new >= 0 else {
                 throw DurusError.corruptStore(path: path, reason: "reference count of \(ref) would go below zero")
             }
             counted[ref] = UInt64(new)
@@ -342,6 +353,18 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         return result
     }
 
+    /// Collects after a commit that has already been applied: a failure here
+    /// must not make the commit look failed, so it is kept for
+    /// ``lastCollectionError`` and the queue waits for the next try.
+    private func collectGarbageAfterCommit(_ counters: inout Counters) {
+        do {
+            try collectGarbage(&counters)
+            collectionError.withLock { $0 = nil }
+        } catch {
+            collectionError.withLock { $0 = CollectionFailure(description: "\(error)") }
+        }
+    }
+
     /// Drains the garbage queue in transactions of at most
     /// ``Configuration/collectionBatchSize`` objects each, cascading to the
     /// objects that the collected ones referenced. Each batch is atomic and
@@ -351,19 +374,25 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         let batchSize = max(1, configuration.collectionBatchSize)
         while true {
             var freed: [OID] = []
+            var queueEmpty = false
             let before = counters
             counters = try writeTransaction(flags: durus_DB_TXN_NOSYNC) { txn in
                 freed = []
                 var result = before
-                for oid in try garbage.firstOIDs(limit: batchSize, txn: txn) {
+                let batch = try garbage.firstOIDs(limit: batchSize, txn: txn)
+                queueEmpty = batch.isEmpty
+                for oid in batch {
                     try garbage.delete(oid, txn: txn)
                     guard oid != .root, try refcounts.count(oid, txn: txn) == 0,
                           let bytes = try records.get(oid, txn: txn) else { continue }
                     try records.delete(oid, txn: txn)
-                    result.objects -= 1
-                    result.bytes -= UInt64(bytes.count)
+                    result.objects = result.objects > 0 ? result.objects - 1 : 0
+                    result.bytes = result.bytes >= UInt64(bytes.count) ? result.bytes - UInt64(bytes.count) : 0
                     freed.append(oid)
-                    for ref in try Record(bytes: bytes).referenceSet {
+                    // A damaged record cannot say what it referenced: those
+                    // counts stay high, which can only leak, never delete.
+                    guard let record = try? Record(bytes: bytes) else { continue }
+                    for ref in record.referenceSet {
                         let count = try refcounts.count(ref, txn: txn)
                         if count <= 1 {
                             try refcounts.delete(ref, txn: txn)
@@ -376,8 +405,8 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
                 if result.objects != before.objects { try writeCounters(result, txn: txn) }
                 return result
             }
-            if freed.isEmpty { return }
             collected.withLock { $0.append(contentsOf: freed) }
+            if queueEmpty { return }
         }
     }
 
@@ -418,14 +447,16 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     func snapshot<T>(_ body: (Txn) throws -> T) throws -> T {
         var txn: Txn?
         try Engine.check(durus_txn_begin(env, &txn, durus_DB_TXN_SNAPSHOT), "begin a snapshot")
+        let result: T
         do {
-            let result = try body(txn!)
-            try Engine.check(durus_txn_commit(txn, 0), "end a snapshot")
-            return result
+            result = try body(txn!)
         } catch {
             _ = durus_txn_abort(txn)
             throw error
         }
+        // A failed commit frees the handle too: it must not be aborted after.
+        try Engine.check(durus_txn_commit(txn, 0), "end a snapshot")
+        return result
     }
 
     /// Runs `body` while the handles are open.

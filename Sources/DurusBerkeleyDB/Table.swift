@@ -69,7 +69,7 @@ final class Table: @unchecked Sendable {
     /// The u64 under `oid`, or 0 when absent (reference counts).
     func count(_ oid: OID, txn: Txn?) throws -> UInt64 {
         guard let bytes = try get(oid, txn: txn) else { return 0 }
-        return Self.decodeUInt64(bytes)
+        return try decodeUInt64(bytes, key: "\(oid)")
     }
     func putCount(_ oid: OID, _ value: UInt64, txn: Txn?) throws {
         try withKey(oid) { k in
@@ -81,7 +81,7 @@ final class Table: @unchecked Sendable {
     func uint64(_ name: String, txn: Txn?) throws -> UInt64 {
         guard let bytes = try Array(name.utf8).withUnsafeBytes({ k in try get(k, txn: txn) })
         else { return 0 }
-        return Self.decodeUInt64(bytes)
+        return try decodeUInt64(bytes, key: name)
     }
     func putUInt64(_ name: String, _ value: UInt64, txn: Txn?) throws {
         try Array(name.utf8).withUnsafeBytes { k in
@@ -99,8 +99,12 @@ final class Table: @unchecked Sendable {
         }
     }
 
-    static func decodeUInt64(_ bytes: [UInt8]) -> UInt64 {
-        guard bytes.count == 8 else { return 0 }
+    /// A stored u64; a value of another length is damage, never a zero
+    /// (a count read as 0 could get a live object collected).
+    func decodeUInt64(_ bytes: [UInt8], key: String) throws -> UInt64 {
+        guard bytes.count == 8 else {
+            throw DurusError.corruptStore(path: name, reason: "the value under \(key) is \(bytes.count) bytes, not 8")
+        }
         return bytes.withUnsafeBytes { UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)) }
     }
 
@@ -125,9 +129,14 @@ final class Table: @unchecked Sendable {
             let code = durus_cursor_get_bulk(dbc, position, buffer, UInt32(capacity), &needed)
             if code == durus_DB_NOTFOUND { return }
             if code == durus_DB_BUFFER_SMALL {
-                // One pair is larger than the buffer: grow it and read again from here.
+                // One pair is larger than the buffer: grow it and read again from
+                // here. Bulk buffers must be a multiple of 1 KiB.
+                let wanted = (max(2 * capacity, Int(needed) + 4096) + 1023) & ~1023
+                guard wanted <= Int(UInt32.max & ~1023) else {
+                    throw BerkeleyDBError(code: code, operation: "scan \(name)", message: "a record of \(needed) bytes is too large to read")
+                }
                 buffer.deallocate()
-                capacity = Int(needed) * 2
+                capacity = wanted
                 buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
                 continue
             }
@@ -150,7 +159,7 @@ final class Table: @unchecked Sendable {
     func firstOIDs(limit: Int, txn: Txn?) throws -> [OID] {
         var oids: [OID] = []
         try scan(txn: txn) { key, _ in
-            if key.count == 8 { oids.append(OID(UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)))) }
+            if let oid = OID(bytes: key) { oids.append(oid) }
             return oids.count < limit
         }
         return oids
