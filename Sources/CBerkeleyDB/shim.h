@@ -191,6 +191,26 @@ static inline int durus_cursor_get(DBC *cursor, u_int32_t flags, void **key, u_i
     }
     return r;
 }
+/* Positions the cursor on `key` and reads its value into the caller's buffer
+ * (DB_BUFFER_SMALL sets *dlen to the size needed). */
+static inline int durus_cursor_find_into(DBC *cursor, const void *key, u_int32_t klen,
+                                         void *buffer, u_int32_t capacity, u_int32_t *dlen) {
+    DBT k, d;
+    memset(&k, 0, sizeof k); memset(&d, 0, sizeof d);
+    k.data = (void *)key; k.size = klen;
+    d.data = buffer; d.ulen = capacity; d.flags = DB_DBT_USERMEM;
+    int r = cursor->get(cursor, &k, &d, DB_SET);
+    *dlen = d.size;
+    return r;
+}
+/* Replaces the value under the cursor's current position. */
+static inline int durus_cursor_put_current(DBC *cursor, const void *data, u_int32_t dlen) {
+    DBT k, d;
+    memset(&k, 0, sizeof k); memset(&d, 0, sizeof d);
+    d.data = (void *)data; d.size = dlen;
+    return cursor->put(cursor, &k, &d, DB_CURRENT);
+}
+
 /* Bulk read: fills `buffer` with as many key/data pairs as fit, continuing
  * from the cursor's position (DB_FIRST to start, DB_NEXT to go on). */
 static inline int durus_cursor_get_bulk(DBC *cursor, u_int32_t position, void *buffer, u_int32_t capacity,

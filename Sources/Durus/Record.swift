@@ -70,6 +70,12 @@ public struct Record: Hashable, Sendable {
         bytes[12 ..< 12 + dataLength]
     }
 
+    /// The encoded reference list: equal lists mean equal references, which
+    /// lets a storage skip reference counting for an unchanged object.
+    public var referenceBytes: ArraySlice<UInt8> {
+        bytes[(12 + dataLength)...]
+    }
+
     /// The referenced OIDs as stored (Durus-written records may be unsorted).
     public var references: [OID] {
         let start = 12 + dataLength

@@ -61,6 +61,8 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     private let collected = Mutex<[OID]>([])
     private let collectionError = Mutex<CollectionFailure?>(nil)
     private let lockFile: Int32
+    /// A buffer for reading old records during a commit; used only under `writer`.
+    private var scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 8)
     private var checkpointer: Checkpointer?
 
     struct CollectionFailure: Error, CustomStringConvertible {
@@ -70,6 +72,10 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     struct Counters {
         var objects: UInt64
         var bytes: UInt64
+        /// The garbage queue may hold entries: set when a commit queues some
+        /// (and at open), cleared when a drain finds it empty, so a commit
+        /// that made no garbage costs no collection transaction.
+        var garbageQueued = true
     }
 
     struct OIDAllocator {
@@ -149,6 +155,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
 
     deinit {
         try? close()
+        scratch.deallocate()
     }
 
     // MARK: Storage
@@ -309,18 +316,28 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         var deltas: [OID: Int] = [:]
         var candidates: [OID] = []
         var result = counters
-        for record in storing.values {
-            let newRefs = record.referenceSet
-            if let old = try records.get(record.oid, txn: txn) {
-                let oldRefs = try Record(bytes: old).referenceSet
-                for ref in newRefs where !oldRefs.contains(ref) { deltas[ref, default: 0] += 1 }
-                for ref in oldRefs where !newRefs.contains(ref) { deltas[ref, default: 0] -= 1 }
-                result.bytes = (result.bytes &+ UInt64(record.bytes.count)) &- UInt64(old.count)
-            } else {
-                for ref in newRefs { deltas[ref, default: 0] += 1 }
-                candidates.append(record.oid)
-                result.objects += 1
-                result.bytes += UInt64(record.bytes.count)
+        // Records are written as they are read; a conflict found below
+        // aborts the transaction, so nothing of a refused commit remains.
+        try records.withCursor(txn: txn) { cursor in
+            for record in storing.values {
+                guard let oldLength = try cursor.find(record.oid, into: &scratch) else {
+                    try records.put(record.oid, record.bytes, txn: txn)
+                    for ref in record.referenceSet { deltas[ref, default: 0] += 1 }
+                    candidates.append(record.oid)
+                    result.objects += 1
+                    result.bytes += UInt64(record.bytes.count)
+                    continue
+                }
+                result.bytes = (result.bytes &+ UInt64(record.bytes.count)) &- UInt64(oldLength)
+                let old = UnsafeRawBufferPointer(rebasing: scratch[..<oldLength])
+                // The common rewrite: same references, nothing to count.
+                if !Self.sameReferences(record, old) {
+                    let oldRefs = try Record(bytes: Array(old)).referenceSet
+                    let newRefs = record.referenceSet
+                    for ref in newRefs where !oldRefs.contains(ref) { deltas[ref, default: 0] += 1 }
+                    for ref in oldRefs where !newRefs.contains(ref) { deltas[ref, default: 0] -= 1 }
+                }
+                try cursor.replace(with: record.bytes)
             }
         }
         var missing: [OID] = []
@@ -328,7 +345,6 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
             if try !records.exists(ref, txn: txn) { missing.append(ref) }
         }
         if !missing.isEmpty { throw ConflictError(.write, oids: missing.sorted()) }
-        for record in storing.values { try records.put(record.oid, record.bytes, txn: txn) }
         var counted: [OID: UInt64] = [:]
         for (ref, delta) in deltas where delta != 0 {
             let old = try refcounts.count(ref, txn: txn)
@@ -347,9 +363,10 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         for oid in candidates where oid != .root {
             if try counted[oid] ?? refcounts.count(oid, txn: txn) == 0 {
                 try garbage.put(oid, [], txn: txn)
+                result.garbageQueued = true
             }
         }
-        try writeCounters(result, txn: txn)
+        if result.objects != counters.objects || result.bytes != counters.bytes { try writeCounters(result, txn: txn) }
         return result
     }
 
@@ -365,12 +382,23 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         }
     }
 
+    /// Whether the encoded record `old` lists exactly the references of `record`.
+    private static func sameReferences(_ record: Record, _ old: UnsafeRawBufferPointer) -> Bool {
+        guard old.count >= 12 else { return false }
+        let start = 12 + Int(UInt32(bigEndian: old.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
+        guard start <= old.count else { return false }
+        let refs = record.referenceBytes
+        guard refs.count == old.count - start else { return false }
+        return refs.elementsEqual(old[start...])
+    }
+
     /// Drains the garbage queue in transactions of at most
     /// ``Configuration/collectionBatchSize`` objects each, cascading to the
     /// objects that the collected ones referenced. Each batch is atomic and
     /// the queue entries it removes are removed with the objects, so a crash
     /// anywhere leaves work that the next drain completes.
     private func collectGarbage(_ counters: inout Counters) throws {
+        guard counters.garbageQueued else { return }
         let batchSize = max(1, configuration.collectionBatchSize)
         while true {
             var freed: [OID] = []
@@ -406,7 +434,10 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
                 return result
             }
             collected.withLock { $0.append(contentsOf: freed) }
-            if queueEmpty { return }
+            if queueEmpty {
+                counters.garbageQueued = false
+                return
+            }
         }
     }
 

@@ -48,6 +48,15 @@ final class Table: @unchecked Sendable {
         return true
     }
 
+    /// Runs `body` with a cursor in `txn`, closed before it returns (a cursor
+    /// must never outlive its transaction).
+    func withCursor<T>(txn: Txn, _ body: (WriteCursor) throws -> T) throws -> T {
+        var dbc: UnsafeMutablePointer<DBC>?
+        try Engine.check(durus_cursor_open(handle, txn, &dbc, 0), "open a cursor on \(name)")
+        defer { _ = durus_cursor_close(dbc) }
+        return try body(WriteCursor(cursor: dbc!, table: self))
+    }
+
     // MARK: typed keys and values (no allocation for the key)
 
     func get(_ oid: OID, txn: Txn?) throws -> [UInt8]? {
@@ -116,11 +125,11 @@ final class Table: @unchecked Sendable {
 
     /// Calls `body` with every key and value, read in bulk (many pairs per call
     /// into Berkeley DB). `body` returns false to stop early.
-    func scan(txn: Txn?, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
+    func scan(txn: Txn?, bufferSize: Int = 1 << 20, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
         var dbc: UnsafeMutablePointer<DBC>?
         try Engine.check(durus_cursor_open(handle, txn, &dbc, 0), "open a cursor on \(name)")
         defer { _ = durus_cursor_close(dbc) }
-        var capacity = 1 << 20
+        var capacity = bufferSize
         var buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
         defer { buffer.deallocate() }
         var position = durus_DB_FIRST
@@ -158,7 +167,7 @@ final class Table: @unchecked Sendable {
     /// Up to `limit` OID keys from the start of the table.
     func firstOIDs(limit: Int, txn: Txn?) throws -> [OID] {
         var oids: [OID] = []
-        try scan(txn: txn) { key, _ in
+        try scan(txn: txn, bufferSize: 64 << 10) { key, _ in
             if let oid = OID(bytes: key) { oids.append(oid) }
             return oids.count < limit
         }
@@ -170,3 +179,34 @@ final class Table: @unchecked Sendable {
     }
 }
 
+
+/// A cursor for read-then-replace: one search finds the old value and the
+/// replacement is written where it stands.
+struct WriteCursor {
+    let cursor: UnsafeMutablePointer<DBC>
+    let table: Table
+
+    /// Positions on `oid` and reads its value into `buffer` (grown when too
+    /// small); nil when absent.
+    func find(_ oid: OID, into buffer: inout UnsafeMutableRawBufferPointer) throws -> Int? {
+        var raw = oid.rawValue.bigEndian
+        while true {
+            var length: UInt32 = 0
+            let code = durus_cursor_find_into(cursor, &raw, 8, buffer.baseAddress, UInt32(buffer.count), &length)
+            if code == durus_DB_NOTFOUND { return nil }
+            if code == durus_DB_BUFFER_SMALL {
+                buffer.deallocate()
+                buffer = .allocate(byteCount: Int(length) * 2, alignment: 8)
+                continue
+            }
+            try Engine.check(code, "get from \(table.name)")
+            return Int(length)
+        }
+    }
+
+    /// Replaces the value at the position `find` found.
+    func replace(with bytes: [UInt8]) throws {
+        let code = bytes.withUnsafeBytes { durus_cursor_put_current(cursor, $0.baseAddress, UInt32($0.count)) }
+        try Engine.check(code, "put into \(table.name)")
+    }
+}

@@ -1,0 +1,23 @@
+// durus-bench: swift-durus measured side by side with what it is compared against.
+//
+//   swift run -c release durus-bench storage [--objects N]
+//
+// Each suite prints a table and ends with one line per comparison:
+// `ratio <name> <ours ÷ theirs>` (above 1 means we are faster).
+import Foundation
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+let suites: [String: ([String]) throws -> Void] = [
+    "storage": runStorageSuite,
+]
+
+guard let name = arguments.first, let suite = suites[name] else {
+    print("usage: durus-bench SUITE [options]\nsuites: \(suites.keys.sorted().joined(separator: ", "))")
+    exit(2)
+}
+do {
+    try suite(Array(arguments.dropFirst()))
+} catch {
+    print("durus-bench: \(error)")
+    exit(1)
+}
