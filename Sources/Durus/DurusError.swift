@@ -26,6 +26,15 @@ public enum DurusError: Error, Equatable, Sendable, CustomStringConvertible {
     case io(path: String, message: String)
     /// The storage was opened read-only and was asked to change.
     case readOnly
+    /// A stored object's state cannot be read: truncated, corrupt, of an
+    /// unknown format version, or not what its type expects.
+    case badState(oid: OID, reason: String)
+    /// A record names a type that is not registered with the database.
+    case unknownType(String)
+    /// An object that belongs to another connection was linked into this one's.
+    case foreignObject(OID)
+    /// A conflict happened in this transaction: call `abort()` before going on.
+    case abortRequired
 
     public var description: String {
         switch self {
@@ -41,6 +50,10 @@ public enum DurusError: Error, Equatable, Sendable, CustomStringConvertible {
         case .storeInUse(let path): "\(path) is open for writing in another process"
         case .io(let path, let message): "\(path): \(message)"
         case .readOnly: "the storage is open read-only"
+        case .badState(let oid, let why): "the state of \(oid) cannot be read: \(why)"
+        case .unknownType(let name): "no persistent type is registered as \(name)"
+        case .foreignObject(let oid): "\(oid) belongs to another connection and cannot be linked here"
+        case .abortRequired: "a conflict is pending: abort() before going on"
         }
     }
 }

@@ -1,0 +1,323 @@
+/// A view of a store through which a program works with persistent objects:
+/// an identity map, a cache, and the transaction between two commits.
+///
+/// ```swift
+/// let connection = try database.open()
+/// let bank = try connection.root(Bank.self)
+/// bank.accounts["bob"] = Account(owner: "bob")
+/// do {
+///     try connection.commit()
+/// } catch is ConflictError {
+///     connection.abort()          // then retry with fresh state
+/// }
+/// ```
+///
+/// **Isolation.** Between two commits (or aborts) a connection sees the store
+/// as it was, with its own changes: reads are repeatable (degree 3). Loading
+/// an object that another client committed since this connection last
+/// synchronized throws ``ConflictError`` of kind `read`; committing after
+/// another client changed an object this transaction accessed throws one of
+/// kind `write`. Objects changed elsewhere but not accessed in this
+/// transaction just become ghosts. After any conflict: ``abort()``, retry.
+///
+/// **Cache.** Loaded objects stay in memory up to
+/// ``Database/Configuration/cacheSize``; at each commit or abort the least
+/// recently used beyond that are ghosted (their state dropped). Objects are
+/// held weakly otherwise: one OID is one instance while anything holds it.
+///
+/// A connection and its objects belong to one thread or task at a time.
+public final class Connection {
+    let storage: any Storage
+    let configuration: Database.Configuration
+    /// Incremented by every commit and abort; objects note it when accessed.
+    public private(set) var serial = 1
+    /// How many records this connection has loaded.
+    public private(set) var loadCount = 0
+
+    private var objects: [OID: WeakObject] = [:]
+    private var resident: [OID: PersistentObject] = [:]
+    private var changed: [OID: PersistentObject] = [:]
+    private var invalid: Set<OID> = []
+    /// Objects given placeholder state after a failed load in an accessor.
+    private var placeholders: [PersistentObject] = []
+    /// The first load failure of this transaction, thrown again by `commit()`.
+    public private(set) var pendingError: (any Error)?
+
+    init(storage: any Storage, configuration: Database.Configuration) {
+        self.storage = storage
+        self.configuration = configuration
+    }
+
+    /// The number of objects with their state in memory.
+    public var cachedCount: Int { resident.count }
+
+    // MARK: Getting objects
+
+    /// The root object (OID 0), loaded.
+    /// - Throws: ``DurusError/keyNotFound(_:)`` when the store has no root,
+    ///   or a type mismatch when the root is of another type.
+    public func root<T: PersistentObject>(_ type: T.Type = T.self) throws -> T {
+        let object = try get(.root)
+        guard let root = object as? T else {
+            throw DurusError.badState(oid: .root, reason: "the root is a \(Swift.type(of: object).persistentTypeName), not a \(T.persistentTypeName)")
+        }
+        return root
+    }
+
+    /// The object stored under `oid`, with its state loaded.
+    public func get(_ oid: OID) throws -> PersistentObject {
+        if let object = objects[oid]?.object {
+            if object.status == .ghost { try load(object) }
+            object.serial = serial
+            return object
+        }
+        let record = try fetch(oid)
+        let object = try makeGhost(oid, typeName: try ObjectRecord.parse(record.data, oid: oid).typeName)
+        try apply(record, to: object)
+        return object
+    }
+
+    // MARK: Transactions
+
+    /// Stores every changed object and every new object reachable from them
+    /// (new objects get their OIDs here), atomically. With nothing changed,
+    /// it only synchronizes. Then shrinks the cache and starts a new transaction.
+    ///
+    /// - Throws: ``ConflictError`` (then ``abort()`` and retry);
+    ///   ``DurusError/foreignObject(_:)`` when an object of another connection
+    ///   is linked in; the error of a load that failed inside an accessor.
+    ///   New objects of a failed commit are detached again and can be reused.
+    public func commit() throws {
+        if let pendingError { throw pendingError }
+        guard !changed.isEmpty else {
+            try synchronize()
+            endTransaction()
+            return
+        }
+        guard invalid.isEmpty else { throw DurusError.abortRequired }
+        var newObjects: [PersistentObject] = []
+        var records: [Record] = []
+        do {
+            var queue = Array(changed.values)
+            var written: Set<OID> = []
+            while let object = queue.popLast() {
+                guard let oid = object.oid, written.insert(oid).inserted else { continue }
+                var references: Set<OID> = []
+                var encoder = PersistentStateEncoder(encoder: StateEncoder(reference: { [unowned self] target in
+                    if let targetOID = target.oid {
+                        guard target.connection === self else { throw DurusError.foreignObject(targetOID) }
+                        references.insert(targetOID)
+                        return targetOID
+                    }
+                    let assigned = try storage.newOID()
+                    target.oid = assigned
+                    target.connection = self
+                    objects[assigned] = WeakObject(target)
+                    newObjects.append(target)
+                    queue.append(target)
+                    references.insert(assigned)
+                    return assigned
+                }))
+                try object.encodeState(&encoder)
+                var body: [UInt8] = []
+                encoder.value.write(to: &body)
+                let data = ObjectRecord.data(typeName: type(of: object).persistentTypeName, body: body,
+                                             compress: configuration.compression)
+                records.append(Record(oid: oid, data: data, references: references))
+            }
+            try storage.commit(records, handleInvalidations: { oids in try handleInvalidations(oids, readOID: nil) })
+        } catch {
+            for object in newObjects {
+                if let oid = object.oid { objects[oid] = nil }
+                object.oid = nil
+                object.connection = nil
+                object.status = .unsaved
+            }
+            throw error
+        }
+        for object in changed.values {
+            object.status = .saved
+            if let oid = object.oid { resident[oid] = object }
+        }
+        for object in newObjects {
+            object.status = .saved
+            object.serial = serial
+            if let oid = object.oid { resident[oid] = object }
+        }
+        changed.removeAll(keepingCapacity: true)
+        endTransaction()
+    }
+
+    /// Drops this transaction's changes (changed objects become ghosts; new
+    /// objects are left as they are, free to be linked again), applies what
+    /// others committed, shrinks the cache and starts a new transaction.
+    public func abort() {
+        for object in changed.values { ghostify(object) }
+        changed.removeAll(keepingCapacity: true)
+        for object in placeholders { ghostify(object) }
+        placeholders.removeAll()
+        pendingError = nil
+        do {
+            try synchronize()
+        } catch {
+            // The storage is unreachable: every cached object may be stale.
+            for object in resident.values { ghostify(object) }
+        }
+        endTransaction()
+    }
+
+    /// Ghosts the least recently used objects beyond the cache size now.
+    /// Between commits this breaks repeatable reads (degree 2 isolation):
+    /// an object ghosted here may load a newer state later in the transaction.
+    public func shrinkCache() {
+        let limit = configuration.cacheSize
+        guard resident.count > limit else { return }
+        // Down to 7/8 of the target, so the sort is paid once per many loads.
+        let keep = limit - limit / 8
+        let candidates = resident.values.filter { $0.status == .saved }.sorted { $0.serial < $1.serial }
+        for object in candidates.prefix(resident.count - keep) { ghostify(object) }
+        if objects.count > 2 * resident.count + 1024 {
+            objects = objects.filter { $0.value.object != nil }
+        }
+    }
+
+    // MARK: For the object layer
+
+    func registerAdopted(_ object: PersistentObject) {
+        guard let oid = object.oid else { return }
+        objects[oid] = WeakObject(object)
+        object.status = .unsaved
+        object.serial = serial
+        changed[oid] = object
+    }
+
+    func noteChange(_ object: PersistentObject) {
+        guard let oid = object.oid else { return }
+        changed[oid] = object
+    }
+
+    /// Loads a ghost from a property accessor, which cannot throw: a failure
+    /// leaves a placeholder state and dooms the transaction.
+    func loadFromAccessor(_ object: PersistentObject) {
+        do {
+            try load(object)
+        } catch {
+            if pendingError == nil { pendingError = error }
+            object.setPlaceholderState()
+            object.status = .saved
+            placeholders.append(object)
+        }
+    }
+
+    /// Loads the state of a ghost.
+    func load(_ object: PersistentObject) throws {
+        guard let oid = object.oid else { return }
+        try apply(try fetch(oid), to: object)
+    }
+
+    // MARK: Internals
+
+    private func endTransaction() {
+        shrinkCache()
+        serial += 1
+    }
+
+    /// Reads a record, turning a read conflict on an object that this
+    /// transaction did not access into a sync and a retry, as Durus does.
+    private func fetch(_ oid: OID) throws -> Record {
+        do {
+            return try storage.load(oid)
+        } catch let conflict as ConflictError where conflict.kind == .read {
+            try handleInvalidations(try storage.sync(), readOID: oid)
+            return try storage.load(oid)
+        } catch DurusError.keyNotFound(let missing) where objects[missing]?.object != nil {
+            // A ghost whose object was collected: the reference was stale.
+            throw ConflictError(.read, oids: [missing])
+        }
+    }
+
+    private func apply(_ record: Record, to object: PersistentObject) throws {
+        let oid = record.oid
+        let (_, body) = try ObjectRecord.parse(record.data, oid: oid)
+        var offset = 0
+        let value: StateValue
+        do {
+            value = try StateValue.read(body, at: &offset)
+        } catch {
+            throw DurusError.badState(oid: oid, reason: error.description)
+        }
+        guard offset == body.count else {
+            throw DurusError.badState(oid: oid, reason: "\(body.count - offset) bytes follow the state")
+        }
+        let decoder = StateDecoder(resolve: { [unowned self] target, typeName in
+            if let known = objects[target]?.object { return known }
+            return try makeGhost(target, typeName: typeName)
+        })
+        do {
+            try object.decodeState(PersistentStateDecoder(decoder: decoder, value: value))
+        } catch let error as DurusError {
+            object.clearState()
+            throw error
+        } catch {
+            object.clearState()
+            throw DurusError.badState(oid: oid, reason: "\(error)")
+        }
+        object.status = .saved
+        object.serial = serial
+        resident[oid] = object
+        loadCount += 1
+    }
+
+    private func makeGhost(_ oid: OID, typeName: String) throws -> PersistentObject {
+        guard let type = PersistentTypes.type(named: typeName) else { throw DurusError.unknownType(typeName) }
+        let ghost = type.init(ghost: GhostMarker())
+        ghost.oid = oid
+        ghost.connection = self
+        objects[oid] = WeakObject(ghost)
+        return ghost
+    }
+
+    private func ghostify(_ object: PersistentObject) {
+        guard object.oid != nil else { return }
+        object.clearState()
+        object.status = .ghost
+        if let oid = object.oid { resident[oid] = nil }
+    }
+
+    /// Applies what others committed (and garbage collected): cached copies become ghosts.
+    private func synchronize() throws {
+        let oids = try storage.sync()
+        invalid.formUnion(oids)
+        for oid in invalid {
+            if let object = objects[oid]?.object { ghostify(object) }
+        }
+        invalid.removeAll()
+    }
+
+    /// Objects accessed in this transaction conflict; others become ghosts.
+    private func handleInvalidations(_ oids: [OID], readOID: OID?) throws {
+        var conflicts: [OID] = []
+        for oid in oids {
+            guard let object = objects[oid]?.object else { continue }
+            if object.serial == serial {
+                conflicts.append(oid)
+                invalid.insert(oid)
+            } else if object.status != .ghost {
+                ghostify(object)
+            }
+        }
+        guard conflicts.isEmpty else {
+            if let readOID { throw ConflictError(.read, oids: [readOID]) }
+            throw ConflictError(.write, oids: conflicts.sorted())
+        }
+    }
+}
+
+@available(*, unavailable)
+extension Connection: Sendable {}
+
+/// A weak reference, for the identity map.
+struct WeakObject {
+    weak var object: PersistentObject?
+    init(_ object: PersistentObject) { self.object = object }
+}

@@ -1,0 +1,107 @@
+import Synchronization
+
+/// One store, shared by any number of ``Connection``s, each with the
+/// isolation a client of a Durus server has.
+///
+/// ```swift
+/// let database = try Database(storage: BerkeleyDBStorage(path: "bank.db"), root: Bank.self,
+///                             types: [Account.self])
+/// let count = try database.transaction { connection in
+///     let bank = try connection.root(Bank.self)
+///     bank.accounts["alice"] = Account(owner: "alice")
+///     return bank.accounts.count
+/// }
+/// ```
+public final class Database: Sendable {
+    /// Settings shared by the database's connections.
+    public struct Configuration: Sendable {
+        /// The number of objects each connection keeps loaded between transactions.
+        public var cacheSize: Int
+        /// Compresses states with zlib when that makes them smaller. Reading
+        /// accepts both, whatever this says.
+        public var compression: Bool
+
+        public init(cacheSize: Int = 100_000, compression: Bool = true) {
+            self.cacheSize = cacheSize
+            self.compression = compression
+        }
+    }
+
+    /// The sessions over the storage.
+    public let hub: SessionHub
+    public let configuration: Configuration
+    private let idle = Mutex<[IdleConnection]>([])
+
+    /// The store's storage.
+    public var storage: any Storage { hub.storage }
+
+    /// Opens `storage`, registers `root` and `types`, and creates the root
+    /// object (`Root()`) when the store has none.
+    public init<Root: PersistentObject>(storage: any Storage, root: Root.Type, types: [PersistentObject.Type] = [],
+                                        configuration: Configuration = .init()) throws {
+        hub = SessionHub(storage: storage)
+        self.configuration = configuration
+        PersistentTypes.register([root] + types)
+        let connection = try open()
+        do {
+            _ = try storage.load(.root)
+        } catch DurusError.keyNotFound {
+            let oid = try storage.newOID()
+            guard oid == .root else {
+                throw DurusError.corruptStore(path: "\(storage)", reason: "the store has no root but handed out \(oid) first")
+            }
+            connection.adopt(Root(), as: .root)
+            try connection.commit()
+        }
+        recycle(connection)
+    }
+
+    /// A new connection, Durus style: long-lived, with its own cache.
+    public func open() throws -> Connection {
+        Connection(storage: hub.openSession(), configuration: configuration)
+    }
+
+    /// Runs `body` in a transaction and commits it; on a conflict, aborts and
+    /// runs it again, up to `retries` more times. Connections (and their
+    /// caches) are reused between calls.
+    ///
+    /// - Throws: the last ``ConflictError`` when every try conflicted; any
+    ///   other error at once (the transaction is aborted).
+    public func transaction<T>(retries: Int = 3, _ body: (Connection) throws -> T) throws -> T {
+        let connection = try idle.withLock { $0.popLast()?.connection } ?? open()
+        defer { recycle(connection) }
+        var attempt = 0
+        while true {
+            do {
+                let result = try body(connection)
+                try connection.commit()
+                return result
+            } catch let conflict as ConflictError {
+                connection.abort()
+                guard attempt < retries else { throw conflict }
+                attempt += 1
+            } catch {
+                connection.abort()
+                throw error
+            }
+        }
+    }
+
+    private func recycle(_ connection: Connection) {
+        idle.withLock { $0.append(IdleConnection(connection: connection)) }
+    }
+}
+
+/// A connection parked between transactions; only one caller takes it at a time.
+private struct IdleConnection: @unchecked Sendable {
+    let connection: Connection
+}
+
+extension Connection {
+    /// Makes `object` the object stored under `oid` (the root of a new store).
+    func adopt(_ object: PersistentObject, as oid: OID) {
+        object.oid = oid
+        object.connection = self
+        registerAdopted(object)
+    }
+}

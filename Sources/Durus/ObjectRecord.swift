@@ -1,0 +1,151 @@
+import Synchronization
+
+/// The data part of a record written for a Swift object:
+///
+///     0xD5 · format version (1) · flags (bit 0: body compressed)
+///     · type-name length (u16) · type name (UTF-8) · body
+///
+/// The type name stands uncompressed at the front so tools can report it
+/// without decoding the state. 0xD5 never starts a Python pickle (0x80), so
+/// a store may hold both kinds.
+enum ObjectRecord {
+    static let marker: UInt8 = 0xD5
+    static let version: UInt8 = 1
+    static let compressedFlag: UInt8 = 1
+
+    static func data(typeName: String, body: [UInt8], compress: Bool) -> [UInt8] {
+        var name = Array(typeName.utf8)
+        if name.count > Int(UInt16.max) { name = Array(name.prefix(Int(UInt16.max))) }
+        var payload = body
+        var flags: UInt8 = 0
+        if compress, body.count > 64, let packed = Zlib.compress(body), packed.count < body.count {
+            payload = packed
+            flags |= compressedFlag
+        }
+        var out: [UInt8] = [marker, version, flags, UInt8(name.count >> 8), UInt8(name.count & 0xFF)]
+        out.reserveCapacity(out.count + name.count + payload.count)
+        out.append(contentsOf: name)
+        out.append(contentsOf: payload)
+        return out
+    }
+
+    /// The type name and the (inflated) body of a record's data.
+    static func parse(_ data: ArraySlice<UInt8>, oid: OID) throws(DurusError) -> (typeName: String, body: [UInt8]) {
+        let bytes = Array(data)
+        guard let first = bytes.first else { throw .badState(oid: oid, reason: "the record has no data") }
+        guard first == marker else {
+            if first == 0x80 { throw .unknownType(pickleClassName(bytes) ?? "a Python pickle") }
+            throw .badState(oid: oid, reason: "the data starts with byte \(first), not a Swift state")
+        }
+        guard bytes.count >= 5 else { throw .badState(oid: oid, reason: "the state header is truncated") }
+        guard bytes[1] == version else {
+            throw .badState(oid: oid, reason: "state format version \(bytes[1]); this build reads version \(version)")
+        }
+        let nameLength = Int(bytes[3]) << 8 | Int(bytes[4])
+        guard bytes.count >= 5 + nameLength else { throw .badState(oid: oid, reason: "the type name is truncated") }
+        let typeName = String(decoding: bytes[5 ..< 5 + nameLength], as: UTF8.self)
+        let payload = bytes[(5 + nameLength)...]
+        guard bytes[2] & compressedFlag != 0 else { return (typeName, Array(payload)) }
+        guard let body = Zlib.decompress(payload) else {
+            throw .badState(oid: oid, reason: "the compressed state does not inflate")
+        }
+        return (typeName, body)
+    }
+
+    /// The class a record names, for Swift records and Python pickles alike.
+    static func typeName(of data: ArraySlice<UInt8>) -> String? {
+        let bytes = Array(data)
+        if bytes.first == marker, bytes.count >= 5 {
+            let length = Int(bytes[3]) << 8 | Int(bytes[4])
+            guard bytes.count >= 5 + length else { return nil }
+            return String(decoding: bytes[5 ..< 5 + length], as: UTF8.self)
+        }
+        return pickleClassName(bytes)
+    }
+
+    /// Durus pickles start with the class as a protocol-2 global: 0x80 0x02 'c' module '\n' name '\n'.
+    static func pickleClassName(_ bytes: [UInt8]) -> String? {
+        guard bytes.count > 3, bytes[0] == 0x80, bytes[2] == UInt8(ascii: "c") else { return nil }
+        let lines = bytes[3...].split(separator: UInt8(ascii: "\n"), maxSplits: 2, omittingEmptySubsequences: false)
+        guard lines.count >= 2 else { return nil }
+        return String(decoding: lines[0], as: UTF8.self) + "." + String(decoding: lines[1], as: UTF8.self)
+    }
+}
+
+/// Writes an object's state for ``PersistentObject/encodeState(_:)``.
+public struct PersistentStateEncoder {
+    let encoder: StateEncoder
+    var value: StateValue = .null
+
+    /// Encodes `state` as the object's whole state.
+    public mutating func encode<T: Encodable>(_ state: T) throws {
+        value = try encoder.encode(state)
+    }
+}
+
+/// Reads an object's state for ``PersistentObject/decodeState(_:)``.
+public struct PersistentStateDecoder {
+    let decoder: StateDecoder
+    let value: StateValue
+
+    /// Decodes the whole state as `T`. For a ``PersistentState``, properties
+    /// missing from the record take `T()`'s values, renamed ones are found
+    /// under their old names, and ones the type dropped are ignored.
+    public func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        if let evolving = T.self as? any PersistentState.Type {
+            return try decoder.decode(T.self, from: SchemaEvolution.fill(value, as: evolving))
+        }
+        return try decoder.decode(T.self, from: value)
+    }
+}
+
+enum SchemaEvolution {
+    /// The encoded `init()` of each state type, computed once.
+    private static let defaults = Mutex<[ObjectIdentifier: [(String, StateValue)]]>([:])
+
+    static func fill(_ stored: StateValue, as type: any PersistentState.Type) throws -> StateValue {
+        guard case .keyed(var pairs) = stored else { return stored }
+        let renamed = type.renamedProperties
+        if !renamed.isEmpty { pairs = pairs.map { (renamed[$0.0] ?? $0.0, $0.1) } }
+        let present = Set(pairs.map(\.0))
+        // Properties the record lacks take the defaults of `init()`. Keys the
+        // type no longer has stay: decoding ignores them. (An optional that
+        // defaults to nil has no default key at all, and needs none.)
+        let missing = try defaultPairs(type).filter { !present.contains($0.0) }
+        if missing.isEmpty && renamed.isEmpty { return stored }
+        return .keyed(pairs + missing)
+    }
+
+    private static func defaultPairs(_ type: any PersistentState.Type) throws -> [(String, StateValue)] {
+        if let known = defaults.withLock({ $0[ObjectIdentifier(type)] }) { return known }
+        func encodeDefault<S: PersistentState>(_: S.Type) throws -> StateValue {
+            try StateEncoder(reference: { object in
+                throw DurusError.badState(oid: object.oid ?? .root, reason: "a default state may not reference persistent objects")
+            }).encode(S())
+        }
+        guard case .keyed(let pairs) = try encodeDefault(type) else { return [] }
+        defaults.withLock { $0[ObjectIdentifier(type)] = pairs }
+        return pairs
+    }
+}
+
+/// Stored type names and the Swift types they stand for.
+///
+/// A record names its object's type; a connection makes ghosts of the
+/// registered type, so a reference whose static type is a superclass loads
+/// as the right subclass. ``Database`` registers the types it is given.
+public enum PersistentTypes {
+    private static let registry = Mutex<[String: PersistentObject.Type]>([:])
+
+    /// Registers each type under its ``PersistentObject/persistentTypeName``.
+    public static func register(_ types: [PersistentObject.Type]) {
+        registry.withLock { map in
+            for type in types { map[type.persistentTypeName] = type }
+        }
+    }
+
+    /// The type registered under `name`.
+    public static func type(named name: String) -> PersistentObject.Type? {
+        registry.withLock { $0[name] }
+    }
+}

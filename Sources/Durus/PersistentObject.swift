@@ -1,0 +1,186 @@
+/// The contract every stored object keeps: an identity (``oid``), a life
+/// cycle (new, saved, ghost), an owning ``Connection``, and a state the
+/// connection can encode, decode and drop.
+///
+/// Subclass ``Persistent`` (state in a `Codable` struct) rather than this class;
+/// subclass `PersistentObject` directly only for an object that keeps its
+/// state some other way (the library's collections do).
+///
+/// A subclass must keep the three required initializers available: declare
+/// convenience initializers only, or implement `init()`, `init(ghost:)` and
+/// `init(from:)` too. `init(ghost:)` runs no user code: it is how a
+/// connection makes the stand-in for an object it has not loaded yet.
+open class PersistentObject: Codable {
+    /// Where an object is in its life.
+    public enum Status: Sendable, Equatable {
+        /// New, or changed since it was loaded: the state in memory is not (yet) stored.
+        case unsaved
+        /// The state in memory is the stored state.
+        case saved
+        /// The state is not in memory; the first access loads it.
+        case ghost
+    }
+
+    /// The object's OID: nil until the commit that first stores it.
+    public internal(set) final var oid: OID?
+    /// The connection this object belongs to, once committed or loaded.
+    public internal(set) final weak var connection: Connection?
+    /// Where the object is in its life.
+    public internal(set) final var status: Status = .unsaved
+    /// The transaction serial of the connection when the object was last accessed.
+    final var serial = 0
+
+    /// A new object, unsaved and unattached to any connection.
+    public required init() {}
+
+    /// A stand-in for a stored object whose state is not loaded: runs no user code.
+    public required init(ghost: GhostMarker) {
+        status = .ghost
+    }
+
+    /// Persistent objects are coded only as references inside other objects'
+    /// state, by the Durus state codec; any other decoder gets an error.
+    public required init(from decoder: any Decoder) throws {
+        throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
+                                                debugDescription: "persistent objects decode only through a Connection"))
+    }
+
+    /// See ``init(from:)``.
+    open func encode(to encoder: any Encoder) throws {
+        throw EncodingError.invalidValue(self, .init(codingPath: encoder.codingPath,
+                                                     debugDescription: "persistent objects encode only through a Connection"))
+    }
+
+    /// The name stored in each record for this type, so that tools can name
+    /// it and a connection can find the type again. Defaults to the
+    /// module-qualified class name; override to keep a name across renames.
+    open class var persistentTypeName: String { String(reflecting: self) }
+
+    // MARK: For subclasses
+
+    /// Encodes the object's state. Persistent objects anywhere inside become references.
+    open func encodeState(_ encoder: inout PersistentStateEncoder) throws {}
+
+    /// Replaces the object's state with the decoded one.
+    open func decodeState(_ decoder: PersistentStateDecoder) throws {}
+
+    /// Drops the state when the object becomes a ghost; reset transient
+    /// properties here too. Call `super`.
+    open func clearState() {}
+
+    /// Gives the object a blank state after a load failed inside an accessor,
+    /// which cannot throw: the transaction is doomed (its commit throws the
+    /// load's error) and the values seen are blanks. The default clears.
+    open func setPlaceholderState() { clearState() }
+
+    /// Call before reading the state: loads a ghost and notes the access.
+    @inlinable public final func willRead() {
+        noteAccess()
+    }
+
+    /// Call before changing the state: loads a ghost, notes the access and
+    /// marks the object changed, so the next commit stores it.
+    @inlinable public final func willWrite() {
+        noteAccess()
+        if status != .unsaved { noteChange() }
+    }
+
+    @usableFromInline final func noteAccess() {
+        guard let connection else { return }
+        if status == .ghost { connection.loadFromAccessor(self) }
+        serial = connection.serial
+    }
+
+    @usableFromInline final func noteChange() {
+        status = .unsaved
+        connection?.noteChange(self)
+    }
+}
+
+/// The token only a connection can make, for ``PersistentObject/init(ghost:)``.
+public struct GhostMarker: Sendable {
+    init() {}
+}
+
+/// The state of a ``Persistent`` object: a `Codable` value with defaults.
+///
+/// Schema evolution: a property added later loads old records with the value
+/// `init()` gives it; a stored property the type no longer has is ignored; a
+/// rename is declared in ``renamedProperties`` (old stored name → new name).
+public protocol PersistentState: Codable {
+    /// The state of a new object, and the source of defaults for properties
+    /// that older records do not have.
+    init()
+    /// Stored names of properties renamed since: old name → new name.
+    static var renamedProperties: [String: String] { get }
+}
+
+extension PersistentState {
+    public static var renamedProperties: [String: String] { [:] }
+}
+
+/// A persistent object whose state is one `Codable` struct.
+///
+/// ```swift
+/// final class Account: Persistent<Account.State> {
+///     struct State: PersistentState {
+///         var owner = ""
+///         var balance = 0
+///     }
+///     var owner: String { get { state.owner } set { state.owner = newValue } }
+///     var balance: Int { get { state.balance } set { state.balance = newValue } }
+///     convenience init(owner: String) {
+///         self.init()
+///         state.owner = owner
+///     }
+/// }
+/// ```
+/// Reading `state` loads a ghost; changing it marks the object changed
+/// (mutating a value inside it, such as appending to an array property, counts).
+open class Persistent<State: PersistentState>: PersistentObject {
+    @usableFromInline final var storedState: State?
+
+    public required init() {
+        storedState = State()
+        super.init()
+    }
+
+    public required init(ghost: GhostMarker) {
+        storedState = nil
+        super.init(ghost: ghost)
+    }
+
+    public required init(from decoder: any Decoder) throws {
+        try super.init(from: decoder)
+    }
+
+    /// The object's state: loaded on first read, marked changed on write.
+    @inlinable public final var state: State {
+        _read {
+            willRead()
+            if storedState == nil { storedState = State() }
+            yield storedState!
+        }
+        _modify {
+            willWrite()
+            if storedState == nil { storedState = State() }
+            yield &storedState!
+        }
+    }
+
+    open override func encodeState(_ encoder: inout PersistentStateEncoder) throws {
+        try encoder.encode(storedState ?? State())
+    }
+
+    open override func decodeState(_ decoder: PersistentStateDecoder) throws {
+        storedState = try decoder.decode(State.self)
+    }
+
+    open override func clearState() {
+        storedState = nil
+    }
+
+    open override func setPlaceholderState() {
+        storedState = State()
+    }
+}

@@ -1,0 +1,239 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Turns `Encodable` values into ``StateValue`` trees. Persistent objects met
+/// anywhere inside become references, through `reference`.
+struct StateEncoder {
+    /// Gives the OID of a persistent object met while encoding (a commit
+    /// assigns OIDs to new objects here) and records it as referenced.
+    var reference: (PersistentObject) throws -> OID
+
+    func encode<T: Encodable>(_ value: T) throws -> StateValue {
+        try box(value, path: [])
+    }
+
+    func box<T: Encodable>(_ value: T, path: [any CodingKey]) throws -> StateValue {
+        // Exact types only: a dynamic cast would take an empty [Account] for [UInt8].
+        if let v = value as? PersistentObject {
+            return .reference(try reference(v), typeName: Swift.type(of: v).persistentTypeName)
+        }
+        switch T.self {
+        case is String.Type: return .string(value as! String)
+        case is Int.Type: return .int(Int64(value as! Int))
+        case is Bool.Type: return .bool(value as! Bool)
+        case is Double.Type: return .double(value as! Double)
+        case is Data.Type: return .bytes(Array(value as! Data))
+        case is [UInt8].Type: return .bytes(value as! [UInt8])
+        case is Date.Type: return .double((value as! Date).timeIntervalSinceReferenceDate)
+        case is UUID.Type: return .bytes(withUnsafeBytes(of: (value as! UUID).uuid) { Array($0) })
+        default:
+            let encoder = EncoderImpl(codingPath: path, owner: self)
+            try value.encode(to: encoder)
+            return encoder.node.value
+        }
+    }
+}
+
+/// A value under construction; containers share nodes by reference.
+final class Node {
+    enum Content {
+        case value(StateValue)
+        case array([Node])
+        case keyed([(String, Node)])
+    }
+
+    var content: Content = .value(.null)
+
+    var value: StateValue {
+        switch content {
+        case .value(let v): v
+        case .array(let items): .array(items.map(\.value))
+        case .keyed(let pairs): .keyed(pairs.map { ($0.0, $0.1.value) })
+        }
+    }
+}
+
+private final class EncoderImpl: Encoder {
+    let codingPath: [any CodingKey]
+    let userInfo: [CodingUserInfoKey: Any] = [:]
+    let owner: StateEncoder
+    let node: Node
+
+    init(codingPath: [any CodingKey], owner: StateEncoder, node: Node = Node()) {
+        self.codingPath = codingPath
+        self.owner = owner
+        self.node = node
+    }
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
+        if case .keyed = node.content {} else { node.content = .keyed([]) }
+        return KeyedEncodingContainer(KeyedContainer<Key>(encoder: self, node: node))
+    }
+
+    func unkeyedContainer() -> any UnkeyedEncodingContainer {
+        if case .array = node.content {} else { node.content = .array([]) }
+        return UnkeyedContainer(encoder: self, node: node)
+    }
+
+    func singleValueContainer() -> any SingleValueEncodingContainer {
+        SingleContainer(encoder: self)
+    }
+
+    func box<T: Encodable>(_ value: T, key: (any CodingKey)?) throws -> StateValue {
+        try owner.box(value, path: key.map { codingPath + [$0] } ?? codingPath)
+    }
+}
+
+private struct KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
+    let encoder: EncoderImpl
+    let node: Node
+    var codingPath: [any CodingKey] { encoder.codingPath }
+
+    private func set(_ key: Key, _ child: Node) {
+        guard case .keyed(var pairs) = node.content else { return }
+        if let index = pairs.firstIndex(where: { $0.0 == key.stringValue }) {
+            pairs[index].1 = child
+        } else {
+            pairs.append((key.stringValue, child))
+        }
+        node.content = .keyed(pairs)
+    }
+
+    private func set(_ key: Key, _ value: StateValue) {
+        let child = Node()
+        child.content = .value(value)
+        set(key, child)
+    }
+
+    mutating func encodeNil(forKey key: Key) throws { set(key, .null) }
+    mutating func encode(_ value: Bool, forKey key: Key) throws { set(key, .bool(value)) }
+    mutating func encode(_ value: String, forKey key: Key) throws { set(key, .string(value)) }
+    mutating func encode(_ value: Double, forKey key: Key) throws { set(key, .double(value)) }
+    mutating func encode(_ value: Float, forKey key: Key) throws { set(key, .float(value)) }
+    mutating func encode(_ value: Int, forKey key: Key) throws { set(key, .int(Int64(value))) }
+    mutating func encode(_ value: Int8, forKey key: Key) throws { set(key, .int(Int64(value))) }
+    mutating func encode(_ value: Int16, forKey key: Key) throws { set(key, .int(Int64(value))) }
+    mutating func encode(_ value: Int32, forKey key: Key) throws { set(key, .int(Int64(value))) }
+    mutating func encode(_ value: Int64, forKey key: Key) throws { set(key, .int(value)) }
+    mutating func encode(_ value: UInt, forKey key: Key) throws { set(key, .uint(UInt64(value))) }
+    mutating func encode(_ value: UInt8, forKey key: Key) throws { set(key, .uint(UInt64(value))) }
+    mutating func encode(_ value: UInt16, forKey key: Key) throws { set(key, .uint(UInt64(value))) }
+    mutating func encode(_ value: UInt32, forKey key: Key) throws { set(key, .uint(UInt64(value))) }
+    mutating func encode(_ value: UInt64, forKey key: Key) throws { set(key, .uint(value)) }
+    mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws { set(key, try encoder.box(value, key: key)) }
+
+    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key)
+        -> KeyedEncodingContainer<NestedKey> {
+        let child = Node()
+        child.content = .keyed([])
+        set(key, child)
+        let nested = EncoderImpl(codingPath: codingPath + [key], owner: encoder.owner, node: child)
+        return KeyedEncodingContainer(KeyedContainer<NestedKey>(encoder: nested, node: child))
+    }
+
+    mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
+        let child = Node()
+        child.content = .array([])
+        set(key, child)
+        return UnkeyedContainer(encoder: EncoderImpl(codingPath: codingPath + [key], owner: encoder.owner, node: child), node: child)
+    }
+
+    mutating func superEncoder() -> any Encoder { superEncoder(forKey: Key(stringValue: "super")!) }
+
+    mutating func superEncoder(forKey key: Key) -> any Encoder {
+        let child = Node()
+        set(key, child)
+        return EncoderImpl(codingPath: codingPath + [key], owner: encoder.owner, node: child)
+    }
+}
+
+private struct IndexKey: CodingKey {
+    var intValue: Int?
+    var stringValue: String { "\(intValue ?? 0)" }
+    init(_ index: Int) { intValue = index }
+    init?(stringValue: String) { nil }
+    init?(intValue: Int) { self.intValue = intValue }
+}
+
+private struct UnkeyedContainer: UnkeyedEncodingContainer {
+    let encoder: EncoderImpl
+    let node: Node
+    var codingPath: [any CodingKey] { encoder.codingPath }
+    var count: Int {
+        if case .array(let items) = node.content { return items.count }
+        return 0
+    }
+
+    private func append(_ child: Node) {
+        guard case .array(var items) = node.content else { return }
+        items.append(child)
+        node.content = .array(items)
+    }
+
+    private func append(_ value: StateValue) {
+        let child = Node()
+        child.content = .value(value)
+        append(child)
+    }
+
+    mutating func encodeNil() throws { append(.null) }
+    mutating func encode(_ value: Bool) throws { append(.bool(value)) }
+    mutating func encode(_ value: String) throws { append(.string(value)) }
+    mutating func encode(_ value: Double) throws { append(.double(value)) }
+    mutating func encode(_ value: Float) throws { append(.float(value)) }
+    mutating func encode(_ value: Int) throws { append(.int(Int64(value))) }
+    mutating func encode(_ value: Int64) throws { append(.int(value)) }
+    mutating func encode(_ value: UInt64) throws { append(.uint(value)) }
+    mutating func encode(_ value: UInt8) throws { append(.uint(UInt64(value))) }
+    mutating func encode<T: Encodable>(_ value: T) throws { append(try encoder.box(value, key: IndexKey(count))) }
+
+    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
+        let child = Node()
+        child.content = .keyed([])
+        let nested = EncoderImpl(codingPath: codingPath + [IndexKey(count)], owner: encoder.owner, node: child)
+        append(child)
+        return KeyedEncodingContainer(KeyedContainer<NestedKey>(encoder: nested, node: child))
+    }
+
+    mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
+        let child = Node()
+        child.content = .array([])
+        let nested = EncoderImpl(codingPath: codingPath + [IndexKey(count)], owner: encoder.owner, node: child)
+        append(child)
+        return UnkeyedContainer(encoder: nested, node: child)
+    }
+
+    mutating func superEncoder() -> any Encoder {
+        let child = Node()
+        let nested = EncoderImpl(codingPath: codingPath + [IndexKey(count)], owner: encoder.owner, node: child)
+        append(child)
+        return nested
+    }
+}
+
+private struct SingleContainer: SingleValueEncodingContainer {
+    let encoder: EncoderImpl
+    var codingPath: [any CodingKey] { encoder.codingPath }
+
+    private func set(_ value: StateValue) { encoder.node.content = .value(value) }
+
+    mutating func encodeNil() throws { set(.null) }
+    mutating func encode(_ value: Bool) throws { set(.bool(value)) }
+    mutating func encode(_ value: String) throws { set(.string(value)) }
+    mutating func encode(_ value: Double) throws { set(.double(value)) }
+    mutating func encode(_ value: Float) throws { set(.float(value)) }
+    mutating func encode(_ value: Int) throws { set(.int(Int64(value))) }
+    mutating func encode(_ value: Int8) throws { set(.int(Int64(value))) }
+    mutating func encode(_ value: Int16) throws { set(.int(Int64(value))) }
+    mutating func encode(_ value: Int32) throws { set(.int(Int64(value))) }
+    mutating func encode(_ value: Int64) throws { set(.int(value)) }
+    mutating func encode(_ value: UInt) throws { set(.uint(UInt64(value))) }
+    mutating func encode(_ value: UInt8) throws { set(.uint(UInt64(value))) }
+    mutating func encode(_ value: UInt16) throws { set(.uint(UInt64(value))) }
+    mutating func encode(_ value: UInt32) throws { set(.uint(UInt64(value))) }
+    mutating func encode(_ value: UInt64) throws { set(.uint(value)) }
+    mutating func encode<T: Encodable>(_ value: T) throws { set(try encoder.box(value, key: nil)) }
+}
