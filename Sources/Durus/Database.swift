@@ -37,7 +37,7 @@ public final class Database: Sendable {
 
     /// Opens `storage`, registers `root` and `types`, and creates the root
     /// object (`Root()`) when the store has none.
-    public init<Root: PersistentObject>(storage: any Storage, root: Root.Type, types: [PersistentObject.Type] = [],
+    public init<Root: PersistentRoot>(storage: any Storage, root: Root.Type, types: [PersistentObject.Type] = [],
                                         configuration: Configuration = .init()) throws {
         hub = SessionHub(storage: storage)
         self.configuration = configuration

@@ -6,10 +6,11 @@
 /// subclass `PersistentObject` directly only for an object that keeps its
 /// state some other way (the library's collections do).
 ///
-/// A subclass must keep the three required initializers available: declare
-/// convenience initializers only, or implement `init()`, `init(ghost:)` and
-/// `init(from:)` too. `init(ghost:)` runs no user code: it is how a
-/// connection makes the stand-in for an object it has not loaded yet.
+/// A subclass must keep the two required initializers available: declare
+/// convenience initializers only, or implement `init(ghost:)` and
+/// `init(from:)` too (`@Persistent` writes them). `init(ghost:)` runs no user
+/// code: it is how a connection makes the stand-in for an object it has not
+/// loaded yet, so every stored property needs a default value.
 open class PersistentObject: Codable {
     /// Where an object is in its life.
     public enum Status: Sendable, Equatable {
@@ -31,7 +32,7 @@ open class PersistentObject: Codable {
     final var serial = 0
 
     /// A new object, unsaved and unattached to any connection.
-    public required init() {}
+    public init() {}
 
     /// A stand-in for a stored object whose state is not loaded: runs no user code.
     public required init(ghost: GhostMarker) {
@@ -97,6 +98,13 @@ open class PersistentObject: Codable {
     }
 }
 
+/// A persistent type a store can create with no arguments: the root of a
+/// new store (see ``Database/init(storage:root:types:configuration:)``).
+/// Final classes conform with a plain `init()`.
+public protocol PersistentRoot: PersistentObject {
+    init()
+}
+
 /// The token only a connection can make, for ``PersistentObject/init(ghost:)``.
 public struct GhostMarker: Sendable {
     init() {}
@@ -137,10 +145,10 @@ extension PersistentState {
 /// ```
 /// Reading `state` loads a ghost; changing it marks the object changed
 /// (mutating a value inside it, such as appending to an array property, counts).
-open class Persistent<State: PersistentState>: PersistentObject {
+open class Persistent<State: PersistentState>: PersistentObject, PersistentRoot {
     @usableFromInline final var storedState: State?
 
-    public required init() {
+    public required override init() {
         storedState = State()
         super.init()
     }
