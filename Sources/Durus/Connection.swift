@@ -27,12 +27,68 @@
 ///
 /// A connection and its objects belong to one thread or task at a time.
 public final class Connection {
+    let core: ConnectionCore
+
+    init(storage: any Storage, configuration: Database.Configuration) {
+        core = ConnectionCore(storage: storage, configuration: configuration)
+        core.handle = self
+    }
+
+    deinit { core.handleReleased() }
+
+    /// Incremented by every commit and abort; objects note it when accessed.
+    public var serial: Int { core.serial }
+    /// How many records this connection has loaded.
+    public var loadCount: Int { core.loadCount }
+    /// The number of objects with their state in memory.
+    public var cachedCount: Int { core.cachedCount }
+    /// The first load failure of this transaction (inside a property
+    /// accessor, which cannot throw); ``commit()`` throws it.
+    public var pendingError: (any Error)? { core.pendingError }
+
+    /// The root object (OID 0), loaded.
+    /// - Throws: ``DurusError/keyNotFound(_:)`` when the store has no root,
+    ///   or ``DurusError/badState(oid:reason:)`` when the root is of another type.
+    public func root<T: PersistentObject>(_ type: T.Type = T.self) throws -> T { try core.root(type) }
+
+    /// The object stored under `oid`, with its state loaded.
+    public func get(_ oid: OID) throws -> PersistentObject { try core.get(oid) }
+
+    /// Stores every changed object and every new object reachable from them
+    /// (new objects get their OIDs here), atomically. With nothing changed,
+    /// it only synchronizes. Then shrinks the cache and starts a new transaction.
+    ///
+    /// - Throws: ``ConflictError`` (then ``abort()`` and retry);
+    ///   ``DurusError/foreignObject(_:)`` when an object of another connection
+    ///   is linked in; the error of a load that failed inside an accessor.
+    ///   New objects of a failed commit are detached again and can be reused.
+    public func commit() throws { try core.commit() }
+
+    /// Drops this transaction's changes (changed objects become ghosts; new
+    /// objects are left as they are, free to be linked again), applies what
+    /// others committed, shrinks the cache and starts a new transaction.
+    public func abort() { core.abort() }
+
+    /// Ghosts the least recently used objects beyond the cache size now.
+    /// Between commits this breaks repeatable reads (degree 2 isolation):
+    /// an object ghosted here may load a newer state later in the transaction.
+    public func shrinkCache() { core.shrinkCache() }
+}
+
+/// The working part of a ``Connection``. Objects hold it strongly, so an object
+/// the program keeps can always load; the public handle holds it too, and when
+/// the handle goes the cache lets go of its objects (breaking the cycle).
+final class ConnectionCore {
+    /// The public handle, while the program holds it.
+    weak var handle: Connection?
+    /// Set when the handle is gone: objects still held can load, but nothing
+    /// is kept in the cache any more.
+    private var released = false
+
     let storage: any Storage
     let configuration: Database.Configuration
-    /// Incremented by every commit and abort; objects note it when accessed.
-    public private(set) var serial = 1
-    /// How many records this connection has loaded.
-    public private(set) var loadCount = 0
+    private(set) var serial = 1
+    private(set) var loadCount = 0
 
     private var objects: [OID: WeakObject] = [:]
     private var resident: [OID: PersistentObject] = [:]
@@ -40,23 +96,25 @@ public final class Connection {
     private var invalid: Set<OID> = []
     /// Objects given placeholder state after a failed load in an accessor.
     private var placeholders: [PersistentObject] = []
-    /// The first load failure of this transaction, thrown again by `commit()`.
-    public private(set) var pendingError: (any Error)?
+    private(set) var pendingError: (any Error)?
 
     init(storage: any Storage, configuration: Database.Configuration) {
         self.storage = storage
         self.configuration = configuration
     }
 
-    /// The number of objects with their state in memory.
-    public var cachedCount: Int { resident.count }
+    func handleReleased() {
+        released = true
+        resident.removeAll()
+        changed.removeAll()
+        placeholders.removeAll()
+    }
+
+    var cachedCount: Int { resident.count }
 
     // MARK: Getting objects
 
-    /// The root object (OID 0), loaded.
-    /// - Throws: ``DurusError/keyNotFound(_:)`` when the store has no root,
-    ///   or a type mismatch when the root is of another type.
-    public func root<T: PersistentObject>(_ type: T.Type = T.self) throws -> T {
+    func root<T: PersistentObject>(_ type: T.Type = T.self) throws -> T {
         let object = try get(.root)
         guard let root = object as? T else {
             throw DurusError.badState(oid: .root, reason: "the root is a \(Swift.type(of: object).persistentTypeName), not a \(T.persistentTypeName)")
@@ -64,8 +122,7 @@ public final class Connection {
         return root
     }
 
-    /// The object stored under `oid`, with its state loaded.
-    public func get(_ oid: OID) throws -> PersistentObject {
+    func get(_ oid: OID) throws -> PersistentObject {
         if let object = objects[oid]?.object {
             if object.status == .ghost { try load(object) }
             object.serial = serial
@@ -79,15 +136,7 @@ public final class Connection {
 
     // MARK: Transactions
 
-    /// Stores every changed object and every new object reachable from them
-    /// (new objects get their OIDs here), atomically. With nothing changed,
-    /// it only synchronizes. Then shrinks the cache and starts a new transaction.
-    ///
-    /// - Throws: ``ConflictError`` (then ``abort()`` and retry);
-    ///   ``DurusError/foreignObject(_:)`` when an object of another connection
-    ///   is linked in; the error of a load that failed inside an accessor.
-    ///   New objects of a failed commit are detached again and can be reused.
-    public func commit() throws {
+    func commit() throws {
         if let pendingError { throw pendingError }
         guard !changed.isEmpty else {
             try synchronize()
@@ -105,13 +154,13 @@ public final class Connection {
                 var references: Set<OID> = []
                 var encoder = PersistentStateEncoder(encoder: StateEncoder(reference: { [unowned self] target in
                     if let targetOID = target.oid {
-                        guard target.connection === self else { throw DurusError.foreignObject(targetOID) }
+                        guard target.core === self else { throw DurusError.foreignObject(targetOID) }
                         references.insert(targetOID)
                         return targetOID
                     }
                     let assigned = try storage.newOID()
                     target.oid = assigned
-                    target.connection = self
+                    target.core = self
                     objects[assigned] = WeakObject(target)
                     newObjects.append(target)
                     queue.append(target)
@@ -130,28 +179,25 @@ public final class Connection {
             for object in newObjects {
                 if let oid = object.oid { objects[oid] = nil }
                 object.oid = nil
-                object.connection = nil
+                object.core = nil
                 object.status = .unsaved
             }
             throw error
         }
         for object in changed.values {
             object.status = .saved
-            if let oid = object.oid { resident[oid] = object }
+            if let oid = object.oid, !released { resident[oid] = object }
         }
         for object in newObjects {
             object.status = .saved
             object.serial = serial
-            if let oid = object.oid { resident[oid] = object }
+            if let oid = object.oid, !released { resident[oid] = object }
         }
         changed.removeAll(keepingCapacity: true)
         endTransaction()
     }
 
-    /// Drops this transaction's changes (changed objects become ghosts; new
-    /// objects are left as they are, free to be linked again), applies what
-    /// others committed, shrinks the cache and starts a new transaction.
-    public func abort() {
+    func abort() {
         for object in changed.values { ghostify(object) }
         changed.removeAll(keepingCapacity: true)
         for object in placeholders { ghostify(object) }
@@ -166,10 +212,7 @@ public final class Connection {
         endTransaction()
     }
 
-    /// Ghosts the least recently used objects beyond the cache size now.
-    /// Between commits this breaks repeatable reads (degree 2 isolation):
-    /// an object ghosted here may load a newer state later in the transaction.
-    public func shrinkCache() {
+    func shrinkCache() {
         let limit = configuration.cacheSize
         guard resident.count > limit else { return }
         // Down to 7/8 of the target, so the sort is paid once per many loads.
@@ -238,7 +281,12 @@ public final class Connection {
 
     private func apply(_ record: Record, to object: PersistentObject) throws {
         let oid = record.oid
-        let (_, body) = try ObjectRecord.parse(record.data, oid: oid)
+        let (typeName, body) = try ObjectRecord.parse(record.data, oid: oid)
+        let expected = type(of: object).persistentTypeName
+        if typeName != expected {
+            guard PersistentTypes.type(named: typeName) != nil else { throw DurusError.unknownType(typeName) }
+            throw DurusError.badState(oid: oid, reason: "the record holds a \(typeName), where a \(expected) was expected")
+        }
         var offset = 0
         let value: StateValue
         do {
@@ -264,7 +312,7 @@ public final class Connection {
         }
         object.status = .saved
         object.serial = serial
-        resident[oid] = object
+        if !released { resident[oid] = object }
         loadCount += 1
     }
 
@@ -272,7 +320,7 @@ public final class Connection {
         guard let type = PersistentTypes.type(named: typeName) else { throw DurusError.unknownType(typeName) }
         let ghost = type.init(ghost: GhostMarker())
         ghost.oid = oid
-        ghost.connection = self
+        ghost.core = self
         objects[oid] = WeakObject(ghost)
         return ghost
     }

@@ -101,7 +101,7 @@ extension Connection {
     /// Makes `object` the object stored under `oid` (the root of a new store).
     func adopt(_ object: PersistentObject, as oid: OID) {
         object.oid = oid
-        object.connection = self
-        registerAdopted(object)
+        object.core = core
+        core.registerAdopted(object)
     }
 }

@@ -25,7 +25,9 @@ open class PersistentObject: Codable {
     /// The object's OID: nil until the commit that first stores it.
     public internal(set) final var oid: OID?
     /// The connection this object belongs to, once committed or loaded.
-    public internal(set) final weak var connection: Connection?
+    public final var connection: Connection? { core?.handle }
+    /// Held strongly: an object the program keeps can always load its state.
+    final var core: ConnectionCore?
     /// Where the object is in its life.
     public internal(set) final var status: Status = .unsaved
     /// The transaction serial of the connection when the object was last accessed.
@@ -87,14 +89,14 @@ open class PersistentObject: Codable {
     }
 
     @usableFromInline final func noteAccess() {
-        guard let connection else { return }
-        if status == .ghost { connection.loadFromAccessor(self) }
-        serial = connection.serial
+        guard let core else { return }
+        if status == .ghost { core.loadFromAccessor(self) }
+        serial = core.serial
     }
 
     @usableFromInline final func noteChange() {
         status = .unsaved
-        connection?.noteChange(self)
+        core?.noteChange(self)
     }
 }
 

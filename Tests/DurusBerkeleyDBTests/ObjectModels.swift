@@ -25,11 +25,14 @@ final class Bank: Persistent<Bank.State> {
         var accounts: [String: Account] = [:]
         var ledger: [Account] = []
         var note: Note?
+        /// Objects of any persistent type, through their common superclass.
+        var objects: [PersistentObject] = []
     }
 
     var accounts: [String: Account] { get { state.accounts } set { state.accounts = newValue } }
     var ledger: [Account] { get { state.ledger } set { state.ledger = newValue } }
     var note: Note? { get { state.note } set { state.note = newValue } }
+    var objects: [PersistentObject] { get { state.objects } set { state.objects = newValue } }
 }
 
 /// A nested Codable value holding a reference.
@@ -57,7 +60,7 @@ final class Counter: Persistent<Counter.State> {
 
 /// Every value type the codec claims.
 final class Everything: Persistent<Everything.State> {
-    struct State: PersistentState {
+    struct State: PersistentState, Equatable {
         var int = 0, int8: Int8 = 0, int16: Int16 = 0, int32: Int32 = 0, int64: Int64 = 0
         var uint: UInt = 0, uint8: UInt8 = 0, uint16: UInt16 = 0, uint32: UInt32 = 0, uint64: UInt64 = 0
         var double = 0.0, float: Float = 0, bool = false, string = ""
@@ -76,4 +79,10 @@ final class Everything: Persistent<Everything.State> {
     enum Choice: Codable, Equatable { case none, some(Int, String) }
 }
 
-let testTypes: [PersistentObject.Type] = [Account.self, Bank.self, Counter.self, Everything.self]
+/// A state big enough to compress well.
+final class Document: Persistent<Document.State> {
+    struct State: PersistentState { var text = "" }
+    var text: String { get { state.text } set { state.text = newValue } }
+}
+
+let testTypes: [PersistentObject.Type] = [Account.self, Bank.self, Counter.self, Everything.self, Document.self]
