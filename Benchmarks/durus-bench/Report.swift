@@ -81,3 +81,43 @@ func scratchDirectory(_ name: String) -> String {
     try? FileManager.default.removeItem(atPath: path)
     return path
 }
+
+func optionString(_ name: String, in arguments: [String]) -> String? {
+    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return nil }
+    return arguments[index + 1]
+}
+
+/// The package's root folder (this file is Benchmarks/durus-bench/Report.swift).
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().path
+
+func pythonScript(_ name: String) -> String { packageRoot + "/Benchmarks/python/" + name }
+
+/// The venv `scripts/test` makes, with Durus 4.3 in it.
+func defaultPython() -> String { packageRoot + "/.build/durus-venv/bin/python" }
+
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Runs a Python benchmark script and parses the one JSON line it prints.
+func runPython(_ python: String, script: String, _ arguments: [String]) throws -> [String: Double] {
+    guard FileManager.default.isExecutableFile(atPath: python) else {
+        throw BenchError(description: "no Python at \(python): run scripts/test once, or pass --python")
+    }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: python)
+    process.arguments = [script] + arguments
+    let out = Pipe()
+    process.standardOutput = out
+    try process.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        throw BenchError(description: "\(script) exited with status \(process.terminationStatus)")
+    }
+    guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        throw BenchError(description: "\(script) printed no JSON object")
+    }
+    return object.compactMapValues { ($0 as? NSNumber)?.doubleValue }
+}

@@ -1,6 +1,7 @@
 // durus-bench: swift-durus measured side by side with what it is compared against.
 //
-//   swift run -c release durus-bench storage [--objects N]
+//   swift run -c release durus-bench storage [--objects N] [--loads N]
+//   swift run -c release durus-bench objects [--objects N] [--python PATH] ...
 //
 // Each suite prints a table and ends with one line per comparison:
 // `ratio <name> <ours ÷ theirs>` (above 1 means we are faster).
@@ -9,6 +10,7 @@ import Foundation
 let arguments = Array(CommandLine.arguments.dropFirst())
 let suites: [String: ([String]) throws -> Void] = [
     "storage": runStorageSuite,
+    "objects": runObjectsSuite,
 ]
 
 guard let name = arguments.first, let suite = suites[name] else {

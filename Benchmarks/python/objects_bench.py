@@ -9,18 +9,18 @@ runs the same workload on swift-durus, then compares the rates:
 
 Phases, all against SCRATCH_DIR/objects.durus (removed first if present):
 
-  create   `objects` Item instances stored in a BTree under root["items"],
+  create   `objects` Item instances stored in buckets of 1000 (PersistentDicts in the root's PersistentList),
            keyed 0 ..< objects, committed every `batch` objects.
   rmw      `rmw` commits, each reading a random item and incrementing its value.
   cold     A fresh FileStorage handle and Connection on the same file (the
-           first one closed), then `cold` random look-ups through the BTree,
+           first one closed), then `cold` random look-ups through the buckets,
            each touching item.value so the item's state is really loaded.
            "Cold" means a cold object cache: the file was just written, so the
            operating system's page cache is warm, as it is on the Swift side.
   warm     Every item loaded into that connection's cache, then `warm` random
-           reads of item.value through the BTree, none of which reach storage.
+           reads of item.value through the buckets, none of which reach storage.
   memory   Another fresh Connection; tracemalloc measures the Python heap
-           growth from loading every item through the BTree, per item.
+           growth from loading every item through the buckets, per item.
 
 Durability: Durus 4.3's FileStorage writes each commit with write() + flush()
 and never calls fsync() (only pack() does), so commits here reach the OS but
@@ -39,7 +39,8 @@ import sys
 import time
 import tracemalloc
 
-from durus.btree import BTree
+from durus.persistent_dict import PersistentDict
+from durus.persistent_list import PersistentList
 from durus.connection import Connection
 from durus.file_storage import FileStorage
 from durus.persistent import Persistent
@@ -94,20 +95,44 @@ def close_connection(connection):
     connection.get_storage().close()
 
 
-def run_create(path, objects, batch, cache_size):
-    """Store `objects` Items under root["items"], committing every `batch`.
+# Items live in buckets of BUCKET_SIZE consecutive numbers: root["buckets"]
+# is a PersistentList of PersistentDicts, item n in bucket n // BUCKET_SIZE.
+# The Swift side of `durus-bench objects` builds exactly this shape (its
+# BTree arrives later), so both sides load and store the same records.
+BUCKET_SIZE = 1000
 
-    Returns (connection, rate).  Setting up the empty BTree is not timed.
+
+class Buckets(object):
+    """Look-ups by item number through the root's buckets."""
+
+    def __init__(self, root):
+        self.buckets = root["buckets"]
+
+    def __getitem__(self, number):
+        return self.buckets[number // BUCKET_SIZE][number]
+
+    def itervalues(self):
+        for bucket in self.buckets:
+            for item in bucket.values():
+                yield item
+
+
+def run_create(path, objects, batch, cache_size):
+    """Store `objects` Items in the root's buckets, committing every `batch`.
+
+    Returns (connection, rate).  Setting up the empty list is not timed.
     """
     connection = open_connection(path, cache_size)
     root = connection.get_root()  # Durus makes a PersistentDict root for a new file
-    root["items"] = BTree()
+    root["buckets"] = PersistentList()
     connection.commit()
-    tree = root["items"]
+    buckets = root["buckets"]
 
     start = time.perf_counter()
     for number in range(objects):
-        tree[number] = Item(number)
+        if number % BUCKET_SIZE == 0:
+            buckets.append(PersistentDict())
+        buckets[-1][number] = Item(number)
         if (number + 1) % batch == 0:
             connection.commit()
     connection.commit()  # the final partial batch, if any
@@ -118,7 +143,7 @@ def run_create(path, objects, batch, cache_size):
 
 def run_rmw(connection, objects, rmw, rng):
     """`rmw` commits, each incrementing the value of one random item."""
-    tree = connection.get_root()["items"]
+    tree = Buckets(connection.get_root())
     start = time.perf_counter()
     for _ in range(rmw):
         item = tree[rng.randrange(objects)]
@@ -133,14 +158,14 @@ def run_cold(connection, objects, cold, rng):
     """`cold` random look-ups on a connection whose cache holds only the root.
 
     Returns (rate, records), records being how many object states the reader
-    loaded from storage in the phase: the items plus the BTree and its nodes
+    loaded from storage in the phase: the items plus the list and the buckets
     on the way down.
     """
     root = connection.get_root()  # loaded when the Connection was made
     loads_before = connection.get_load_count()
     total = 0
     start = time.perf_counter()
-    tree = root["items"]  # still a ghost; the first look-up loads it
+    tree = Buckets(root)  # the list is still a ghost; the first look-up loads it
     for _ in range(cold):
         total += tree[rng.randrange(objects)].value  # touching .value loads the item
     seconds = time.perf_counter() - start
@@ -150,13 +175,13 @@ def run_cold(connection, objects, cold, rng):
 
 
 def load_every_item(tree):
-    """Load the state of every item (and so every BTree node); return the sum of values."""
+    """Load the state of every item (and so every bucket); return the sum of values."""
     return sum(item.value for item in tree.itervalues())
 
 
 def run_warm(connection, objects, warm, rmw, rng):
     """`warm` random reads of item.value with every item already in the cache."""
-    tree = connection.get_root()["items"]
+    tree = Buckets(connection.get_root())
     # Untimed preload.  The values also check that the rmw commits persisted:
     # item n was created with value n, and every rmw commit added 1.
     preload_start = time.perf_counter()
@@ -184,18 +209,18 @@ def measure_bytes_per_object(path, objects, cache_size):
 
     The connection is opened before tracing starts, so the storage's offset
     index and the root are not counted.  The growth counted includes the
-    BTree nodes and the cache's bookkeeping, spread over the items, since
+    buckets and the cache's bookkeeping, spread over the items, since
     those are part of what it costs to hold the objects in memory.  The split
     between the ghosts-plus-index stage and the loaded state goes to stderr.
     """
     phase_start = time.perf_counter()
     connection = open_connection(path, cache_size)
-    tree = connection.get_root()["items"]
+    tree = Buckets(connection.get_root())
     gc.collect()
     tracemalloc.start()
     try:
         baseline = tracemalloc.get_traced_memory()[0]
-        # Stage 1: walk the tree, loading the BTree and all its nodes; the
+        # Stage 1: walk the buckets, loading the list and every bucket; the
         # items come out as ghosts (identity, oid, and a cache entry only).
         for _ in tree.itervalues():
             pass
@@ -230,8 +255,8 @@ def main():
     if os.path.exists(path):
         os.remove(path)
 
-    # Large enough that no phase evicts anything: every item plus the BTree
-    # nodes (one per 15 to 31 items with the default BNode16) and the root.
+    # Large enough that no phase evicts anything: every item, the buckets,
+    # the list and the root.
     cache_size = max(10 ** 6, 2 * arguments.objects)
     rng = random.Random(SEED)
     started = time.perf_counter()

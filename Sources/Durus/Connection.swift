@@ -90,7 +90,10 @@ final class ConnectionCore {
     private(set) var serial = 1
     private(set) var loadCount = 0
 
-    private var objects: [OID: WeakObject] = [:]
+    /// The identity map. Unowned, not weak: weak references would give every
+    /// object a side table and slow down every retain of it; instead an
+    /// object removes itself here when it is freed (see `forget`).
+    private var objects: [OID: UnownedObject] = [:]
     private var resident: [OID: PersistentObject] = [:]
     private var changed: [OID: PersistentObject] = [:]
     private var invalid: Set<OID> = []
@@ -161,7 +164,7 @@ final class ConnectionCore {
                     let assigned = try storage.newOID()
                     target.oid = assigned
                     target.core = self
-                    objects[assigned] = WeakObject(target)
+                    objects[assigned] = UnownedObject(target)
                     newObjects.append(target)
                     queue.append(target)
                     references.insert(assigned)
@@ -219,19 +222,22 @@ final class ConnectionCore {
         let keep = limit - limit / 8
         let candidates = resident.values.filter { $0.status == .saved }.sorted { $0.serial < $1.serial }
         for object in candidates.prefix(resident.count - keep) { ghostify(object) }
-        if objects.count > 2 * resident.count + 1024 {
-            objects = objects.filter { $0.value.object != nil }
-        }
     }
 
     // MARK: For the object layer
 
     func registerAdopted(_ object: PersistentObject) {
         guard let oid = object.oid else { return }
-        objects[oid] = WeakObject(object)
+        objects[oid] = UnownedObject(object)
         object.status = .unsaved
         object.serial = serial
         changed[oid] = object
+    }
+
+    /// Called by an object being freed.
+    func forget(_ oid: OID, _ object: PersistentObject) {
+        // Compared by identity only: the object is mid-deinit and must not be retained.
+        if objects[oid]?.id == ObjectIdentifier(object) { objects[oid] = nil }
     }
 
     func noteChange(_ object: PersistentObject) {
@@ -273,7 +279,7 @@ final class ConnectionCore {
         } catch let conflict as ConflictError where conflict.kind == .read {
             try handleInvalidations(try storage.sync(), readOID: oid)
             return try storage.load(oid)
-        } catch DurusError.keyNotFound(let missing) where objects[missing]?.object != nil {
+        } catch DurusError.keyNotFound(let missing) where objects[missing] != nil {
             // A ghost whose object was collected: the reference was stale.
             throw ConflictError(.read, oids: [missing])
         }
@@ -321,7 +327,7 @@ final class ConnectionCore {
         let ghost = type.init(ghost: GhostMarker())
         ghost.oid = oid
         ghost.core = self
-        objects[oid] = WeakObject(ghost)
+        objects[oid] = UnownedObject(ghost)
         return ghost
     }
 
@@ -364,8 +370,12 @@ final class ConnectionCore {
 @available(*, unavailable)
 extension Connection: Sendable {}
 
-/// A weak reference, for the identity map.
-struct WeakObject {
-    weak var object: PersistentObject?
-    init(_ object: PersistentObject) { self.object = object }
+/// An identity-map entry: valid while the object lives, removed by its deinit.
+struct UnownedObject {
+    unowned(unsafe) let object: PersistentObject
+    let id: ObjectIdentifier
+    init(_ object: PersistentObject) {
+        self.object = object
+        id = ObjectIdentifier(object)
+    }
 }

@@ -41,6 +41,10 @@ open class PersistentObject: Codable {
         status = .ghost
     }
 
+    deinit {
+        if let oid { core?.forget(oid, self) }
+    }
+
     /// Persistent objects are coded only as references inside other objects'
     /// state, by the Durus state codec; any other decoder gets an error.
     public required init(from decoder: any Decoder) throws {

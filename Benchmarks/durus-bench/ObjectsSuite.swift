@@ -1,0 +1,142 @@
+import Durus
+import DurusBerkeleyDB
+import Foundation
+
+/// The benchmark's object: the same three attributes as the Python side's `Item`.
+final class Item: Persistent<Item.State> {
+    struct State: PersistentState {
+        var name = ""
+        var value = 0
+        var tags: [String] = []
+    }
+    var value: Int { get { state.value } set { state.value = newValue } }
+}
+
+/// 1000 consecutive items, like the Python side's PersistentDict buckets.
+final class Bucket: Persistent<Bucket.State> {
+    struct State: PersistentState { var items: [Int: Item] = [:] }
+}
+
+final class BenchRoot: Persistent<BenchRoot.State> {
+    struct State: PersistentState { var buckets: [Bucket] = [] }
+    func item(_ number: Int) -> Item? { state.buckets[number / 1000].state.items[number] }
+}
+
+/// `objects`: the same workload through swift-durus (BerkeleyDBStorage in
+/// write-no-sync mode) and Python Durus 4.3 (FileStorage, which never fsyncs:
+/// the same promise).
+func runObjectsSuite(_ arguments: [String]) throws {
+    let objects = option("--objects", in: arguments, default: 100_000)
+    let batch = option("--batch", in: arguments, default: 1_000)
+    let rmw = option("--rmw", in: arguments, default: 5_000)
+    let cold = option("--cold", in: arguments, default: 5_000)
+    let warm = option("--warm", in: arguments, default: 200_000)
+    let python = optionString("--python", in: arguments) ?? defaultPython()
+    print("objects suite: \(objects) objects in commits of \(batch), \(rmw) read-modify-write commits, "
+        + "\(cold) cold and \(warm) warm reads")
+    print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; \(Date()); python: \(python)")
+
+    // Python first, on its own (it is single-threaded; nothing else runs meanwhile).
+    let scratch = scratchDirectory("objects")
+    try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: scratch) }
+    let theirs = try runPython(python, script: pythonScript("objects_bench.py"),
+                               ["--dir", scratch, "--objects", "\(objects)", "--batch", "\(batch)",
+                                "--rmw", "\(rmw)", "--cold", "\(cold)", "--warm", "\(warm)"])
+
+    var configuration = BerkeleyDBStorage.Configuration()
+    configuration.durability = .writeNoSync
+    configuration.cacheSize = 256 << 20
+    let path = scratch + "/swift-store"
+    var random = BenchRandom(state: 7)
+    let cacheSize = max(1_000_000, 2 * objects)
+    var ours: [String: Double] = [:]
+
+    do {
+        let storage = try BerkeleyDBStorage(path: path, configuration: configuration)
+        defer { try? storage.close() }
+        let database = try Database(storage: storage, root: BenchRoot.self, types: [Item.self, Bucket.self],
+                                    configuration: .init(cacheSize: cacheSize))
+        let connection = try database.open()
+        let root = try connection.root(BenchRoot.self)
+
+        ours["create_per_s"] = try rate(1) { _ in
+            for number in 0 ..< objects {
+                if number % 1000 == 0 { root.state.buckets.append(Bucket()) }
+                let item = Item()
+                item.state = .init(name: "item-\(number)", value: number, tags: ["t\(number % 7)", "u\(number % 11)"])
+                root.state.buckets[number / 1000].state.items[number] = item
+                if (number + 1) % batch == 0 { try connection.commit() }
+            }
+            try connection.commit()
+        } * Double(objects)
+
+        ours["rmw_commits_per_s"] = try rate(rmw) { _ in
+            let item = root.item(Int.random(in: 0 ..< objects, using: &random))
+            item?.value += 1
+            try connection.commit()
+        }
+
+        // Raw record loads of the same store, for the cold-load goal.
+        var oids: [OID] = []
+        try storage.forEachRecord { oids.append($0.oid) }
+        ours["record_loads_per_s"] = try rate(cold) { _ in
+            _ = try storage.load(oids[Int.random(in: 0 ..< oids.count, using: &random)])
+        }
+
+        let fresh = try database.open()
+        let freshRoot = try fresh.root(BenchRoot.self)
+        let before = fresh.loadCount
+        var checksum = 0
+        ours["cold_loads_per_s"] = try rate(cold) { _ in
+            checksum &+= freshRoot.item(Int.random(in: 0 ..< objects, using: &random))?.value ?? 0
+        }
+        ours["cold_loads_records"] = Double(fresh.loadCount - before)
+        try fresh.commit()
+
+        var total = 0
+        for number in 0 ..< objects { total += freshRoot.item(number)?.value ?? 0 }
+        guard total == objects * (objects - 1) / 2 + rmw else {
+            throw DurusError.corruptStore(path: path, reason: "stored values sum to \(total)")
+        }
+        let strays = fresh.loadCount
+        ours["warm_reads_per_s"] = try rate(warm) { _ in
+            checksum &+= freshRoot.item(Int.random(in: 0 ..< objects, using: &random))?.value ?? 0
+        }
+        guard fresh.loadCount == strays else { throw DurusError.corruptStore(path: path, reason: "warm reads loaded records") }
+
+        // Resident memory growth per object, loading everything into a third connection.
+        let third = try database.open()
+        let thirdRoot = try third.root(BenchRoot.self)
+        let baseline = residentBytes()
+        for number in 0 ..< objects { checksum &+= thirdRoot.item(number)?.value ?? 0 }
+        ours["bytes_per_cached_object"] = Double(residentBytes() - baseline) / Double(objects)
+        print("checksum \(checksum)")
+    }
+
+    var rows: [Comparison] = []
+    for (key, name, unit) in [("create_per_s", "create", "objects/s"), ("rmw_commits_per_s", "rmw-commit", "commits/s"),
+                              ("cold_loads_per_s", "cold-load", "objects/s"), ("warm_reads_per_s", "warm-read", "reads/s")] {
+        rows.append(Comparison(name: name, unit: unit, ours: ours[key] ?? 0, theirs: theirs[key] ?? 0))
+    }
+    report("objects: swift-durus (Berkeley DB, write-no-sync) vs. Python Durus 4.3 (FileStorage, no fsync)",
+           theirs: "Durus 4.3", rows)
+    let oursBytes = ours["bytes_per_cached_object"] ?? 0
+    let theirBytes = theirs["bytes_per_cached_object"] ?? 0
+    print(String(format: "memory per cached object: %.0f B (swift-durus, resident set) vs %.0f B (Durus 4.3, traced heap)",
+                 oursBytes, theirBytes))
+    print(String(format: "records loaded by the cold phase: %.0f (swift-durus) vs %.0f (Durus 4.3)",
+                 ours["cold_loads_records"] ?? 0, theirs["cold_loads_records"] ?? 0))
+    print(String(format: "ratio memory-per-object %.3f", oursBytes / max(theirBytes, 1)))
+    let recordRate = ours["record_loads_per_s"] ?? 1
+    let coldRecordsPerLoad = (ours["cold_loads_records"] ?? 0) / Double(cold)
+    print(String(format: "ratio cold-load-vs-record-load %.3f", (ours["cold_loads_per_s"] ?? 0) * coldRecordsPerLoad / recordRate))
+}
+
+/// Resident set size of this process, from /proc/self/statm.
+func residentBytes() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let fields = text.split(separator: " ")
+    guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+}
