@@ -94,6 +94,8 @@ final class ConnectionCore {
     /// object a side table and slow down every retain of it; instead an
     /// object removes itself here when it is freed (see `forget`).
     private var objects: [OID: UnownedObject] = [:]
+    /// Types met so far, so a ghost costs no trip to the shared registry.
+    private var types: [String: PersistentObject.Type] = [:]
     private var resident: [OID: PersistentObject] = [:]
     private var changed: [OID: PersistentObject] = [:]
     private var invalid: Set<OID> = []
@@ -323,7 +325,8 @@ final class ConnectionCore {
     }
 
     private func makeGhost(_ oid: OID, typeName: String) throws -> PersistentObject {
-        guard let type = PersistentTypes.type(named: typeName) else { throw DurusError.unknownType(typeName) }
+        guard let type = types[typeName] ?? PersistentTypes.type(named: typeName) else { throw DurusError.unknownType(typeName) }
+        types[typeName] = type
         let ghost = type.init(ghost: GhostMarker())
         ghost.oid = oid
         ghost.core = self

@@ -30,22 +30,22 @@ enum ObjectRecord {
     }
 
     /// The type name and the (inflated) body of a record's data.
-    static func parse(_ data: ArraySlice<UInt8>, oid: OID) throws(DurusError) -> (typeName: String, body: [UInt8]) {
-        let bytes = Array(data)
+    static func parse(_ bytes: ArraySlice<UInt8>, oid: OID) throws(DurusError) -> (typeName: String, body: [UInt8]) {
         guard let first = bytes.first else { throw .badState(oid: oid, reason: "the record has no data") }
         guard first == marker else {
-            if first == 0x80 { throw .unknownType(pickleClassName(bytes) ?? "a Python pickle") }
+            if first == 0x80 { throw .unknownType(pickleClassName(Array(bytes)) ?? "a Python pickle") }
             throw .badState(oid: oid, reason: "the data starts with byte \(first), not a Swift state")
         }
+        let start = bytes.startIndex
         guard bytes.count >= 5 else { throw .badState(oid: oid, reason: "the state header is truncated") }
-        guard bytes[1] == version else {
-            throw .badState(oid: oid, reason: "state format version \(bytes[1]); this build reads version \(version)")
+        guard bytes[start + 1] == version else {
+            throw .badState(oid: oid, reason: "state format version \(bytes[start + 1]); this build reads version \(version)")
         }
-        let nameLength = Int(bytes[3]) << 8 | Int(bytes[4])
+        let nameLength = Int(bytes[start + 3]) << 8 | Int(bytes[start + 4])
         guard bytes.count >= 5 + nameLength else { throw .badState(oid: oid, reason: "the type name is truncated") }
-        let typeName = String(decoding: bytes[5 ..< 5 + nameLength], as: UTF8.self)
-        let payload = bytes[(5 + nameLength)...]
-        guard bytes[2] & compressedFlag != 0 else { return (typeName, Array(payload)) }
+        let typeName = String(decoding: bytes[start + 5 ..< start + 5 + nameLength], as: UTF8.self)
+        let payload = bytes[(start + 5 + nameLength)...]
+        guard bytes[start + 2] & compressedFlag != 0 else { return (typeName, Array(payload)) }
         guard let body = Zlib.decompress(payload) else {
             throw .badState(oid: oid, reason: "the compressed state does not inflate")
         }

@@ -133,19 +133,36 @@ private final class DecoderImpl: Decoder {
 
 private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     let decoder: DecoderImpl
-    let values: [String: StateValue]
+    let pairs: [(String, StateValue)]
+    /// Built only for large containers (dictionaries); a struct's few
+    /// properties are found faster by a scan, without hashing.
+    let index: [String: Int]?
     var codingPath: [any CodingKey] { decoder.codingPath }
-    var allKeys: [Key] { values.keys.compactMap { Key(stringValue: $0) } }
+    var allKeys: [Key] { pairs.compactMap { Key(stringValue: $0.0) } }
 
     init(decoder: DecoderImpl, pairs: [(String, StateValue)]) {
         self.decoder = decoder
-        self.values = Dictionary(pairs, uniquingKeysWith: { _, last in last })
+        self.pairs = pairs
+        if pairs.count > 12 {
+            var index: [String: Int] = [:]
+            index.reserveCapacity(pairs.count)
+            for (position, pair) in pairs.enumerated() { index[pair.0] = position }
+            self.index = index
+        } else {
+            index = nil
+        }
     }
 
-    func contains(_ key: Key) -> Bool { values[key.stringValue] != nil }
+    /// The value under `name`; the last one when a key repeats.
+    private func lookup(_ name: String) -> StateValue? {
+        if let index { return index[name].map { pairs[$0].1 } }
+        return pairs.last(where: { $0.0 == name })?.1
+    }
+
+    func contains(_ key: Key) -> Bool { lookup(key.stringValue) != nil }
 
     private func value(_ key: Key) throws -> StateValue {
-        guard let value = values[key.stringValue] else {
+        guard let value = lookup(key.stringValue) else {
             throw DecodingError.keyNotFound(key, .init(codingPath: codingPath, debugDescription: "the state has no \(key.stringValue)"))
         }
         return value
@@ -184,7 +201,7 @@ private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     }
 
     func superDecoder() throws -> any Decoder {
-        DecoderImpl(value: values["super"] ?? .null, codingPath: codingPath, owner: decoder.owner)
+        DecoderImpl(value: lookup("super") ?? .null, codingPath: codingPath, owner: decoder.owner)
     }
 
     func superDecoder(forKey key: Key) throws -> any Decoder {

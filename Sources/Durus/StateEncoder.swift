@@ -37,22 +37,41 @@ struct StateEncoder {
     }
 }
 
-/// A value under construction; containers share nodes by reference.
+/// A value under construction; containers share nodes by reference and
+/// append to them in place (primitives are stored inline, without a node).
 final class Node {
-    enum Content {
+    enum Kind { case value, array, keyed }
+    enum Entry {
         case value(StateValue)
-        case array([Node])
-        case keyed([(String, Node)])
+        case node(Node)
+
+        var value: StateValue {
+            switch self {
+            case .value(let v): v
+            case .node(let n): n.value
+            }
+        }
     }
 
-    var content: Content = .value(.null)
+    var kind = Kind.value
+    var scalar = StateValue.null
+    var entries: [Entry] = []
+    /// Keys of a keyed node, parallel to `entries` (a repeated key: the last wins when read).
+    var keys: [String] = []
 
     var value: StateValue {
-        switch content {
-        case .value(let v): v
-        case .array(let items): .array(items.map(\.value))
-        case .keyed(let pairs): .keyed(pairs.map { ($0.0, $0.1.value) })
+        switch kind {
+        case .value: scalar
+        case .array: .array(entries.map(\.value))
+        case .keyed: .keyed(zip(keys, entries).map { ($0, $1.value) })
         }
+    }
+
+    func become(_ kind: Kind) {
+        guard self.kind != kind else { return }
+        self.kind = kind
+        entries = []
+        keys = []
     }
 }
 
@@ -69,12 +88,12 @@ private final class EncoderImpl: Encoder {
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
-        if case .keyed = node.content {} else { node.content = .keyed([]) }
+        node.become(.keyed)
         return KeyedEncodingContainer(KeyedContainer<Key>(encoder: self, node: node))
     }
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
-        if case .array = node.content {} else { node.content = .array([]) }
+        node.become(.array)
         return UnkeyedContainer(encoder: self, node: node)
     }
 
@@ -93,19 +112,13 @@ private struct KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     var codingPath: [any CodingKey] { encoder.codingPath }
 
     private func set(_ key: Key, _ child: Node) {
-        guard case .keyed(var pairs) = node.content else { return }
-        if let index = pairs.firstIndex(where: { $0.0 == key.stringValue }) {
-            pairs[index].1 = child
-        } else {
-            pairs.append((key.stringValue, child))
-        }
-        node.content = .keyed(pairs)
+        node.keys.append(key.stringValue)
+        node.entries.append(.node(child))
     }
 
     private func set(_ key: Key, _ value: StateValue) {
-        let child = Node()
-        child.content = .value(value)
-        set(key, child)
+        node.keys.append(key.stringValue)
+        node.entries.append(.value(value))
     }
 
     mutating func encodeNil(forKey key: Key) throws { set(key, .null) }
@@ -128,7 +141,7 @@ private struct KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key)
         -> KeyedEncodingContainer<NestedKey> {
         let child = Node()
-        child.content = .keyed([])
+        child.become(.keyed)
         set(key, child)
         let nested = EncoderImpl(codingPath: codingPath + [key], owner: encoder.owner, node: child)
         return KeyedEncodingContainer(KeyedContainer<NestedKey>(encoder: nested, node: child))
@@ -136,7 +149,7 @@ private struct KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
 
     mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
         let child = Node()
-        child.content = .array([])
+        child.become(.array)
         set(key, child)
         return UnkeyedContainer(encoder: EncoderImpl(codingPath: codingPath + [key], owner: encoder.owner, node: child), node: child)
     }
@@ -162,22 +175,11 @@ private struct UnkeyedContainer: UnkeyedEncodingContainer {
     let encoder: EncoderImpl
     let node: Node
     var codingPath: [any CodingKey] { encoder.codingPath }
-    var count: Int {
-        if case .array(let items) = node.content { return items.count }
-        return 0
-    }
+    var count: Int { node.entries.count }
 
-    private func append(_ child: Node) {
-        guard case .array(var items) = node.content else { return }
-        items.append(child)
-        node.content = .array(items)
-    }
+    private func append(_ child: Node) { node.entries.append(.node(child)) }
 
-    private func append(_ value: StateValue) {
-        let child = Node()
-        child.content = .value(value)
-        append(child)
-    }
+    private func append(_ value: StateValue) { node.entries.append(.value(value)) }
 
     mutating func encodeNil() throws { append(.null) }
     mutating func encode(_ value: Bool) throws { append(.bool(value)) }
@@ -192,7 +194,7 @@ private struct UnkeyedContainer: UnkeyedEncodingContainer {
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
         let child = Node()
-        child.content = .keyed([])
+        child.become(.keyed)
         let nested = EncoderImpl(codingPath: codingPath + [IndexKey(count)], owner: encoder.owner, node: child)
         append(child)
         return KeyedEncodingContainer(KeyedContainer<NestedKey>(encoder: nested, node: child))
@@ -200,7 +202,7 @@ private struct UnkeyedContainer: UnkeyedEncodingContainer {
 
     mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
         let child = Node()
-        child.content = .array([])
+        child.become(.array)
         let nested = EncoderImpl(codingPath: codingPath + [IndexKey(count)], owner: encoder.owner, node: child)
         append(child)
         return UnkeyedContainer(encoder: nested, node: child)
@@ -218,7 +220,10 @@ private struct SingleContainer: SingleValueEncodingContainer {
     let encoder: EncoderImpl
     var codingPath: [any CodingKey] { encoder.codingPath }
 
-    private func set(_ value: StateValue) { encoder.node.content = .value(value) }
+    private func set(_ value: StateValue) {
+        encoder.node.become(.value)
+        encoder.node.scalar = value
+    }
 
     mutating func encodeNil() throws { set(.null) }
     mutating func encode(_ value: Bool) throws { set(.bool(value)) }
