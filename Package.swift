@@ -1,4 +1,5 @@
 // swift-tools-version: 6.1
+import CompilerPluginSupport
 import PackageDescription
 
 let package = Package(
@@ -7,6 +8,10 @@ let package = Package(
     products: [
         .library(name: "Durus", targets: ["Durus"]),
         .library(name: "DurusBerkeleyDB", targets: ["DurusBerkeleyDB"]),
+        .library(name: "DurusMacros", targets: ["DurusMacros"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/swiftlang/swift-syntax", from: "603.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -43,6 +48,29 @@ let package = Package(
         .testTarget(
             name: "DurusBerkeleyDBTests",
             dependencies: ["Durus", "DurusBerkeleyDB", "CBerkeleyDB"]
+        ),
+        .macro(
+            name: "DurusMacrosPlugin",
+            dependencies: [
+                .product(name: "SwiftSyntaxMacros", package: "swift-syntax"),
+                .product(name: "SwiftCompilerPlugin", package: "swift-syntax"),
+                .product(name: "SwiftSyntax", package: "swift-syntax"),
+                .product(name: "SwiftSyntaxBuilder", package: "swift-syntax"),
+                .product(name: "SwiftDiagnostics", package: "swift-syntax"),
+            ]
+        ),
+        .target(
+            name: "DurusMacros",
+            dependencies: ["Durus", "DurusMacrosPlugin"]
+        ),
+        .testTarget(
+            name: "DurusMacrosTests",
+            dependencies: [
+                "DurusMacros",
+                "Durus",
+                "DurusMacrosPlugin",
+                .product(name: "SwiftSyntaxMacrosTestSupport", package: "swift-syntax"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]
