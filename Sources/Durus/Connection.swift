@@ -78,7 +78,7 @@ public final class Connection {
 /// The working part of a ``Connection``. Objects hold it strongly, so an object
 /// the program keeps can always load; the public handle holds it too, and when
 /// the handle goes the cache lets go of its objects (breaking the cycle).
-final class ConnectionCore {
+@usableFromInline final class ConnectionCore {
     /// The public handle, while the program holds it.
     weak var handle: Connection?
     /// Set when the handle is gone: objects still held can load, but nothing
@@ -87,7 +87,7 @@ final class ConnectionCore {
 
     let storage: any Storage
     let configuration: Database.Configuration
-    private(set) var serial = 1
+    @usableFromInline private(set) var serial = 1
     private(set) var loadCount = 0
 
     /// The identity map. Unowned, not weak: weak references would give every
@@ -249,7 +249,7 @@ final class ConnectionCore {
 
     /// Loads a ghost from a property accessor, which cannot throw: a failure
     /// leaves a placeholder state and dooms the transaction.
-    func loadFromAccessor(_ object: PersistentObject) {
+    @usableFromInline func loadFromAccessor(_ object: PersistentObject) {
         do {
             try load(object)
         } catch {

@@ -27,11 +27,15 @@ open class PersistentObject: Codable {
     /// The connection this object belongs to, once committed or loaded.
     public final var connection: Connection? { core?.handle }
     /// Held strongly: an object the program keeps can always load its state.
-    final var core: ConnectionCore?
+    @usableFromInline final var core: ConnectionCore?
     /// Where the object is in its life.
-    public internal(set) final var status: Status = .unsaved
+    public internal(set) final var status: Status {
+        get { _status }
+        set { _status = newValue }
+    }
+    @usableFromInline final var _status: Status = .unsaved
     /// The transaction serial of the connection when the object was last accessed.
-    final var serial = 0
+    @usableFromInline final var serial = 0
 
     /// A new object, unsaved and unattached to any connection.
     public init() {}
@@ -89,12 +93,12 @@ open class PersistentObject: Codable {
     /// marks the object changed, so the next commit stores it.
     @inlinable public final func willWrite() {
         noteAccess()
-        if status != .unsaved { noteChange() }
+        if _status != .unsaved { noteChange() }
     }
 
-    @usableFromInline final func noteAccess() {
+    @inlinable final func noteAccess() {
         guard let core else { return }
-        if status == .ghost { core.loadFromAccessor(self) }
+        if _status == .ghost { core.loadFromAccessor(self) }
         serial = core.serial
     }
 
@@ -152,7 +156,9 @@ extension PersistentState {
 /// Reading `state` loads a ghost; changing it marks the object changed
 /// (mutating a value inside it, such as appending to an array property, counts).
 open class Persistent<State: PersistentState>: PersistentObject, PersistentRoot {
-    @usableFromInline final var storedState: State?
+    /// Never optional, so accessors yield it in place without copying; a
+    /// ghost holds `State()`, which is cheap and keeps nothing alive.
+    @usableFromInline final var storedState: State
 
     public required override init() {
         storedState = State()
@@ -160,11 +166,12 @@ open class Persistent<State: PersistentState>: PersistentObject, PersistentRoot 
     }
 
     public required init(ghost: GhostMarker) {
-        storedState = nil
+        storedState = State()
         super.init(ghost: ghost)
     }
 
     public required init(from decoder: any Decoder) throws {
+        storedState = State()
         try super.init(from: decoder)
     }
 
@@ -172,18 +179,16 @@ open class Persistent<State: PersistentState>: PersistentObject, PersistentRoot 
     @inlinable public final var state: State {
         _read {
             willRead()
-            if storedState == nil { storedState = State() }
-            yield storedState!
+            yield storedState
         }
         _modify {
             willWrite()
-            if storedState == nil { storedState = State() }
-            yield &storedState!
+            yield &storedState
         }
     }
 
     open override func encodeState(_ encoder: inout PersistentStateEncoder) throws {
-        try encoder.encode(storedState ?? State())
+        try encoder.encode(storedState)
     }
 
     open override func decodeState(_ decoder: PersistentStateDecoder) throws {
@@ -191,10 +196,7 @@ open class Persistent<State: PersistentState>: PersistentObject, PersistentRoot 
     }
 
     open override func clearState() {
-        storedState = nil
-    }
-
-    open override func setPlaceholderState() {
         storedState = State()
     }
+
 }
