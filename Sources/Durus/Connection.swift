@@ -175,7 +175,7 @@ public final class Connection {
                 try object.encodeState(&encoder)
                 var body: [UInt8] = []
                 encoder.value.write(to: &body)
-                let data = ObjectRecord.data(typeName: type(of: object).persistentTypeName, body: body,
+                let data = ObjectRecord.data(typeName: PersistentTypes.name(of: type(of: object)), body: body,
                                              compress: configuration.compression)
                 records.append(Record(oid: oid, data: data, references: references))
             }
@@ -290,7 +290,7 @@ public final class Connection {
     private func apply(_ record: Record, to object: PersistentObject) throws {
         let oid = record.oid
         let (typeName, body) = try ObjectRecord.parse(record.data, oid: oid)
-        let expected = type(of: object).persistentTypeName
+        let expected = PersistentTypes.name(of: type(of: object))
         if typeName != expected {
             guard PersistentTypes.type(named: typeName) != nil else { throw DurusError.unknownType(typeName) }
             throw DurusError.badState(oid: oid, reason: "the record holds a \(typeName), where a \(expected) was expected")

@@ -148,4 +148,16 @@ public enum PersistentTypes {
     public static func type(named name: String) -> PersistentObject.Type? {
         registry.withLock { $0[name] }
     }
+
+    private static let names = Mutex<[ObjectIdentifier: String]>([:])
+
+    /// `type.persistentTypeName`, computed once per type (the default,
+    /// `String(reflecting:)`, is slow to recompute at every reference).
+    static func name(of type: PersistentObject.Type) -> String {
+        let key = ObjectIdentifier(type)
+        if let known = names.withLock({ $0[key] }) { return known }
+        let name = type.persistentTypeName
+        names.withLock { $0[key] = name }
+        return name
+    }
 }

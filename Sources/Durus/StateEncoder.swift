@@ -16,15 +16,17 @@ struct StateEncoder {
     }
 
     func box<T: Encodable>(_ value: T, path: [any CodingKey]) throws -> StateValue {
-        // Exact types only: a dynamic cast would take an empty [Account] for [UInt8].
-        if let v = value as? PersistentObject {
-            return .reference(try reference(v), typeName: Swift.type(of: v).persistentTypeName)
+        // Exact metatype checks, cheap and precise (a dynamic value cast would
+        // take an empty [Account] for [UInt8], and costs far more).
+        if T.self == String.self { return .string(value as! String) }
+        if T.self == Int.self { return .int(Int64(value as! Int)) }
+        if T.self == Bool.self { return .bool(value as! Bool) }
+        if T.self == Double.self { return .double(value as! Double) }
+        if T.self is PersistentObject.Type {
+            let object = unsafeBitCast(value, to: PersistentObject.self)
+            return .reference(try reference(object), typeName: PersistentTypes.name(of: Swift.type(of: object)))
         }
         switch T.self {
-        case is String.Type: return .string(value as! String)
-        case is Int.Type: return .int(Int64(value as! Int))
-        case is Bool.Type: return .bool(value as! Bool)
-        case is Double.Type: return .double(value as! Double)
         case is Data.Type: return .bytes(Array(value as! Data))
         case is [UInt8].Type: return .bytes(value as! [UInt8])
         case is Date.Type: return .double((value as! Date).timeIntervalSinceReferenceDate)
