@@ -63,21 +63,25 @@ import Testing
                 } else if roll < 88 {
                     // Relink: keep some of an object's references, add links to others.
                     let from = live.randomElement(using: &random)!
-                    let kept = refs(from).filter { _ in Bool.random(using: &random) }
+                    let kept = Set(refs(from).sorted().filter { _ in Bool.random(using: &random) })
                     let targets = (0 ..< Int.random(in: 0 ... 3, using: &random)).compactMap { _ -> OID? in
                         let to = live.randomElement(using: &random)!
                         return testCase.cycles || to > from ? to : nil
                     }
                     changed[from] = kept.union(targets).subtracting([from])
+                    if testCase.cycles, let back = targets.first, back != from, Int.random(in: 0 ..< 3, using: &random) == 0 {
+                        changed[back] = refs(back).union([from])      // a two-object cycle
+                    }
                 } else {
                     // Drop one reference.
                     let from = live.randomElement(using: &random)!
                     var current = refs(from)
-                    if let victim = current.randomElement(using: &random) { current.remove(victim) }
+                    if let victim = current.sorted().randomElement(using: &random) { current.remove(victim) }
                     changed[from] = current
                 }
             }
-            try storage.commit(changed.map { oid, refs in
+            // Sorted: Set and Dictionary order changes from run to run, and the seed must replay.
+            try storage.commit(changed.sorted { $0.key < $1.key }.map { oid, refs in
                 Record(oid: oid, data: [UInt8(step % 256), UInt8.random(in: 0 ... 255, using: &random)], references: refs)
             })
             for (oid, refs) in changed { graph[oid] = refs }
