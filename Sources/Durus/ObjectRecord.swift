@@ -100,8 +100,10 @@ public struct PersistentStateDecoder {
 }
 
 enum SchemaEvolution {
-    /// The encoded `init()` of each state type, computed once.
-    private static let defaults = Mutex<[ObjectIdentifier: [(String, StateValue)]]>([:])
+    /// The encoded `init()` of each state type, computed once, and the keys
+    /// whose default holds a persistent object (a new object cannot stand in
+    /// for a property an old record lacks).
+    private static let defaults = Mutex<[ObjectIdentifier: (pairs: [(String, StateValue)], withObjects: Set<String>)]>([:])
 
     static func fill(_ stored: StateValue, as type: any PersistentState.Type) throws -> StateValue {
         guard case .keyed(var pairs) = stored else { return stored }
@@ -111,21 +113,47 @@ enum SchemaEvolution {
         // Properties the record lacks take the defaults of `init()`. Keys the
         // type no longer has stay: decoding ignores them. (An optional that
         // defaults to nil has no default key at all, and needs none.)
-        let missing = try defaultPairs(type).filter { !present.contains($0.0) }
+        let template = try defaultPairs(type)
+        let missing = template.pairs.filter { !present.contains($0.0) }
+        if let key = missing.first(where: { template.withObjects.contains($0.0) })?.0 {
+            throw DurusError.badState(oid: .root, reason: "the record has no '\(key)', and its default is a new persistent "
+                + "object, which loading cannot create; store it once with a value")
+        }
         if missing.isEmpty && renamed.isEmpty { return stored }
         return .keyed(pairs + missing)
     }
 
-    private static func defaultPairs(_ type: any PersistentState.Type) throws -> [(String, StateValue)] {
+    private static func defaultPairs(_ type: any PersistentState.Type) throws
+        -> (pairs: [(String, StateValue)], withObjects: Set<String>) {
         if let known = defaults.withLock({ $0[ObjectIdentifier(type)] }) { return known }
-        func encodeDefault<S: PersistentState>(_: S.Type) throws -> StateValue {
-            try StateEncoder(reference: { object in
-                throw DurusError.badState(oid: object.oid ?? .root, reason: "a default state may not reference persistent objects")
-            }).encode(S())
+        var referenced = false
+        func encodeDefault<S: PersistentState>(_: S.Type) throws -> [(String, StateValue)] {
+            let encoder = StateEncoder(reference: { _ in
+                referenced = true
+                return OID(.max)
+            })
+            guard case .keyed(let pairs) = try encoder.encode(S()) else { return [] }
+            return pairs
         }
-        guard case .keyed(let pairs) = try encodeDefault(type) else { return [] }
-        defaults.withLock { $0[ObjectIdentifier(type)] = pairs }
-        return pairs
+        let pairs = try encodeDefault(type)
+        var withObjects: Set<String> = []
+        if referenced {
+            for (key, value) in pairs where value.containsReference { withObjects.insert(key) }
+        }
+        let result = (pairs, withObjects)
+        defaults.withLock { $0[ObjectIdentifier(type)] = result }
+        return result
+    }
+}
+
+extension StateValue {
+    var containsReference: Bool {
+        switch self {
+        case .reference: true
+        case .array(let items): items.contains { $0.containsReference }
+        case .keyed(let pairs): pairs.contains { $0.1.containsReference }
+        default: false
+        }
     }
 }
 
