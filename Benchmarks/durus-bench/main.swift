@@ -2,6 +2,7 @@
 //
 //   swift run -c release durus-bench storage [--objects N] [--loads N]
 //   swift run -c release durus-bench objects [--objects N] [--python PATH] ...
+//   swift run -c release durus-bench collections [--entries N] [--orders 16,32,64,128] [--python PATH]
 //
 // Each suite prints a table and ends with one line per comparison:
 // `ratio <name> <ours ÷ theirs>` (above 1 means we are faster).
@@ -11,6 +12,7 @@ let arguments = Array(CommandLine.arguments.dropFirst())
 let suites: [String: ([String]) throws -> Void] = [
     "storage": runStorageSuite,
     "objects": runObjectsSuite,
+    "collections": runCollectionsSuite,
 ]
 
 guard let name = arguments.first, let suite = suites[name] else {

@@ -28,6 +28,18 @@ struct StateDecoder {
             return b as! T
         }
         if T.self == Double.self { return try floating(value, path) as! T }
+        if T.self == [Int].self, case .array(let items) = value {
+            return try items.map { try number($0, Int.self, path) } as! T
+        }
+        if T.self == [String].self, case .array(let items) = value {
+            return try items.map { item -> String in
+                guard case .string(let s) = item else { throw mismatch("\(item.kind) in an array of String") }
+                return s
+            } as! T
+        }
+        if T.self == [Double].self, case .array(let items) = value {
+            return try items.map { try floating($0, path) } as! T
+        }
         if T.self is PersistentObject.Type {
             guard case .reference(let oid, let typeName) = value else { throw mismatch("\(value.kind)") }
             let object = try resolve(oid, typeName)

@@ -22,6 +22,10 @@ struct StateEncoder {
         if T.self == Int.self { return .int(Int64(value as! Int)) }
         if T.self == Bool.self { return .bool(value as! Bool) }
         if T.self == Double.self { return .double(value as! Double) }
+        // Arrays of the common scalars skip a container per element (BTree nodes).
+        if T.self == [Int].self { return .array((value as! [Int]).map { .int(Int64($0)) }) }
+        if T.self == [String].self { return .array((value as! [String]).map { .string($0) }) }
+        if T.self == [Double].self { return .array((value as! [Double]).map { .double($0) }) }
         if T.self is PersistentObject.Type {
             let object = unsafeBitCast(value, to: PersistentObject.self)
             return .reference(try reference(object), typeName: PersistentTypes.name(of: Swift.type(of: object)))
