@@ -201,3 +201,12 @@ public enum StateError: Error, Equatable, Sendable, CustomStringConvertible {
         }
     }
 }
+
+/// The coding key of an array element, for coding paths.
+struct IndexKey: CodingKey {
+    var intValue: Int?
+    var stringValue: String { "\(intValue ?? 0)" }
+    init(_ index: Int) { intValue = index }
+    init?(stringValue: String) { nil }
+    init?(intValue: Int) { self.intValue = intValue }
+}
