@@ -305,9 +305,9 @@ public final class Connection {
         guard offset == body.count else {
             throw DurusError.badState(oid: oid, reason: "\(body.count - offset) bytes follow the state")
         }
-        let decoder = StateDecoder(resolve: { [unowned self] target, typeName in
+        let decoder = StateDecoder(resolve: { [unowned self] target, typeName, declared in
             if let known = objects[target]?.object { return known }
-            return try makeGhost(target, typeName: typeName)
+            return try makeGhost(target, typeName: typeName, declared: declared)
         })
         do {
             try object.decodeState(PersistentStateDecoder(decoder: decoder, value: value))
@@ -324,8 +324,15 @@ public final class Connection {
         loadCount += 1
     }
 
-    private func makeGhost(_ oid: OID, typeName: String) throws -> PersistentObject {
-        guard let type = types[typeName] ?? PersistentTypes.type(named: typeName) else { throw DurusError.unknownType(typeName) }
+    /// A ghost of the type `typeName` names: one met before, a registered
+    /// one, or else `declared` (the type the referring state declares) when
+    /// that is its name: a generic specialization such as
+    /// `PersistentList<Account>` loads without ever having been registered.
+    private func makeGhost(_ oid: OID, typeName: String, declared: PersistentObject.Type? = nil) throws -> PersistentObject {
+        guard let type = types[typeName] ?? PersistentTypes.type(named: typeName)
+                ?? declared.flatMap({ PersistentTypes.name(of: $0) == typeName ? $0 : nil }) else {
+            throw DurusError.unknownType(typeName)
+        }
         types[typeName] = type
         let ghost = type.init(ghost: GhostMarker())
         ghost.oid = oid

@@ -172,6 +172,19 @@ public enum PersistentTypes {
         }
     }
 
+    private static let registered = Mutex<Set<ObjectIdentifier>>([])
+
+    /// Registers `type` the first time it is asked, by identity: later calls
+    /// cost one lookup and compute no name. The library's generic collections
+    /// call it from their initializers, since their specializations cannot be
+    /// listed up front.
+    public static func registerOnce(_ type: PersistentObject.Type) {
+        registered.withLock { seen in
+            // Inside the lock, so no caller returns before the name is registered.
+            if seen.insert(ObjectIdentifier(type)).inserted { register([type]) }
+        }
+    }
+
     /// The type registered under `name`.
     public static func type(named name: String) -> PersistentObject.Type? {
         registry.withLock { $0[name] }

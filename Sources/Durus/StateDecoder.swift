@@ -8,7 +8,10 @@ import Foundation
 /// becomes the instance `resolve` gives for it (the identity map's, perhaps
 /// a ghost), never a new object.
 struct StateDecoder {
-    var resolve: (OID, String) throws -> PersistentObject
+    /// The instance for a reference: its OID, the type name the record
+    /// stored, and the static type the state declares there (a type that
+    /// was never registered resolves to it when the names match).
+    var resolve: (OID, String, PersistentObject.Type) throws -> PersistentObject
 
     func decode<T: Decodable>(_ type: T.Type, from value: StateValue) throws -> T {
         try unbox(value, as: type, path: [])
@@ -40,9 +43,9 @@ struct StateDecoder {
         if T.self == [Double].self, case .array(let items) = value {
             return try items.map { try floating($0, path) } as! T
         }
-        if T.self is PersistentObject.Type {
+        if let declared = T.self as? PersistentObject.Type {
             guard case .reference(let oid, let typeName) = value else { throw mismatch("\(value.kind)") }
-            let object = try resolve(oid, typeName)
+            let object = try resolve(oid, typeName, declared)
             guard let typed = object as? T else {
                 throw mismatch("a reference to \(typeName)")
             }

@@ -1,0 +1,257 @@
+/// A dictionary that is one persistent object and tracks its own changes:
+/// setting, updating or removing a value marks it changed, so the next commit
+/// stores it. Values may be plain `Codable` values or persistent objects
+/// (other collections too), which are stored as references and load as ghosts.
+///
+/// ```swift
+/// let database = try Database(storage: MemoryStorage(),
+///                             root: PersistentDictionary<String, Int>.self)
+/// try database.transaction { connection in
+///     let stock = try connection.root(PersistentDictionary<String, Int>.self)
+///     stock["apples", default: 0] += 3        // marks the dictionary changed
+///     stock["pears"] = 2
+/// }
+/// let stock = try database.open().root(PersistentDictionary<String, Int>.self)
+/// print(stock["apples"] ?? 0, stock.count)    // 3 2
+/// ```
+///
+/// The object is the unit of change, as in Durus: two connections that change
+/// different keys of one dictionary in the same interval conflict, and the
+/// second commit throws ``ConflictError``. Keep a big or busy mapping in many
+/// smaller objects (or a B-tree) when that matters.
+///
+/// Each specialization registers itself with ``PersistentTypes`` when an
+/// instance is first made (new or loaded), and a reference whose declared type
+/// is the specialization loads even when the process never made one. Only a
+/// reference declared through a superclass (`PersistentObject`) needs the
+/// type registered first: ``registerType()``, or `types:` of a ``Database``.
+///
+/// Indices are valid until the dictionary changes or becomes a ghost (at an
+/// abort, a conflict, or when the cache drops it).
+public final class PersistentDictionary<Key: Hashable & Codable, Value: Codable>: PersistentObject, PersistentRoot {
+    /// The contents; a ghost holds an empty dictionary.
+    @usableFromInline final var items: [Key: Value]
+
+    /// An empty dictionary.
+    public override init() {
+        items = [:]
+        super.init()
+        PersistentTypes.registerOnce(Self.self)
+    }
+
+    /// A new dictionary holding `contents`.
+    public convenience init(_ contents: [Key: Value]) {
+        self.init()
+        items = contents
+    }
+
+    /// A new dictionary from pairs whose keys must be unique.
+    public convenience init<S: Sequence>(uniqueKeysWithValues pairs: S) where S.Element == (Key, Value) {
+        self.init(Dictionary(uniqueKeysWithValues: pairs))
+    }
+
+    public required init(ghost: GhostMarker) {
+        items = [:]
+        super.init(ghost: ghost)
+        PersistentTypes.registerOnce(Self.self)
+    }
+
+    public required init(from decoder: any Decoder) throws {
+        items = [:]
+        try super.init(from: decoder)
+    }
+
+    /// Registers this specialization under its ``PersistentObject/persistentTypeName``
+    /// (once; later calls are cheap). Needed only before loading one through a
+    /// reference declared as a superclass, in a process that has made none yet.
+    public static func registerType() {
+        PersistentTypes.registerOnce(self)
+    }
+
+    // MARK: The persistent state
+
+    public override func encodeState(_ encoder: inout PersistentStateEncoder) throws {
+        try encoder.encode(items)
+    }
+
+    public override func decodeState(_ decoder: PersistentStateDecoder) throws {
+        items = try decoder.decode([Key: Value].self)
+    }
+
+    public override func clearState() {
+        super.clearState()
+        items = [:]
+    }
+
+    // MARK: Reading and changing
+
+    /// The contents as a plain dictionary (a copy); setting it replaces them.
+    @inlinable public var contents: [Key: Value] {
+        get {
+            willRead()
+            return items
+        }
+        set {
+            willWrite()
+            items = newValue
+        }
+    }
+
+    /// The value for `key`; setting `nil` removes the key.
+    @inlinable public subscript(key: Key) -> Value? {
+        get {
+            willRead()
+            return items[key]
+        }
+        _modify {
+            willWrite()
+            yield &items[key]
+        }
+    }
+
+    /// The value for `key`, or `defaultValue`; changing it in place stores the result.
+    @inlinable public subscript(key: Key, default defaultValue: @autoclosure () -> Value) -> Value {
+        get {
+            willRead()
+            return items[key, default: defaultValue()]
+        }
+        _modify {
+            willWrite()
+            yield &items[key, default: defaultValue()]
+        }
+    }
+
+    /// Sets the value for `key`, returning the one it replaced.
+    @inlinable @discardableResult
+    public func updateValue(_ value: Value, forKey key: Key) -> Value? {
+        willWrite()
+        return items.updateValue(value, forKey: key)
+    }
+
+    /// Removes `key`, returning its value. A key that is absent changes nothing
+    /// (the dictionary is read, not marked changed).
+    @inlinable @discardableResult
+    public func removeValue(forKey key: Key) -> Value? {
+        willRead()
+        guard let index = items.index(forKey: key) else { return nil }
+        willWrite()
+        return items.remove(at: index).value
+    }
+
+    /// Removes the pair at `index`.
+    @inlinable @discardableResult
+    public func remove(at index: Index) -> Element {
+        willWrite()
+        return items.remove(at: index.base)
+    }
+
+    /// Removes every pair. An empty dictionary is left unchanged.
+    @inlinable public func removeAll(keepingCapacity keepCapacity: Bool = false) {
+        willRead()
+        guard !items.isEmpty else { return }
+        willWrite()
+        items.removeAll(keepingCapacity: keepCapacity)
+    }
+
+    /// Merges `other` in; `combine` picks the value for a key both have.
+    @inlinable public func merge(_ other: [Key: Value],
+                                 uniquingKeysWith combine: (Value, Value) throws -> Value) rethrows {
+        willWrite()
+        try items.merge(other, uniquingKeysWith: combine)
+    }
+
+    /// Merges `pairs` in; `combine` picks the value for a key met twice.
+    @inlinable public func merge<S: Sequence>(_ pairs: S,
+                                              uniquingKeysWith combine: (Value, Value) throws -> Value) rethrows
+        where S.Element == (Key, Value) {
+        willWrite()
+        try items.merge(pairs, uniquingKeysWith: combine)
+    }
+
+    /// Makes room for `minimumCapacity` pairs.
+    @inlinable public func reserveCapacity(_ minimumCapacity: Int) {
+        willRead()
+        items.reserveCapacity(minimumCapacity)
+    }
+
+    /// The position of `key`, if present.
+    @inlinable public func index(forKey key: Key) -> Index? {
+        willRead()
+        return items.index(forKey: key).map { Index($0) }
+    }
+
+    /// The keys (a snapshot).
+    @inlinable public var keys: Dictionary<Key, Value>.Keys {
+        willRead()
+        return items.keys
+    }
+
+    /// The values (a snapshot).
+    @inlinable public var values: Dictionary<Key, Value>.Values {
+        willRead()
+        return items.values
+    }
+
+    /// The number of pairs.
+    @inlinable public var count: Int {
+        willRead()
+        return items.count
+    }
+
+    @inlinable public var isEmpty: Bool {
+        willRead()
+        return items.isEmpty
+    }
+}
+
+extension PersistentDictionary: Collection {
+    public typealias Element = (key: Key, value: Value)
+
+    /// A position in the dictionary: a `Dictionary.Index` of its contents.
+    public struct Index: Comparable {
+        @usableFromInline let base: Dictionary<Key, Value>.Index
+
+        @inlinable init(_ base: Dictionary<Key, Value>.Index) { self.base = base }
+
+        @inlinable public static func < (a: Index, b: Index) -> Bool { a.base < b.base }
+        @inlinable public static func == (a: Index, b: Index) -> Bool { a.base == b.base }
+    }
+
+    @inlinable public var startIndex: Index {
+        willRead()
+        return Index(items.startIndex)
+    }
+
+    @inlinable public var endIndex: Index {
+        willRead()
+        return Index(items.endIndex)
+    }
+
+    @inlinable public func index(after i: Index) -> Index {
+        willRead()
+        return Index(items.index(after: i.base))
+    }
+
+    @inlinable public subscript(position: Index) -> Element {
+        willRead()
+        return items[position.base]
+    }
+
+    /// Iterates over a snapshot of the contents (loaded once).
+    @inlinable public func makeIterator() -> Dictionary<Key, Value>.Iterator {
+        willRead()
+        return items.makeIterator()
+    }
+}
+
+extension PersistentDictionary: ExpressibleByDictionaryLiteral {
+    /// A new dictionary; the keys must be unique.
+    public convenience init(dictionaryLiteral elements: (Key, Value)...) {
+        self.init(uniqueKeysWithValues: elements)
+    }
+}
+
+extension PersistentDictionary: CustomStringConvertible, CustomDebugStringConvertible {
+    public var description: String { contents.description }
+    public var debugDescription: String { "PersistentDictionary(\(contents.debugDescription))" }
+}

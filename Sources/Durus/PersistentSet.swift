@@ -1,0 +1,266 @@
+/// A set that is one persistent object and tracks its own changes: inserting
+/// or removing members marks it changed, so the next commit stores it.
+/// Members are `Hashable & Codable` values.
+///
+/// ```swift
+/// let database = try Database(storage: MemoryStorage(), root: PersistentSet<String>.self)
+/// try database.transaction { connection in
+///     let tags = try connection.root(PersistentSet<String>.self)
+///     tags.insert("swift")
+///     tags.formUnion(["durus", "swift"])
+/// }
+/// let tags = try database.open().root(PersistentSet<String>.self)
+/// print(tags.contains("durus"), tags.count)   // true 2
+/// ```
+///
+/// An operation that turns out to change nothing (inserting a member that is
+/// there, removing one that is not) only reads the set and does not mark it
+/// changed. The operations that make a set (`union`, `intersection`, …) make
+/// a new, unsaved `PersistentSet`; for a plain `Set` use ``contents``.
+/// `==` compares contents (as ``SetAlgebra`` requires); use `===` for identity.
+///
+/// Each specialization registers itself with ``PersistentTypes`` when an
+/// instance is first made (new or loaded); see ``PersistentDictionary`` for
+/// when ``registerType()`` is needed.
+public final class PersistentSet<Element: Hashable & Codable>: PersistentObject, PersistentRoot {
+    /// The contents; a ghost holds an empty set.
+    @usableFromInline final var items: Set<Element>
+
+    /// An empty set.
+    public override init() {
+        items = []
+        super.init()
+        PersistentTypes.registerOnce(Self.self)
+    }
+
+    /// A new set of `elements`.
+    public convenience init<S: Sequence>(_ elements: S) where S.Element == Element {
+        self.init()
+        items = Set(elements)
+    }
+
+    public required init(ghost: GhostMarker) {
+        items = []
+        super.init(ghost: ghost)
+        PersistentTypes.registerOnce(Self.self)
+    }
+
+    public required init(from decoder: any Decoder) throws {
+        items = []
+        try super.init(from: decoder)
+    }
+
+    /// Registers this specialization (once); see ``PersistentDictionary/registerType()``.
+    public static func registerType() {
+        PersistentTypes.registerOnce(self)
+    }
+
+    // MARK: The persistent state
+
+    public override func encodeState(_ encoder: inout PersistentStateEncoder) throws {
+        try encoder.encode(items)
+    }
+
+    public override func decodeState(_ decoder: PersistentStateDecoder) throws {
+        items = try decoder.decode(Set<Element>.self)
+    }
+
+    public override func clearState() {
+        super.clearState()
+        items = []
+    }
+
+    /// The contents as a plain set (a copy); setting it replaces them.
+    @inlinable public var contents: Set<Element> {
+        get {
+            willRead()
+            return items
+        }
+        set {
+            willWrite()
+            items = newValue
+        }
+    }
+
+    @inlinable public var count: Int {
+        willRead()
+        return items.count
+    }
+
+    @inlinable public var isEmpty: Bool {
+        willRead()
+        return items.isEmpty
+    }
+
+    /// Makes room for `minimumCapacity` members.
+    @inlinable public func reserveCapacity(_ minimumCapacity: Int) {
+        willRead()
+        items.reserveCapacity(minimumCapacity)
+    }
+
+    /// Removes the member at `position`.
+    @inlinable @discardableResult public func remove(at position: Index) -> Element {
+        willWrite()
+        return items.remove(at: position.base)
+    }
+
+    /// Removes every member. An empty set is left unchanged.
+    @inlinable public func removeAll(keepingCapacity keepCapacity: Bool = false) {
+        willRead()
+        guard !items.isEmpty else { return }
+        willWrite()
+        items.removeAll(keepingCapacity: keepCapacity)
+    }
+}
+
+extension PersistentSet: SetAlgebra {
+    @inlinable public func contains(_ member: Element) -> Bool {
+        willRead()
+        return items.contains(member)
+    }
+
+    @inlinable @discardableResult
+    public func insert(_ newMember: Element) -> (inserted: Bool, memberAfterInsert: Element) {
+        willRead()
+        if let present = items.firstIndex(of: newMember) { return (false, items[present]) }
+        willWrite()
+        return items.insert(newMember)
+    }
+
+    @inlinable @discardableResult public func remove(_ member: Element) -> Element? {
+        willRead()
+        guard let index = items.firstIndex(of: member) else { return nil }
+        willWrite()
+        return items.remove(at: index)
+    }
+
+    @inlinable @discardableResult public func update(with newMember: Element) -> Element? {
+        willWrite()
+        return items.update(with: newMember)
+    }
+
+    @inlinable public func union(_ other: PersistentSet) -> PersistentSet {
+        PersistentSet(contents.union(other.contents))
+    }
+
+    @inlinable public func intersection(_ other: PersistentSet) -> PersistentSet {
+        PersistentSet(contents.intersection(other.contents))
+    }
+
+    @inlinable public func symmetricDifference(_ other: PersistentSet) -> PersistentSet {
+        PersistentSet(contents.symmetricDifference(other.contents))
+    }
+
+    @inlinable public func subtracting(_ other: PersistentSet) -> PersistentSet {
+        PersistentSet(contents.subtracting(other.contents))
+    }
+
+    @inlinable public func formUnion(_ other: PersistentSet) { formUnion(other.contents) }
+    @inlinable public func formIntersection(_ other: PersistentSet) { formIntersection(other.contents) }
+    @inlinable public func formSymmetricDifference(_ other: PersistentSet) { formSymmetricDifference(other.contents) }
+    @inlinable public func subtract(_ other: PersistentSet) { subtract(other.contents) }
+
+    @inlinable public func isSubset(of other: PersistentSet) -> Bool { contents.isSubset(of: other.contents) }
+    @inlinable public func isSuperset(of other: PersistentSet) -> Bool { contents.isSuperset(of: other.contents) }
+    @inlinable public func isDisjoint(with other: PersistentSet) -> Bool { contents.isDisjoint(with: other.contents) }
+
+    // With any sequence, as `Set` offers.
+
+    /// Adds the members of `other`.
+    @inlinable public func formUnion<S: Sequence>(_ other: S) where S.Element == Element {
+        willWrite()
+        items.formUnion(other)
+    }
+
+    /// Keeps only the members that `other` has too.
+    @inlinable public func formIntersection<S: Sequence>(_ other: S) where S.Element == Element {
+        willWrite()
+        items.formIntersection(other)
+    }
+
+    /// Keeps the members that exactly one of this set and `other` has.
+    @inlinable public func formSymmetricDifference<S: Sequence>(_ other: S) where S.Element == Element {
+        willWrite()
+        items.formSymmetricDifference(other)
+    }
+
+    /// Removes the members of `other`.
+    @inlinable public func subtract<S: Sequence>(_ other: S) where S.Element == Element {
+        willWrite()
+        items.subtract(other)
+    }
+
+    @inlinable public func isSubset<S: Sequence>(of other: S) -> Bool where S.Element == Element {
+        willRead()
+        return items.isSubset(of: other)
+    }
+
+    @inlinable public func isSuperset<S: Sequence>(of other: S) -> Bool where S.Element == Element {
+        willRead()
+        return items.isSuperset(of: other)
+    }
+
+    @inlinable public func isDisjoint<S: Sequence>(with other: S) -> Bool where S.Element == Element {
+        willRead()
+        return items.isDisjoint(with: other)
+    }
+
+    /// Equal contents (loading both sets); use `===` for the same object.
+    @inlinable public static func == (a: PersistentSet, b: PersistentSet) -> Bool {
+        a === b || a.contents == b.contents
+    }
+}
+
+extension PersistentSet: Collection {
+    /// A position in the set: a `Set.Index` of its contents.
+    public struct Index: Comparable {
+        @usableFromInline let base: Set<Element>.Index
+
+        @inlinable init(_ base: Set<Element>.Index) { self.base = base }
+
+        @inlinable public static func < (a: Index, b: Index) -> Bool { a.base < b.base }
+        @inlinable public static func == (a: Index, b: Index) -> Bool { a.base == b.base }
+    }
+
+    @inlinable public var startIndex: Index {
+        willRead()
+        return Index(items.startIndex)
+    }
+
+    @inlinable public var endIndex: Index {
+        willRead()
+        return Index(items.endIndex)
+    }
+
+    @inlinable public func index(after i: Index) -> Index {
+        willRead()
+        return Index(items.index(after: i.base))
+    }
+
+    @inlinable public subscript(position: Index) -> Element {
+        willRead()
+        return items[position.base]
+    }
+
+    /// Iterates over a snapshot of the contents (loaded once).
+    @inlinable public func makeIterator() -> Set<Element>.Iterator {
+        willRead()
+        return items.makeIterator()
+    }
+
+    @inlinable public func firstIndex(of member: Element) -> Index? {
+        willRead()
+        return items.firstIndex(of: member).map { Index($0) }
+    }
+}
+
+extension PersistentSet: ExpressibleByArrayLiteral {
+    public convenience init(arrayLiteral elements: Element...) {
+        self.init(elements)
+    }
+}
+
+extension PersistentSet: CustomStringConvertible, CustomDebugStringConvertible {
+    public var description: String { contents.description }
+    public var debugDescription: String { "PersistentSet(\(contents.debugDescription))" }
+}
