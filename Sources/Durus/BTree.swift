@@ -47,12 +47,12 @@ public final class BTree<Key: Comparable & Codable, Value: Codable>: Persistent<
 
     public required init(from decoder: any Decoder) throws { try super.init(from: decoder) }
 
-    private var maxEntries: Int { 2 * state.order - 1 }
+    @usableFromInline var maxEntries: Int { 2 * state.order - 1 }
 
     // MARK: Lookup
 
     /// The value under `key`; setting nil removes it.
-    public subscript(key: Key) -> Value? {
+    @inlinable public subscript(key: Key) -> Value? {
         get {
             var node = state.root
             while true {
@@ -68,13 +68,13 @@ public final class BTree<Key: Comparable & Codable, Value: Codable>: Persistent<
     }
 
     /// Whether the tree is empty. Loads the root node only.
-    public var isEmpty: Bool { state.root.keys.isEmpty && state.root.isLeaf }
+    @inlinable public var isEmpty: Bool { state.root.keys.isEmpty && state.root.isLeaf }
 
     /// The number of entries. Walks the whole tree: O(n), and loads every node.
-    public var count: Int { state.root.subtreeCount }
+    @inlinable public var count: Int { state.root.subtreeCount }
 
     /// The entry with the smallest key.
-    public var min: (key: Key, value: Value)? {
+    @inlinable public var min: (key: Key, value: Value)? {
         var node = state.root
         while !node.isLeaf { node = node.children[0] }
         guard let key = node.keys.first else { return items().first(where: { _ in true }) }
@@ -82,21 +82,21 @@ public final class BTree<Key: Comparable & Codable, Value: Codable>: Persistent<
     }
 
     /// The entry with the largest key.
-    public var max: (key: Key, value: Value)? { state.root.peekMax() }
+    @inlinable public var max: (key: Key, value: Value)? { state.root.peekMax() }
 
     /// The entries with keys in `lower ..< upper` (either bound optional), in
     /// key order, loading each node only when the iteration reaches it.
-    public func items(from lower: Key? = nil, to upper: Key? = nil) -> Items {
+    @inlinable public func items(from lower: Key? = nil, to upper: Key? = nil) -> Items {
         Items(root: state.root, lower: lower, upper: upper)
     }
 
     /// The entries whose keys fall in `range`, in order.
-    public subscript(range: Range<Key>) -> Items { items(from: range.lowerBound, to: range.upperBound) }
+    @inlinable public subscript(range: Range<Key>) -> Items { items(from: range.lowerBound, to: range.upperBound) }
 
     // MARK: Changes
 
     /// Stores `value` under `key`, replacing any value there.
-    public func insert(_ key: Key, _ value: Value) {
+    @inlinable public func insert(_ key: Key, _ value: Value) {
         if state.root.keys.count == maxEntries {
             let old = state.root
             let top = Node()
@@ -112,7 +112,7 @@ public final class BTree<Key: Comparable & Codable, Value: Codable>: Persistent<
     /// Nodes are not merged: a node emptied by removals stays in place and
     /// fills again with later inserts in its key range, and the tree never
     /// grows deeper through removals.
-    @discardableResult
+    @inlinable @discardableResult
     public func remove(_ key: Key) -> Value? {
         var node = state.root
         while true {
@@ -125,7 +125,7 @@ public final class BTree<Key: Comparable & Codable, Value: Codable>: Persistent<
 
     /// Builds a subtree from sorted entries, nodes filled to three quarters so
     /// the first inserts after a bulk load do not split every node.
-    static func build(_ entries: ArraySlice<(Key, Value)>, maxEntries: Int) -> Node {
+    @usableFromInline static func build(_ entries: ArraySlice<(Key, Value)>, maxEntries: Int) -> Node {
         let fill = Swift.max(1, (3 * maxEntries) / 4)
         let node = Node()
         if entries.count <= fill {
@@ -158,10 +158,10 @@ public final class BTree<Key: Comparable & Codable, Value: Codable>: Persistent<
 
     /// An in-order walk over a range of the tree, loading nodes as it goes.
     public struct Items: Sequence, IteratorProtocol {
-        private var stack: [(node: Node, index: Int)] = []
-        private let upper: Key?
+        @usableFromInline var stack: [(node: Node, index: Int)] = []
+        @usableFromInline let upper: Key?
 
-        init(root: Node, lower: Key?, upper: Key?) {
+        @usableFromInline init(root: Node, lower: Key?, upper: Key?) {
             self.upper = upper
             var node = root
             while true {
@@ -172,7 +172,7 @@ public final class BTree<Key: Comparable & Codable, Value: Codable>: Persistent<
             }
         }
 
-        public mutating func next() -> (key: Key, value: Value)? {
+        @inlinable public mutating func next() -> (key: Key, value: Value)? {
             while let top = stack.last {
                 let (node, index) = top
                 if index < node.keys.count {
@@ -218,13 +218,13 @@ public final class BTreeNode<Key: Comparable & Codable, Value: Codable>: Persist
 
     public required init(from decoder: any Decoder) throws { try super.init(from: decoder) }
 
-    var keys: [Key] { get { state.keys } set { state.keys = newValue } }
-    var values: [Value] { get { state.values } set { state.values = newValue } }
-    var children: [BTreeNode] { get { state.children } set { state.children = newValue } }
-    var isLeaf: Bool { state.children.isEmpty }
+    @usableFromInline var keys: [Key] { get { state.keys } set { state.keys = newValue } }
+    @usableFromInline var values: [Value] { get { state.values } set { state.values = newValue } }
+    @usableFromInline var children: [BTreeNode] { get { state.children } set { state.children = newValue } }
+    @usableFromInline var isLeaf: Bool { state.children.isEmpty }
 
     /// The first position whose key is not less than `key`, and whether it equals it.
-    func search(_ key: Key) -> (index: Int, found: Bool) {
+    @usableFromInline func search(_ key: Key) -> (index: Int, found: Bool) {
         let keys = state.keys
         var low = 0, high = keys.count
         while low < high {
@@ -234,12 +234,12 @@ public final class BTreeNode<Key: Comparable & Codable, Value: Codable>: Persist
         return (low, low < keys.count && keys[low] == key)
     }
 
-    var subtreeCount: Int {
+    @usableFromInline var subtreeCount: Int {
         state.keys.count + state.children.reduce(0) { $0 + $1.subtreeCount }
     }
 
     /// Splits the full child at `index` around its middle entry, which moves up here.
-    func split(child index: Int, maxEntries: Int) {
+    @usableFromInline func split(child index: Int, maxEntries: Int) {
         let full = state.children[index]
         let middle = maxEntries / 2
         let right = BTreeNode()
@@ -256,7 +256,7 @@ public final class BTreeNode<Key: Comparable & Codable, Value: Codable>: Persist
         state.children.insert(right, at: index + 1)
     }
 
-    func insertNonFull(_ key: Key, _ value: Value, maxEntries: Int) {
+    @usableFromInline func insertNonFull(_ key: Key, _ value: Value, maxEntries: Int) {
         var node = self
         while true {
             var (index, found) = node.search(key)
@@ -283,7 +283,7 @@ public final class BTreeNode<Key: Comparable & Codable, Value: Codable>: Persist
     }
 
     /// Removes the entry at `index`; in an inner node its predecessor takes its place.
-    func removeEntry(at index: Int) -> Value {
+    @usableFromInline func removeEntry(at index: Int) -> Value {
         let value = state.values[index]
         if isLeaf {
             state.keys.remove(at: index)
@@ -301,14 +301,14 @@ public final class BTreeNode<Key: Comparable & Codable, Value: Codable>: Persist
     }
 
     /// The largest entry of this subtree, passing over subtrees emptied by removals.
-    func peekMax() -> (key: Key, value: Value)? {
+    @usableFromInline func peekMax() -> (key: Key, value: Value)? {
         if !isLeaf, let found = state.children[state.children.count - 1].peekMax() { return found }
         if let key = state.keys.last, let value = state.values.last { return (key, value) }
         return isLeaf || state.children.count != 1 ? nil : state.children[0].peekMax()
     }
 
     /// Removes and returns the largest entry of this subtree; nil when it holds none.
-    func popMax() -> (Key, Value)? {
+    @usableFromInline func popMax() -> (Key, Value)? {
         if isLeaf {
             guard let key = state.keys.popLast(), let value = state.values.popLast() else { return nil }
             return (key, value)
