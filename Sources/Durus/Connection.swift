@@ -174,7 +174,7 @@ public final class Connection {
                 }))
                 try object.encodeState(&encoder)
                 var body: [UInt8] = []
-                encoder.value.write(to: &body)
+                encoder.write(to: &body)
                 let data = ObjectRecord.data(typeName: PersistentTypes.name(of: type(of: object)), body: body,
                                              compress: configuration.compression)
                 records.append(Record(oid: oid, data: data, references: references))

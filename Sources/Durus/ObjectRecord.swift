@@ -75,12 +75,14 @@ enum ObjectRecord {
 /// Writes an object's state for ``PersistentObject/encodeState(_:)``.
 public struct PersistentStateEncoder {
     let encoder: StateEncoder
-    var value: StateValue = .null
+    var state: Node.Entry = .value(.null)
 
     /// Encodes `state` as the object's whole state.
     public mutating func encode<T: Encodable>(_ state: T) throws {
-        value = try encoder.encode(state)
+        self.state = try encoder.entry(state, path: [])
     }
+
+    func write(to out: inout [UInt8]) { state.write(to: &out) }
 }
 
 /// Reads an object's state for ``PersistentObject/decodeState(_:)``.

@@ -12,10 +12,20 @@ struct StateEncoder {
     var reference: (PersistentObject) throws -> OID
 
     func encode<T: Encodable>(_ value: T) throws -> StateValue {
-        try box(value, path: [])
+        try entry(value, path: []).value
     }
 
-    func box<T: Encodable>(_ value: T, path: [any CodingKey]) throws -> StateValue {
+    /// Encodes `value` as a node tree, written out later without building
+    /// a ``StateValue`` tree in between.
+    func entry<T: Encodable>(_ value: T, path: [any CodingKey]) throws -> Node.Entry {
+        if let scalar = try scalar(value) { return .value(scalar) }
+        let encoder = EncoderImpl(codingPath: path, owner: self)
+        try value.encode(to: encoder)
+        return encoder.node.kind == .value ? .value(encoder.node.scalar) : .node(encoder.node)
+    }
+
+    /// The common leaf types, encoded without an encoder; nil for anything else.
+    func scalar<T: Encodable>(_ value: T) throws -> StateValue? {
         // Exact metatype checks, cheap and precise (a dynamic value cast would
         // take an empty [Account] for [UInt8], and costs far more).
         if T.self == String.self { return .string(value as! String) }
@@ -35,10 +45,7 @@ struct StateEncoder {
         case is [UInt8].Type: return .bytes(value as! [UInt8])
         case is Date.Type: return .double((value as! Date).timeIntervalSinceReferenceDate)
         case is UUID.Type: return .bytes(withUnsafeBytes(of: (value as! UUID).uuid) { Array($0) })
-        default:
-            let encoder = EncoderImpl(codingPath: path, owner: self)
-            try value.encode(to: encoder)
-            return encoder.node.value
+        default: return nil
         }
     }
 }
@@ -57,6 +64,13 @@ final class Node {
             case .node(let n): n.value
             }
         }
+
+        func write(to out: inout [UInt8]) {
+            switch self {
+            case .value(let v): v.write(to: &out)
+            case .node(let n): n.write(to: &out)
+            }
+        }
     }
 
     var kind = Kind.value
@@ -70,6 +84,22 @@ final class Node {
         case .value: scalar
         case .array: .array(entries.map(\.value))
         case .keyed: .keyed(zip(keys, entries).map { ($0, $1.value) })
+        }
+    }
+
+    /// Writes the binary form, as `value.write(to:)` would, without the tree.
+    func write(to out: inout [UInt8]) {
+        switch kind {
+        case .value: scalar.write(to: &out)
+        case .array:
+            StateValue.writeHeader(.array, count: entries.count, to: &out)
+            for entry in entries { entry.write(to: &out) }
+        case .keyed:
+            StateValue.writeHeader(.keyed, count: entries.count, to: &out)
+            for (key, entry) in zip(keys, entries) {
+                Varint.writeString(key, to: &out)
+                entry.write(to: &out)
+            }
         }
     }
 
@@ -107,8 +137,8 @@ private final class EncoderImpl: Encoder {
         SingleContainer(encoder: self)
     }
 
-    func box<T: Encodable>(_ value: T, key: (any CodingKey)?) throws -> StateValue {
-        try owner.box(value, path: key.map { codingPath + [$0] } ?? codingPath)
+    func entry<T: Encodable>(_ value: T, key: (any CodingKey)?) throws -> Node.Entry {
+        try owner.entry(value, path: key.map { codingPath + [$0] } ?? codingPath)
     }
 }
 
@@ -142,7 +172,11 @@ private struct KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     mutating func encode(_ value: UInt16, forKey key: Key) throws { set(key, .uint(UInt64(value))) }
     mutating func encode(_ value: UInt32, forKey key: Key) throws { set(key, .uint(UInt64(value))) }
     mutating func encode(_ value: UInt64, forKey key: Key) throws { set(key, .uint(value)) }
-    mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws { set(key, try encoder.box(value, key: key)) }
+    mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
+        let entry = try encoder.entry(value, key: key)
+        node.keys.append(key.stringValue)
+        node.entries.append(entry)
+    }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key)
         -> KeyedEncodingContainer<NestedKey> {
@@ -188,7 +222,7 @@ private struct UnkeyedContainer: UnkeyedEncodingContainer {
     mutating func encode(_ value: Int64) throws { append(.int(value)) }
     mutating func encode(_ value: UInt64) throws { append(.uint(value)) }
     mutating func encode(_ value: UInt8) throws { append(.uint(UInt64(value))) }
-    mutating func encode<T: Encodable>(_ value: T) throws { append(try encoder.box(value, key: IndexKey(count))) }
+    mutating func encode<T: Encodable>(_ value: T) throws { node.entries.append(try encoder.entry(value, key: IndexKey(count))) }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
         let child = Node()
@@ -238,5 +272,15 @@ private struct SingleContainer: SingleValueEncodingContainer {
     mutating func encode(_ value: UInt16) throws { set(.uint(UInt64(value))) }
     mutating func encode(_ value: UInt32) throws { set(.uint(UInt64(value))) }
     mutating func encode(_ value: UInt64) throws { set(.uint(value)) }
-    mutating func encode<T: Encodable>(_ value: T) throws { set(try encoder.box(value, key: nil)) }
+    mutating func encode<T: Encodable>(_ value: T) throws {
+        switch try encoder.entry(value, key: nil) {
+        case .value(let v): set(v)
+        case .node(let n):
+            let node = encoder.node
+            node.kind = n.kind
+            node.scalar = n.scalar
+            node.entries = n.entries
+            node.keys = n.keys
+        }
+    }
 }

@@ -35,7 +35,7 @@ public enum StateValue: Equatable, Sendable {
 
 // MARK: Binary form
 
-private enum Tag: UInt8 {
+enum Tag: UInt8 {
     case null = 0, falseValue, trueValue, int, uint, double, float, string, bytes, array, keyed, reference
 }
 
@@ -80,6 +80,12 @@ extension StateValue {
             oid.append(to: &out)
             Varint.writeString(typeName, to: &out)
         }
+    }
+
+    /// Writes the tag and count that open an array or keyed value.
+    static func writeHeader(_ tag: Tag, count: Int, to out: inout [UInt8]) {
+        out.append(tag.rawValue)
+        Varint.write(UInt64(count), to: &out)
     }
 
     /// Reads one value from `bytes` at `offset`, advancing it.
