@@ -28,17 +28,7 @@
 ///
 /// Indices are valid until the dictionary changes or becomes a ghost (at an
 /// abort, a conflict, or when the cache drops it).
-public final class PersistentDictionary<Key: Hashable & Codable, Value: Codable>: PersistentObject, PersistentRoot {
-    /// The contents; a ghost holds an empty dictionary.
-    @usableFromInline final var items: [Key: Value]
-
-    /// An empty dictionary.
-    public override init() {
-        items = [:]
-        super.init()
-        PersistentTypes.registerOnce(Self.self)
-    }
-
+public final class PersistentDictionary<Key: Hashable & Codable, Value: Codable>: PersistentContainer<[Key: Value]>, PersistentRoot {
     /// A new dictionary holding `contents`.
     public convenience init(_ contents: [Key: Value]) {
         self.init()
@@ -50,52 +40,7 @@ public final class PersistentDictionary<Key: Hashable & Codable, Value: Codable>
         self.init(Dictionary(uniqueKeysWithValues: pairs))
     }
 
-    public required init(ghost: GhostMarker) {
-        items = [:]
-        super.init(ghost: ghost)
-        PersistentTypes.registerOnce(Self.self)
-    }
-
-    public required init(from decoder: any Decoder) throws {
-        items = [:]
-        try super.init(from: decoder)
-    }
-
-    /// Registers this specialization under its ``PersistentObject/persistentTypeName``
-    /// (once; later calls are cheap). Needed only before loading one through a
-    /// reference declared as a superclass, in a process that has made none yet.
-    public static func registerType() {
-        PersistentTypes.registerOnce(self)
-    }
-
-    // MARK: The persistent state
-
-    public override func encodeState(_ encoder: inout PersistentStateEncoder) throws {
-        try encoder.encode(items)
-    }
-
-    public override func decodeState(_ decoder: PersistentStateDecoder) throws {
-        items = try decoder.decode([Key: Value].self)
-    }
-
-    public override func clearState() {
-        super.clearState()
-        items = [:]
-    }
-
     // MARK: Reading and changing
-
-    /// The contents as a plain dictionary (a copy); setting it replaces them.
-    @inlinable public var contents: [Key: Value] {
-        get {
-            willRead()
-            return items
-        }
-        set {
-            willWrite()
-            items = newValue
-        }
-    }
 
     /// The value for `key`; setting `nil` removes the key.
     @inlinable public subscript(key: Key) -> Value? {

@@ -28,17 +28,7 @@
 /// Each specialization registers itself with ``PersistentTypes`` when an
 /// instance is first made (new or loaded); see ``PersistentDictionary`` for
 /// when ``registerType()`` is needed.
-public final class PersistentList<Element: Codable>: PersistentObject, PersistentRoot {
-    /// The contents; a ghost holds an empty array.
-    @usableFromInline final var items: [Element]
-
-    /// An empty list.
-    public override init() {
-        items = []
-        super.init()
-        PersistentTypes.registerOnce(Self.self)
-    }
-
+public final class PersistentList<Element: Codable>: PersistentContainer<[Element]>, PersistentRoot {
     /// A new list of `elements`.
     public convenience init<S: Sequence>(_ elements: S) where S.Element == Element {
         self.init()
@@ -51,48 +41,6 @@ public final class PersistentList<Element: Codable>: PersistentObject, Persisten
         items = Array(repeating: value, count: count)
     }
 
-    public required init(ghost: GhostMarker) {
-        items = []
-        super.init(ghost: ghost)
-        PersistentTypes.registerOnce(Self.self)
-    }
-
-    public required init(from decoder: any Decoder) throws {
-        items = []
-        try super.init(from: decoder)
-    }
-
-    /// Registers this specialization (once); see ``PersistentDictionary/registerType()``.
-    public static func registerType() {
-        PersistentTypes.registerOnce(self)
-    }
-
-    // MARK: The persistent state
-
-    public override func encodeState(_ encoder: inout PersistentStateEncoder) throws {
-        try encoder.encode(items)
-    }
-
-    public override func decodeState(_ decoder: PersistentStateDecoder) throws {
-        items = try decoder.decode([Element].self)
-    }
-
-    public override func clearState() {
-        super.clearState()
-        items = []
-    }
-
-    /// The contents as a plain array (a copy); setting it replaces them.
-    @inlinable public var contents: [Element] {
-        get {
-            willRead()
-            return items
-        }
-        set {
-            willWrite()
-            items = newValue
-        }
-    }
 }
 
 extension PersistentList: RandomAccessCollection, MutableCollection {

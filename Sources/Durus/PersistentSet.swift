@@ -22,65 +22,13 @@
 /// Each specialization registers itself with ``PersistentTypes`` when an
 /// instance is first made (new or loaded); see ``PersistentDictionary`` for
 /// when ``registerType()`` is needed.
-public final class PersistentSet<Element: Hashable & Codable>: PersistentObject, PersistentRoot {
-    /// The contents; a ghost holds an empty set.
-    @usableFromInline final var items: Set<Element>
-
-    /// An empty set.
-    public override init() {
-        items = []
-        super.init()
-        PersistentTypes.registerOnce(Self.self)
-    }
-
+public final class PersistentSet<Element: Hashable & Codable>: PersistentContainer<Set<Element>>, PersistentRoot {
     /// A new set of `elements`.
     public convenience init<S: Sequence>(_ elements: S) where S.Element == Element {
         self.init()
         items = Set(elements)
     }
 
-    public required init(ghost: GhostMarker) {
-        items = []
-        super.init(ghost: ghost)
-        PersistentTypes.registerOnce(Self.self)
-    }
-
-    public required init(from decoder: any Decoder) throws {
-        items = []
-        try super.init(from: decoder)
-    }
-
-    /// Registers this specialization (once); see ``PersistentDictionary/registerType()``.
-    public static func registerType() {
-        PersistentTypes.registerOnce(self)
-    }
-
-    // MARK: The persistent state
-
-    public override func encodeState(_ encoder: inout PersistentStateEncoder) throws {
-        try encoder.encode(items)
-    }
-
-    public override func decodeState(_ decoder: PersistentStateDecoder) throws {
-        items = try decoder.decode(Set<Element>.self)
-    }
-
-    public override func clearState() {
-        super.clearState()
-        items = []
-    }
-
-    /// The contents as a plain set (a copy); setting it replaces them.
-    @inlinable public var contents: Set<Element> {
-        get {
-            willRead()
-            return items
-        }
-        set {
-            willWrite()
-            items = newValue
-        }
-    }
 
     @inlinable public var count: Int {
         willRead()

@@ -54,11 +54,18 @@ extension BerkeleyDBStorage {
         guard fd >= 0 else {
             throw DurusError.io(path: lockPath, message: String(cString: strerror(errno)))
         }
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+        // A lock just released can still be held for a moment by a child this
+        // process is forking (its copy of the descriptor lives until exec), so
+        // a busy lock is retried briefly before the store counts as in use.
+        for attempt in 0 ..< 50 {
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 { return fd }
             let code = errno
-            Foundation.close(fd)
-            if code == EWOULDBLOCK { throw DurusError.storeInUse(path: path) }
-            throw DurusError.io(path: lockPath, message: String(cString: strerror(code)))
+            guard code == EWOULDBLOCK, attempt < 49 else {
+                Foundation.close(fd)
+                if code == EWOULDBLOCK { throw DurusError.storeInUse(path: path) }
+                throw DurusError.io(path: lockPath, message: String(cString: strerror(code)))
+            }
+            usleep(20_000)
         }
         return fd
     }

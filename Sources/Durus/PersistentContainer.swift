@@ -1,0 +1,67 @@
+/// What a persistent collection keeps: a `Codable` value with an empty form.
+public protocol PersistentContents: Codable {
+    init()
+}
+
+extension Array: PersistentContents where Element: Codable {}
+extension Dictionary: PersistentContents where Key: Codable, Value: Codable {}
+extension Set: PersistentContents where Element: Codable {}
+
+/// The shared part of ``PersistentDictionary``, ``PersistentList`` and
+/// ``PersistentSet``: one plain collection as the object's whole state,
+/// emptied when the object becomes a ghost, and the registration of each
+/// generic specialization (which cannot be listed up front) on first use.
+open class PersistentContainer<Contents: PersistentContents>: PersistentObject {
+    /// The contents; a ghost holds an empty collection.
+    @usableFromInline final var items: Contents
+
+    /// An empty collection.
+    public override init() {
+        items = Contents()
+        super.init()
+        PersistentTypes.registerOnce(Self.self)
+    }
+
+    public required init(ghost: GhostMarker) {
+        items = Contents()
+        super.init(ghost: ghost)
+        PersistentTypes.registerOnce(Self.self)
+    }
+
+    public required init(from decoder: any Decoder) throws {
+        items = Contents()
+        try super.init(from: decoder)
+    }
+
+    /// Registers this specialization (once). Needed only to load one through
+    /// ``Connection/get(_:)`` or a reference declared as a superclass, in a
+    /// process that has made none yet.
+    public static func registerType() {
+        PersistentTypes.registerOnce(self)
+    }
+
+    open override func encodeState(_ encoder: inout PersistentStateEncoder) throws {
+        try encoder.encode(items)
+    }
+
+    open override func decodeState(_ decoder: PersistentStateDecoder) throws {
+        items = try decoder.decode(Contents.self)
+    }
+
+    open override func clearState() {
+        super.clearState()
+        items = Contents()
+    }
+
+    /// The contents as a plain collection (a copy); setting it replaces them.
+    @inlinable public final var contents: Contents {
+        get {
+            willRead()
+            return items
+        }
+        set {
+            willWrite()
+            items = newValue
+        }
+    }
+}
