@@ -37,6 +37,13 @@ func tracked(_ name: String, _ type: String, _ defaultValue: String, indent: Str
 }
 
 final class PersistentExpansionTests: XCTestCase {
+    /// Every attribute the library declares maps to an implementation here,
+    /// so the expansion tests below exercise the macros users get.
+    func testEveryDeclaredMacroIsTested() {
+        XCTAssertEqual(Set(testMacros.keys), ["Persistent", "Transient", "_PersistentTracked", "_PersistentIgnored"])
+        XCTAssertTrue(testMacros["Persistent"] == PersistentMacro.self)
+    }
+
     func testAccount() {
         assertMacroExpansion(
             """
