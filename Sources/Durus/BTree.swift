@@ -67,8 +67,11 @@ public final class BTree<Key: Comparable & Codable, Value: Codable>: Persistent<
         }
     }
 
-    /// Whether the tree is empty. Loads the root node only.
-    @inlinable public var isEmpty: Bool { state.root.keys.isEmpty && state.root.isLeaf }
+    /// Whether the tree is empty. Loads the nodes down its left edge.
+    @inlinable public var isEmpty: Bool {
+        var items = items()
+        return items.next() == nil
+    }
 
     /// The number of entries. Walks the whole tree: O(n), and loads every node.
     @inlinable public var count: Int { state.root.subtreeCount }
@@ -117,7 +120,12 @@ public final class BTree<Key: Comparable & Codable, Value: Codable>: Persistent<
         var node = state.root
         while true {
             let (index, found) = node.search(key)
-            if found { return node.removeEntry(at: index) }
+            if found {
+                let value = node.removeEntry(at: index)
+                // A root left with no entry and one child hands over to it.
+                while state.root.keys.isEmpty && state.root.children.count == 1 { state.root = state.root.children[0] }
+                return value
+            }
             if node.isLeaf { return nil }
             node = node.children[index]
         }

@@ -67,8 +67,17 @@ public final class Database: Sendable {
     ///
     /// - Throws: the last ``ConflictError`` when every try conflicted; any
     ///   other error at once (the transaction is aborted).
-    public func transaction<T>(retries: Int = 3, _ body: (Connection) throws -> T) throws -> T {
-        let connection = try idle.withLock { $0.popLast()?.connection } ?? open()
+    /// The result is `Sendable`: persistent objects must not leave the
+    /// transaction, whose connection goes back to a pool other threads use.
+    public func transaction<T: Sendable>(retries: Int = 3, _ body: (Connection) throws -> T) throws -> T {
+        let connection: Connection
+        if let pooled = idle.withLock({ $0.popLast()?.connection }) {
+            // A parked connection's cache may predate others' commits: synchronize first.
+            pooled.abort()
+            connection = pooled
+        } else {
+            connection = try open()
+        }
         defer { recycle(connection) }
         var attempt = 0
         while true {
@@ -100,6 +109,7 @@ private struct IdleConnection: @unchecked Sendable {
 extension Connection {
     /// Makes `object` the object stored under `oid` (the root of a new store).
     func adopt(_ object: PersistentObject, as oid: OID) {
+        precondition(object.oid == nil && object.core == nil, "only a new, unattached object can be adopted")
         object.oid = oid
         object.core = core
         core.registerAdopted(object)

@@ -71,13 +71,31 @@ public final class SessionHub: Sendable {
                 defer { state.pending[id] = [] }
                 return Array(state.pending[id] ?? [])
             }
-            try handleInvalidations(mine)
-            try storage.commit(records)
             let oids = records.map(\.oid)
-            state.withLock { state in
-                for other in state.pending.keys where other != id { state.pending[other]?.formUnion(oids) }
-            }
-            try absorbStorageInvalidations()
+            // Others learn of these OIDs before the storage has them: a load
+            // racing this commit then finds them pending afterwards (see
+            // `SessionStorage.load`). If the commit fails, they only ghost
+            // objects that did not change, which is harmless.
+            var announced = false
+            try storage.commit(records, handleInvalidations: { remote in
+                // A remote storage (a server) reports others' commits here.
+                self.addPending(remote, except: id)
+                try handleInvalidations(mine + remote)
+                self.addPending(oids, except: id)
+                announced = true
+            })
+            if !announced { addPending(oids, except: id) }
+            // The commit is applied: a failure to read the storage's
+            // invalidations now must not make it look failed (the next sync
+            // reads them).
+            try? absorbStorageInvalidations()
+        }
+    }
+
+    private func addPending(_ oids: [OID], except id: Int) {
+        guard !oids.isEmpty else { return }
+        state.withLock { state in
+            for other in state.pending.keys where other != id { state.pending[other]?.formUnion(oids) }
         }
     }
 }
@@ -94,14 +112,20 @@ public final class SessionStorage: Storage {
 
     deinit { hub.close(id) }
 
+    /// Checked before and after the load: a commit announces its OIDs before
+    /// it is applied, so a record that changed during the load is caught.
     public func load(_ oid: OID) throws -> Record {
         try hub.checkFresh(id, [oid])
-        return try hub.storage.load(oid)
+        let record = try hub.storage.load(oid)
+        try hub.checkFresh(id, [oid])
+        return record
     }
 
     public func bulkLoad(_ oids: [OID]) throws -> [Record] {
         try hub.checkFresh(id, oids)
-        return try hub.storage.bulkLoad(oids)
+        let records = try hub.storage.bulkLoad(oids)
+        try hub.checkFresh(id, oids)
+        return records
     }
 
     public func newOID() throws -> OID { try hub.storage.newOID() }

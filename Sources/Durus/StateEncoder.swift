@@ -194,12 +194,15 @@ private struct KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
         return UnkeyedContainer(encoder: EncoderImpl(codingPath: codingPath + [key], owner: encoder.owner, node: child), node: child)
     }
 
-    mutating func superEncoder() -> any Encoder { superEncoder(forKey: Key(stringValue: "super")!) }
+    mutating func superEncoder() -> any Encoder { superEncoder(named: "super", key: nil) }
 
-    mutating func superEncoder(forKey key: Key) -> any Encoder {
+    mutating func superEncoder(forKey key: Key) -> any Encoder { superEncoder(named: key.stringValue, key: key) }
+
+    private func superEncoder(named name: String, key: Key?) -> any Encoder {
         let child = Node()
-        set(key, child)
-        return EncoderImpl(codingPath: codingPath + [key], owner: encoder.owner, node: child)
+        node.keys.append(name)
+        node.entries.append(.node(child))
+        return EncoderImpl(codingPath: codingPath + (key.map { [$0] } ?? []), owner: encoder.owner, node: child)
     }
 }
 

@@ -115,13 +115,13 @@ extension StateValue {
         case .array:
             let count = try Varint.readCount(bytes, at: &offset, each: 1)
             var items: [StateValue] = []
-            items.reserveCapacity(count)
+            items.reserveCapacity(Swift.min(count, 1024))   // a count is only bounded by the bytes left
             for _ in 0 ..< count { items.append(try read(bytes, at: &offset, depth: depth + 1)) }
             return .array(items)
         case .keyed:
             let count = try Varint.readCount(bytes, at: &offset, each: 2)
             var pairs: [(String, StateValue)] = []
-            pairs.reserveCapacity(count)
+            pairs.reserveCapacity(Swift.min(count, 1024))
             for _ in 0 ..< count {
                 let key = try Varint.readString(bytes, at: &offset)
                 pairs.append((key, try read(bytes, at: &offset, depth: depth + 1)))

@@ -17,7 +17,8 @@ enum Zlib {
     }
 
     /// Inflates a zlib stream of any size; nil when it is not valid zlib.
-    static func decompress(_ bytes: ArraySlice<UInt8>, limit: Int = 1 << 30) -> [UInt8]? {
+    /// `limit` bounds what a corrupt or hostile stream can make us allocate.
+    static func decompress(_ bytes: ArraySlice<UInt8>, limit: Int = 256 << 20) -> [UInt8]? {
         var stream = z_stream()
         guard inflateInit_(&stream, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else { return nil }
         defer { inflateEnd(&stream) }

@@ -72,6 +72,15 @@ func makeTreeDatabase(_ kind: StorageKind, name: String = #function) throws -> (
         }
     }
 
+    @Test func emptiedTreeIsEmpty() throws {
+        let tree = BTree<Int, Int>(sorted: (0 ..< 2000).map { ($0, $0) }, order: 3)
+        var random = SeededRandom(seed: 9)
+        for key in (0 ..< 2000).shuffled(using: &random) { #expect(tree.remove(key) == key) }
+        #expect(tree.isEmpty && tree.count == 0 && tree.min == nil && tree.max == nil)
+        tree[5] = 50
+        #expect(!tree.isEmpty && tree.items().map(\.key) == [5])
+    }
+
     @Test func bulkLoadFromSortedInput() throws {
         for count in [0, 1, 126, 127, 128, 5000] {
             let tree = BTree<Int, String>(sorted: (0 ..< count).map { ($0, "v\($0)") })

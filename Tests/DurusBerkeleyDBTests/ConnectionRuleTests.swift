@@ -362,6 +362,20 @@ func makeDatabase(_ kind: StorageKind, cacheSize: Int = 1000, compression: Bool 
         #expect(total == 100)
     }
 
+    /// A pooled connection is synchronized before it runs a transaction: a
+    /// read-only transaction sees what others committed since it last ran.
+    @Test(arguments: StorageKind.allCases)
+    func pooledConnectionsSeeLaterCommits(_ kind: StorageKind) throws {
+        let (db, cleanup) = try makeDatabase(kind)
+        defer { cleanup() }
+        try db.transaction { try $0.root(Bank.self).accounts["x"] = Account(owner: "x", balance: 1) }
+        #expect(try db.transaction { try $0.root(Bank.self).accounts["x"]?.balance } == 1)
+        let other = try db.open()
+        try #require(try other.root(Bank.self).accounts["x"]).balance = 2
+        try other.commit()
+        #expect(try db.transaction { try $0.root(Bank.self).accounts["x"]?.balance } == 2)
+    }
+
     /// `transaction(retries:)` aborts and runs again on a conflict.
     @Test(arguments: StorageKind.allCases)
     func transactionRetriesAfterAConflict(_ kind: StorageKind) throws {
