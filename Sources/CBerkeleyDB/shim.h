@@ -25,26 +25,16 @@ static const u_int32_t durus_DB_MULTIVERSION = DB_MULTIVERSION;
 static const u_int32_t durus_DB_TXN_SNAPSHOT = DB_TXN_SNAPSHOT;
 static const u_int32_t durus_DB_TXN_NOSYNC = DB_TXN_NOSYNC;
 static const u_int32_t durus_DB_TXN_WRITE_NOSYNC = DB_TXN_WRITE_NOSYNC;
-static const u_int32_t durus_DB_TXN_SYNC = DB_TXN_SYNC;
-static const u_int32_t durus_DB_TXN_NOWAIT = DB_TXN_NOWAIT;
-static const u_int32_t durus_DB_ARCH_REMOVE = DB_ARCH_REMOVE;
 static const u_int32_t durus_DB_FIRST = DB_FIRST;
 static const u_int32_t durus_DB_NEXT = DB_NEXT;
-static const u_int32_t durus_DB_SET = DB_SET;
-static const u_int32_t durus_DB_MULTIPLE_KEY = DB_MULTIPLE_KEY;
 static const u_int32_t durus_DB_LOCK_DEFAULT = DB_LOCK_DEFAULT;
-static const u_int32_t durus_DB_LOG_AUTO_REMOVE = DB_LOG_AUTO_REMOVE;
-static const u_int32_t durus_DB_VERB_REGISTER = DB_VERB_REGISTER;
 static const u_int32_t durus_DB_CHKSUM = DB_CHKSUM;
 
 static const int durus_DB_NOTFOUND = DB_NOTFOUND;
-static const int durus_DB_KEYEXIST = DB_KEYEXIST;
 static const int durus_DB_LOCK_DEADLOCK = DB_LOCK_DEADLOCK;
 static const int durus_DB_LOCK_NOTGRANTED = DB_LOCK_NOTGRANTED;
 static const int durus_DB_RUNRECOVERY = DB_RUNRECOVERY;
-static const int durus_DB_VERIFY_BAD = DB_VERIFY_BAD;
 static const int durus_DB_BUFFER_SMALL = DB_BUFFER_SMALL;
-static const int durus_DB_OLD_VERSION = DB_OLD_VERSION;
 
 static const DBTYPE durus_DB_BTREE = DB_BTREE;
 static const DBTYPE durus_DB_HASH = DB_HASH;
@@ -82,9 +72,6 @@ static inline int durus_env_set_lk_max(DB_ENV *env, u_int32_t locks, u_int32_t l
 static inline int durus_env_set_tx_max(DB_ENV *env, u_int32_t max) { return env->set_tx_max(env, max); }
 static inline int durus_env_set_lg_max(DB_ENV *env, u_int32_t bytes) { return env->set_lg_max(env, bytes); }
 static inline int durus_env_set_lg_bsize(DB_ENV *env, u_int32_t bytes) { return env->set_lg_bsize(env, bytes); }
-static inline int durus_env_set_thread_count(DB_ENV *env, u_int32_t count) {
-    return env->set_thread_count(env, count);
-}
 /* Forced: an unforced checkpoint that finds no log written since the last one
  * is skipped, and when that last one ran while a transaction was active, its
  * old LSN keeps every later log file from ever being removed. */
@@ -101,7 +88,6 @@ static inline int durus_env_log_remove_unused(DB_ENV *env) {
     if (list != NULL) free(list);
     return r;
 }
-static inline int durus_env_failchk(DB_ENV *env) { return env->failchk(env, 0); }
 
 /* Routes Berkeley DB's own error messages to a callback, so Swift errors can carry them. */
 typedef void (*durus_errcall)(const DB_ENV *env, const char *prefix, const char *message);
@@ -122,7 +108,6 @@ static inline int durus_db_open(DB *db, DB_TXN *txn, const char *file, DBTYPE ty
 static inline int durus_db_get_type(DB *db, DBTYPE *type) { return db->get_type(db, type); }
 static inline int durus_db_close(DB *db) { return db->close(db, 0); }
 static inline int durus_db_set_flags(DB *db, u_int32_t flags) { return db->set_flags(db, flags); }
-static inline int durus_db_set_pagesize(DB *db, u_int32_t size) { return db->set_pagesize(db, size); }
 
 /* get into malloc'd memory (required for DB_THREAD handles); the caller frees data->data. */
 static inline int durus_db_get(DB *db, DB_TXN *txn, const void *key, u_int32_t klen, void **data, u_int32_t *dlen) {
@@ -170,27 +155,6 @@ static inline int durus_cursor_open(DB *db, DB_TXN *txn, DBC **cursor, u_int32_t
     return db->cursor(db, txn, cursor, flags);
 }
 static inline int durus_cursor_close(DBC *cursor) { return cursor->close(cursor); }
-static inline int durus_cursor_del(DBC *cursor) { return cursor->del(cursor, 0); }
-/* Positions the cursor with `flags` (DB_FIRST, DB_NEXT, DB_SET) and returns the
- * pair in malloc'd memory; the caller frees both. For DB_SET, *key must point to
- * the key sought (it is not freed or replaced). */
-static inline int durus_cursor_get(DBC *cursor, u_int32_t flags, void **key, u_int32_t *klen,
-                                   void **data, u_int32_t *dlen) {
-    DBT k, d;
-    memset(&k, 0, sizeof k); memset(&d, 0, sizeof d);
-    if (flags == DB_SET) { k.data = *key; k.size = *klen; }
-    else { k.flags = DB_DBT_MALLOC; }
-    d.flags = DB_DBT_MALLOC;
-    int r = cursor->get(cursor, &k, &d, flags);
-    if (r == 0) {
-        if (flags != DB_SET) { *key = k.data; *klen = k.size; }
-        *data = d.data; *dlen = d.size;
-    } else {
-        if (flags != DB_SET) { *key = NULL; *klen = 0; }
-        *data = NULL; *dlen = 0;
-    }
-    return r;
-}
 /* Positions the cursor on `key` and reads its value into the caller's buffer
  * (DB_BUFFER_SMALL sets *dlen to the size needed). */
 static inline int durus_cursor_find_into(DBC *cursor, const void *key, u_int32_t klen,
@@ -241,8 +205,5 @@ static inline int durus_bulk_next(void *buffer, u_int32_t capacity, void **state
 }
 
 static inline const char *durus_strerror(int code) { return db_strerror(code); }
-static inline const char *durus_version(int *major, int *minor, int *patch) {
-    return db_version(major, minor, patch);
-}
 
 #endif
