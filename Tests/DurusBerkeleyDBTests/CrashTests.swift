@@ -41,10 +41,18 @@ import Testing
         var acknowledgedKills = 0
         for round in 0 ..< kills {
             let (process, out, err) = try CrashChild.start(["commit-loop", dir.path, durability.rawValue])
-            usleep(UInt32.random(in: 60_000 ... 400_000, using: &random))
+            // Wait for the child to have opened the store (recovery included),
+            // so the kill lands among commits however slow the machine is.
+            var early = Data()
+            while !String(decoding: early, as: UTF8.self).contains("ready") {
+                let chunk = out.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                early.append(chunk)
+            }
+            usleep(UInt32.random(in: 20_000 ... 300_000, using: &random))
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
-            let lines = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let lines = String(decoding: early + out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
                 .split(separator: "\n")
             let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             #expect(errors.isEmpty, "round \(round): the child failed by itself: \(errors)")
