@@ -134,7 +134,10 @@ public final class Connection {
             return object
         }
         let record = try fetch(oid)
-        let object = try makeGhost(oid, typeName: try ObjectRecord.parse(record.data, oid: oid).typeName)
+        // The header names the type; `parse` (which inflates) runs once, in `apply`,
+        // and here only to report a record whose header is unreadable.
+        let typeName = try ObjectRecord.typeName(of: record.data) ?? ObjectRecord.parse(record.data, oid: oid).typeName
+        let object = try makeGhost(oid, typeName: typeName)
         try apply(record, to: object)
         return object
     }

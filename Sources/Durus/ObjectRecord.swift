@@ -54,13 +54,13 @@ enum ObjectRecord {
 
     /// The class a record names, for Swift records and Python pickles alike.
     static func typeName(of data: ArraySlice<UInt8>) -> String? {
-        let bytes = Array(data)
-        if bytes.first == marker, bytes.count >= 5 {
-            let length = Int(bytes[3]) << 8 | Int(bytes[4])
-            guard bytes.count >= 5 + length else { return nil }
-            return String(decoding: bytes[5 ..< 5 + length], as: UTF8.self)
+        let start = data.startIndex
+        if data.first == marker, data.count >= 5 {
+            let length = Int(data[start + 3]) << 8 | Int(data[start + 4])
+            guard data.count >= 5 + length else { return nil }
+            return String(decoding: data[start + 5 ..< start + 5 + length], as: UTF8.self)
         }
-        return pickleClassName(bytes)
+        return data.first == 0x80 ? pickleClassName(Array(data.prefix(512))) : nil
     }
 
     /// Durus pickles start with the class as a protocol-2 global: 0x80 0x02 'c' module '\n' name '\n'.

@@ -11,7 +11,8 @@ extension Set: PersistentContents where Element: Codable {}
 /// ``PersistentSet``: one plain collection as the object's whole state,
 /// emptied when the object becomes a ghost, and the registration of each
 /// generic specialization (which cannot be listed up front) on first use.
-open class PersistentContainer<Contents: PersistentContents>: PersistentObject {
+open class PersistentContainer<Contents: PersistentContents>: PersistentObject, CustomStringConvertible,
+    CustomDebugStringConvertible {
     /// The contents; a ghost holds an empty collection.
     @usableFromInline final var items: Contents
 
@@ -64,4 +65,8 @@ open class PersistentContainer<Contents: PersistentContents>: PersistentObject {
             items = newValue
         }
     }
+
+    /// The contents' description (loads them).
+    public var description: String { String(describing: contents) }
+    public var debugDescription: String { "\(Swift.type(of: self))(\(String(reflecting: contents)))" }
 }

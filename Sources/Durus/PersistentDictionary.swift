@@ -87,7 +87,7 @@ public final class PersistentDictionary<Key: Hashable & Codable, Value: Codable>
     @inlinable @discardableResult
     public func remove(at index: Index) -> Element {
         willWrite()
-        return items.remove(at: index.base)
+        return items.remove(at: index)
     }
 
     /// Removes every pair. An empty dictionary is left unchanged.
@@ -122,7 +122,7 @@ public final class PersistentDictionary<Key: Hashable & Codable, Value: Codable>
     /// The position of `key`, if present.
     @inlinable public func index(forKey key: Key) -> Index? {
         willRead()
-        return items.index(forKey: key).map { Index($0) }
+        return items.index(forKey: key)
     }
 
     /// The keys (a snapshot).
@@ -152,34 +152,27 @@ public final class PersistentDictionary<Key: Hashable & Codable, Value: Codable>
 extension PersistentDictionary: Collection {
     public typealias Element = (key: Key, value: Value)
 
-    /// A position in the dictionary: a `Dictionary.Index` of its contents.
-    public struct Index: Comparable {
-        @usableFromInline let base: Dictionary<Key, Value>.Index
-
-        @inlinable init(_ base: Dictionary<Key, Value>.Index) { self.base = base }
-
-        @inlinable public static func < (a: Index, b: Index) -> Bool { a.base < b.base }
-        @inlinable public static func == (a: Index, b: Index) -> Bool { a.base == b.base }
-    }
+    /// Positions are those of the contents, valid until the collection changes.
+    public typealias Index = Dictionary<Key, Value>.Index
 
     @inlinable public var startIndex: Index {
         willRead()
-        return Index(items.startIndex)
+        return items.startIndex
     }
 
     @inlinable public var endIndex: Index {
         willRead()
-        return Index(items.endIndex)
+        return items.endIndex
     }
 
     @inlinable public func index(after i: Index) -> Index {
         willRead()
-        return Index(items.index(after: i.base))
+        return items.index(after: i)
     }
 
     @inlinable public subscript(position: Index) -> Element {
         willRead()
-        return items[position.base]
+        return items[position]
     }
 
     /// Iterates over a snapshot of the contents (loaded once).
@@ -194,9 +187,4 @@ extension PersistentDictionary: ExpressibleByDictionaryLiteral {
     public convenience init(dictionaryLiteral elements: (Key, Value)...) {
         self.init(uniqueKeysWithValues: elements)
     }
-}
-
-extension PersistentDictionary: CustomStringConvertible, CustomDebugStringConvertible {
-    public var description: String { contents.description }
-    public var debugDescription: String { "PersistentDictionary(\(contents.debugDescription))" }
 }

@@ -245,8 +245,3 @@ extension PersistentList: ExpressibleByArrayLiteral {
         self.init(elements)
     }
 }
-
-extension PersistentList: CustomStringConvertible, CustomDebugStringConvertible {
-    public var description: String { contents.description }
-    public var debugDescription: String { "PersistentList(\(contents.debugDescription))" }
-}

@@ -49,7 +49,7 @@ public final class PersistentSet<Element: Hashable & Codable>: PersistentContain
     /// Removes the member at `position`.
     @inlinable @discardableResult public func remove(at position: Index) -> Element {
         willWrite()
-        return items.remove(at: position.base)
+        return items.remove(at: position)
     }
 
     /// Removes every member. An empty set is left unchanged.
@@ -160,34 +160,27 @@ extension PersistentSet: SetAlgebra {
 }
 
 extension PersistentSet: Collection {
-    /// A position in the set: a `Set.Index` of its contents.
-    public struct Index: Comparable {
-        @usableFromInline let base: Set<Element>.Index
-
-        @inlinable init(_ base: Set<Element>.Index) { self.base = base }
-
-        @inlinable public static func < (a: Index, b: Index) -> Bool { a.base < b.base }
-        @inlinable public static func == (a: Index, b: Index) -> Bool { a.base == b.base }
-    }
+    /// Positions are those of the contents, valid until the collection changes.
+    public typealias Index = Set<Element>.Index
 
     @inlinable public var startIndex: Index {
         willRead()
-        return Index(items.startIndex)
+        return items.startIndex
     }
 
     @inlinable public var endIndex: Index {
         willRead()
-        return Index(items.endIndex)
+        return items.endIndex
     }
 
     @inlinable public func index(after i: Index) -> Index {
         willRead()
-        return Index(items.index(after: i.base))
+        return items.index(after: i)
     }
 
     @inlinable public subscript(position: Index) -> Element {
         willRead()
-        return items[position.base]
+        return items[position]
     }
 
     /// Iterates over a snapshot of the contents (loaded once).
@@ -198,7 +191,7 @@ extension PersistentSet: Collection {
 
     @inlinable public func firstIndex(of member: Element) -> Index? {
         willRead()
-        return items.firstIndex(of: member).map { Index($0) }
+        return items.firstIndex(of: member)
     }
 }
 
@@ -206,9 +199,4 @@ extension PersistentSet: ExpressibleByArrayLiteral {
     public convenience init(arrayLiteral elements: Element...) {
         self.init(elements)
     }
-}
-
-extension PersistentSet: CustomStringConvertible, CustomDebugStringConvertible {
-    public var description: String { contents.description }
-    public var debugDescription: String { "PersistentSet(\(contents.debugDescription))" }
 }
