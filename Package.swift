@@ -9,9 +9,14 @@ let package = Package(
         .library(name: "Durus", targets: ["Durus"]),
         .library(name: "DurusBerkeleyDB", targets: ["DurusBerkeleyDB"]),
         .library(name: "DurusMacros", targets: ["DurusMacros"]),
+        .library(name: "DurusServer", targets: ["DurusServer"]),
+        .executable(name: "durus", targets: ["durus"]),
     ],
     dependencies: [
         .package(url: "https://github.com/swiftlang/swift-syntax", from: "603.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
     ],
     targets: [
         .systemLibrary(
@@ -30,9 +35,28 @@ let package = Package(
             name: "DurusBerkeleyDB",
             dependencies: ["Durus", "CBerkeleyDB"]
         ),
+        .target(
+            name: "DurusServer",
+            dependencies: [
+                "Durus",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "durus",
+            dependencies: [
+                "Durus",
+                "DurusBerkeleyDB",
+                "DurusServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "durus-bench",
-            dependencies: ["Durus", "DurusBerkeleyDB", "CBerkeleyDB"],
+            dependencies: ["Durus", "DurusBerkeleyDB", "DurusServer", "CBerkeleyDB"],
             path: "Benchmarks/durus-bench"
         ),
         .executableTarget(
@@ -48,6 +72,17 @@ let package = Package(
         .testTarget(
             name: "DurusBerkeleyDBTests",
             dependencies: ["Durus", "DurusBerkeleyDB", "CBerkeleyDB"]
+        ),
+        .testTarget(
+            name: "DurusServerTests",
+            dependencies: [
+                "Durus",
+                "DurusBerkeleyDB",
+                "DurusServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .macro(
             name: "DurusMacrosPlugin",

@@ -35,6 +35,17 @@ public enum DurusError: Error, Equatable, Sendable, CustomStringConvertible {
     case foreignObject(OID)
     /// A conflict happened in this transaction: call `abort()` before going on.
     case abortRequired
+    /// A record was committed under an OID that the server reserved for
+    /// another client.
+    case oidReserved(OID)
+    /// The session was ended by its hub or server (too many pending
+    /// invalidations, a timeout, a protocol violation), with the reason.
+    case sessionDropped(String)
+    /// The peer broke the wire protocol: an unexpected byte, a malformed
+    /// frame, a length over the limit.
+    case protocolViolation(String)
+    /// A network connection could not be made, timed out or was lost.
+    case network(address: String, message: String)
 
     public var description: String {
         switch self {
@@ -54,6 +65,10 @@ public enum DurusError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unknownType(let name): "no persistent type is registered as \(name)"
         case .foreignObject(let oid): "\(oid) belongs to another connection and cannot be linked here"
         case .abortRequired: "a conflict is pending: abort() before going on"
+        case .oidReserved(let oid): "\(oid) is reserved for another client"
+        case .sessionDropped(let why): "the session was dropped: \(why)"
+        case .protocolViolation(let why): "protocol violation: \(why)"
+        case .network(let address, let message): "\(address): \(message)"
         }
     }
 }

@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 
 /// Many clients over one storage, each with its own view: what the storage
@@ -7,97 +8,202 @@ import Synchronization
 /// Each session keeps the OIDs others committed (and the garbage the storage
 /// collected) since it last synchronized. Loading one of them is a read
 /// conflict; a commit hands them to the committing client first, is applied
-/// exclusively, then adds its OIDs to every other session.
+/// exclusively, then adds its OIDs to every other session. OIDs a session
+/// obtains from ``SessionStorage/newOID()`` are reserved for it until it
+/// commits them: another session storing one is refused.
+///
+/// ```swift
+/// let hub = SessionHub(storage: MemoryStorage())
+/// let alice = hub.openSession(), bob = hub.openSession()
+/// let oid = try alice.newOID()
+/// try alice.commit([Record(oid: oid, data: [1], references: [])])
+/// try bob.sync()        // [oid]: bob drops any cached copy
+/// ```
 public final class SessionHub: Sendable {
     /// The storage all sessions share.
     public let storage: any Storage
 
+    private struct Session {
+        var pending: Set<OID> = []
+        var reserved: Set<OID> = []
+        var limit: Int?
+        var onDrop: (@Sendable (String) -> Void)?
+        var dropped: String?
+    }
+
     private struct State {
-        var pending: [Int: Set<OID>] = [:]
+        var sessions: [Int: Session] = [:]
+        var owners: [OID: Int] = [:]
         var nextID = 0
     }
 
     private let state = Mutex(State())
     /// Held for a whole commit exchange, so commits never interleave.
-    private let exchange = Mutex(())
+    private let exchange = ExchangeQueue()
 
     public init(storage: any Storage) {
         self.storage = storage
     }
 
     /// A new session's view of the storage, as a ``Storage``.
-    public func openSession() -> SessionStorage {
+    ///
+    /// - Parameters:
+    ///   - invalidationLimit: the most OIDs the session may have pending
+    ///     before it is dropped (a client that never synchronizes would
+    ///     otherwise grow without bound); `nil` for no limit.
+    ///   - onDrop: called once, with the reason, when the session is dropped.
+    public func openSession(invalidationLimit: Int? = nil,
+                            onDrop: (@Sendable (String) -> Void)? = nil) -> SessionStorage {
         let id = state.withLock { state in
             defer { state.nextID += 1 }
-            state.pending[state.nextID] = []
+            state.sessions[state.nextID] = Session(limit: invalidationLimit, onDrop: onDrop)
             return state.nextID
         }
         return SessionStorage(hub: self, id: id)
     }
 
     /// The number of open sessions.
-    public var sessionCount: Int { state.withLock { $0.pending.count } }
+    public var sessionCount: Int { state.withLock { $0.sessions.count } }
 
     func close(_ id: Int) {
-        _ = state.withLock { $0.pending.removeValue(forKey: id) }
+        state.withLock { state in
+            guard let session = state.sessions.removeValue(forKey: id) else { return }
+            for oid in session.reserved where state.owners[oid] == id { state.owners[oid] = nil }
+        }
+    }
+
+    private func live(_ state: inout State, _ id: Int) throws(DurusError) -> Session {
+        guard let session = state.sessions[id] else { throw .sessionDropped("the session is closed") }
+        if let reason = session.dropped { throw .sessionDropped(reason) }
+        return session
     }
 
     func checkFresh(_ id: Int, _ oids: [OID]) throws {
-        let stale = state.withLock { state in oids.filter { state.pending[id]?.contains($0) == true } }
+        let stale = try state.withLock { state throws(DurusError) in
+            let session = try live(&state, id)
+            return oids.filter { session.pending.contains($0) }
+        }
         if !stale.isEmpty { throw ConflictError(.read, oids: stale) }
+    }
+
+    func reserveOID(_ id: Int) throws -> OID {
+        let oid = try storage.newOID()
+        try state.withLock { state throws(DurusError) in
+            _ = try live(&state, id)
+            state.sessions[id]?.reserved.insert(oid)
+            state.owners[oid] = id
+        }
+        return oid
     }
 
     /// Collects what the storage reports (garbage it collected) into every session.
     private func absorbStorageInvalidations() throws {
         let collected = try storage.sync()
-        guard !collected.isEmpty else { return }
-        state.withLock { state in
-            for id in state.pending.keys { state.pending[id]?.formUnion(collected) }
+        addPending(collected, except: nil)
+    }
+
+    private func takePending(_ id: Int) throws -> [OID] {
+        try state.withLock { state throws(DurusError) in
+            let session = try live(&state, id)
+            state.sessions[id]?.pending = []
+            return Array(session.pending)
         }
     }
 
     func sync(_ id: Int) throws -> [OID] {
         try absorbStorageInvalidations()
-        return state.withLock { state in
-            defer { state.pending[id] = [] }
-            return Array(state.pending[id] ?? [])
-        }
+        return try takePending(id)
     }
 
     func commit(_ id: Int, _ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws {
-        try exchange.withLock { _ in
-            try absorbStorageInvalidations()
-            let mine = state.withLock { state in
-                defer { state.pending[id] = [] }
-                return Array(state.pending[id] ?? [])
+        exchange.acquire()
+        defer { exchange.release() }
+        try absorbStorageInvalidations()
+        let mine = try takePending(id)
+        try apply(id, records) { remote in try handleInvalidations(mine + remote) }
+    }
+
+    /// Starts a commit exchange for a client that sends its records later
+    /// (the server, between sending `C`'s answer and reading the data).
+    func beginExchange(_ id: Int, granted: @escaping @Sendable (Result<CommitExchange, any Error>) -> Void) {
+        exchange.acquire { [self] in
+            do {
+                try absorbStorageInvalidations()
+                granted(.success(CommitExchange(hub: self, id: id, invalidations: try takePending(id))))
+            } catch {
+                exchange.release()
+                granted(.failure(error))
             }
-            let oids = records.map(\.oid)
-            // Others learn of these OIDs before the storage has them: a load
-            // racing this commit then finds them pending afterwards (see
-            // `SessionStorage.load`). If the commit fails, they only ghost
-            // objects that did not change, which is harmless.
-            var announced = false
-            try storage.commit(records, handleInvalidations: { remote in
-                // A remote storage (a server) reports others' commits here.
-                self.addPending(remote, except: id)
-                try handleInvalidations(mine + remote)
-                self.addPending(oids, except: id)
-                announced = true
-            })
-            if !announced { addPending(oids, except: id) }
-            // The commit is applied: a failure to read the storage's
-            // invalidations now must not make it look failed (the next sync
-            // reads them).
-            try? absorbStorageInvalidations()
         }
     }
 
-    private func addPending(_ oids: [OID], except id: Int) {
-        guard !oids.isEmpty else { return }
-        state.withLock { state in
-            for other in state.pending.keys where other != id { state.pending[other]?.formUnion(oids) }
+    func endExchange() { exchange.release() }
+
+    /// Applies `records` for session `id`, the exchange held: checks that no
+    /// record takes an OID reserved by another session, commits, and tells
+    /// every other session.
+    func apply(_ id: Int, _ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws {
+        let oids = records.map(\.oid)
+        try state.withLock { state throws(DurusError) in
+            _ = try live(&state, id)
+            for oid in oids {
+                if let owner = state.owners[oid], owner != id { throw .oidReserved(oid) }
+            }
         }
+        // Others learn of these OIDs before the storage has them: a load
+        // racing this commit then finds them pending afterwards (see
+        // `SessionStorage.load`). If the commit fails, they only ghost
+        // objects that did not change, which is harmless.
+        var announced = false
+        try storage.commit(records, handleInvalidations: { remote in
+            // A remote storage (a server) reports others' commits here.
+            self.addPending(remote, except: id)
+            try handleInvalidations(remote)
+            self.addPending(oids, except: id)
+            announced = true
+        })
+        if !announced { addPending(oids, except: id) }
+        state.withLock { state in
+            for oid in oids where state.owners[oid] == id {
+                state.owners[oid] = nil
+                state.sessions[id]?.reserved.remove(oid)
+            }
+        }
+        // The commit is applied: a failure to read the storage's
+        // invalidations now must not make it look failed (the next sync
+        // reads them).
+        try? absorbStorageInvalidations()
     }
+
+    private func addPending(_ oids: [OID], except id: Int?) {
+        guard !oids.isEmpty else { return }
+        let drops = state.withLock { state in
+            var drops: [(@Sendable (String) -> Void, String)] = []
+            for other in state.sessions.keys where other != id {
+                guard state.sessions[other]!.dropped == nil else { continue }
+                state.sessions[other]!.pending.formUnion(oids)
+                let session = state.sessions[other]!
+                if let limit = session.limit, session.pending.count > limit {
+                    let reason = "\(session.pending.count) invalidations pending, over the limit of \(limit): the client does not synchronize"
+                    state.sessions[other]!.dropped = reason
+                    state.sessions[other]!.pending = []
+                    if let onDrop = session.onDrop { drops.append((onDrop, reason)) }
+                }
+            }
+            return drops
+        }
+        for (onDrop, reason) in drops { onDrop(reason) }
+    }
+}
+
+/// The answer to one load, as the server sends it.
+public enum LoadAnswer: Sendable, Equatable {
+    /// The record.
+    case record(Record)
+    /// Nothing is stored under the OID.
+    case notFound
+    /// Another client committed the object since this session synchronized.
+    case invalid
 }
 
 /// One session of a ``SessionHub``: the storage as one client sees it.
@@ -128,10 +234,33 @@ public final class SessionStorage: Storage {
         return records
     }
 
-    public func newOID() throws -> OID { try hub.storage.newOID() }
+    /// Loads `oid` as a server answers it: a missing or stale object is an
+    /// answer, not an error.
+    /// - Throws: errors of the storage itself (closed, damaged), or
+    ///   ``DurusError/sessionDropped(_:)``.
+    public func answer(_ oid: OID) throws -> LoadAnswer {
+        do {
+            return .record(try load(oid))
+        } catch DurusError.keyNotFound {
+            return .notFound
+        } catch let conflict as ConflictError where conflict.kind == .read {
+            return .invalid
+        }
+    }
+
+    /// A fresh OID, reserved for this session until it commits a record under it.
+    public func newOID() throws -> OID { try hub.reserveOID(id) }
 
     public func commit(_ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws {
         try hub.commit(id, records, handleInvalidations: handleInvalidations)
+    }
+
+    /// Waits (without blocking the caller) for the exclusive commit exchange;
+    /// `granted` gets it, with this session's pending invalidations, on
+    /// whatever thread released it. The holder must end it with
+    /// ``CommitExchange/commit(_:)`` or ``CommitExchange/abandon()``.
+    public func beginExchange(_ granted: @escaping @Sendable (Result<CommitExchange, any Error>) -> Void) {
+        hub.beginExchange(id, granted: granted)
     }
 
     public func sync() throws -> [OID] { try hub.sync(id) }
@@ -142,4 +271,104 @@ public final class SessionStorage: Storage {
 
     /// Ends this session; the shared storage stays open.
     public func close() throws { hub.close(id) }
+}
+
+/// A commit exchange in progress: the session holds the hub's commit slot
+/// until it commits or abandons. Either ends it; a second call does nothing.
+public final class CommitExchange: Sendable {
+    let hub: SessionHub
+    let id: Int
+    /// What others committed since the session last synchronized, handed over
+    /// (and cleared) when the exchange began.
+    public let invalidations: [OID]
+    private let open = Atomic(true)
+
+    init(hub: SessionHub, id: Int, invalidations: [OID]) {
+        self.hub = hub
+        self.id = id
+        self.invalidations = invalidations
+    }
+
+    deinit { abandon() }
+
+    /// Applies `records` atomically and ends the exchange.
+    ///
+    /// - Throws: ``DurusError/oidReserved(_:)`` for a record under an OID
+    ///   another session reserved; whatever the storage throws (a
+    ///   ``ConflictError``, ``DurusError/oidNotAllocated(_:)``, …). Nothing
+    ///   is written when it throws; the exchange is ended either way.
+    public func commit(_ records: [Record]) throws {
+        guard open.exchange(false, ordering: .acquiringAndReleasing) else { throw DurusError.closed }
+        defer { hub.endExchange() }
+        let oids = Set(records.map(\.oid))
+        try hub.apply(id, records) { remote in
+            if let clash = remote.first(where: oids.contains) { throw ConflictError(.write, oids: [clash]) }
+        }
+    }
+
+    /// Ends the exchange with nothing committed.
+    public func abandon() {
+        if open.exchange(false, ordering: .acquiringAndReleasing) { hub.endExchange() }
+    }
+}
+
+/// A first-come, first-served exclusive slot that a thread can wait for, or
+/// that hands itself to a callback when a holder releases it.
+final class ExchangeQueue: Sendable {
+    private enum Waiter {
+        case thread(DispatchSemaphore)
+        case callback(@Sendable () -> Void)
+    }
+
+    private struct State {
+        var busy = false
+        var waiters: [Waiter] = []
+        var head = 0
+    }
+
+    private let state = Mutex(State())
+
+    func acquire() {
+        let semaphore: DispatchSemaphore? = state.withLock { state in
+            guard state.busy else {
+                state.busy = true
+                return nil
+            }
+            let semaphore = DispatchSemaphore(value: 0)
+            state.waiters.append(.thread(semaphore))
+            return semaphore
+        }
+        semaphore?.wait()
+    }
+
+    func acquire(then body: @escaping @Sendable () -> Void) {
+        let now = state.withLock { state in
+            guard state.busy else {
+                state.busy = true
+                return true
+            }
+            state.waiters.append(.callback(body))
+            return false
+        }
+        if now { body() }
+    }
+
+    /// Hands the slot to the longest waiter, or frees it.
+    func release() {
+        let next: Waiter? = state.withLock { state in
+            guard state.head < state.waiters.count else {
+                state.busy = false
+                state.waiters = []
+                state.head = 0
+                return nil
+            }
+            defer { state.head += 1 }
+            return state.waiters[state.head]
+        }
+        switch next {
+        case .thread(let semaphore): semaphore.signal()
+        case .callback(let body): body()
+        case nil: break
+        }
+    }
 }

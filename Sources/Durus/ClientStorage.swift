@@ -1,0 +1,236 @@
+import Synchronization
+
+/// A storage on a Durus server, reached over protocol v1: the Swift server
+/// (`durus serve`) or Python Durus 4.3's `durus -s`.
+///
+/// ```swift
+/// let storage = try ClientStorage(address: .tcp(host: "127.0.0.1", port: 2972))
+/// let database = try Database(storage: storage, root: Bank.self)
+/// ```
+///
+/// Calls block until the server answers (a ``Connection`` loads
+/// synchronously) and are safe from many threads: one request is on the wire
+/// at a time. OIDs are fetched in batches of ``oidBatchSize``. A load of an
+/// object another client committed since this client last synchronized
+/// throws ``ConflictError`` of kind `read`; a refused commit one of kind
+/// `write`. An answer that breaks the protocol throws
+/// ``DurusError/protocolViolation(_:)`` and closes the connection, as does a
+/// network failure or timeout (``DurusError/network(address:message:)``).
+public final class ClientStorage: Storage, @unchecked Sendable {
+    /// The server.
+    public let address: ServerAddress
+    /// OIDs fetched per `M` request.
+    public let oidBatchSize: Int
+
+    // `socket` and `oidPool` are only touched with `lock` held.
+    private let lock = Mutex(())
+    private var socket: BlockingSocket?
+    private var oidPool: [OID] = []
+
+    /// Connects and checks the protocol version.
+    ///
+    /// - Parameters:
+    ///   - connectTimeout: how long to wait for the connection.
+    ///   - ioTimeout: how long any one read or write may wait.
+    ///   - oidBatchSize: OIDs fetched at a time (1…255).
+    public init(address: ServerAddress = .standard, connectTimeout: Duration = .seconds(10),
+                ioTimeout: Duration = .seconds(60), oidBatchSize: Int = 32) throws {
+        self.address = address
+        self.oidBatchSize = min(max(oidBatchSize, 1), 255)
+        let socket = try BlockingSocket(connectingTo: address, connectTimeout: connectTimeout, ioTimeout: ioTimeout)
+        var hello: [UInt8] = [WireProtocol.Command.version.rawValue]
+        BigEndian.append(WireProtocol.version, to: &hello)
+        try socket.write(hello)
+        let theirs = try socket.readUInt32()
+        guard theirs == WireProtocol.version else {
+            throw DurusError.protocolViolation("the server speaks protocol \(theirs), not \(WireProtocol.version)")
+        }
+        self.socket = socket
+    }
+
+    deinit { try? close() }
+
+    /// Runs one request; a failure other than an answer closes the connection.
+    private func exchange<T>(_ body: (BlockingSocket) throws -> T) throws -> T {
+        try lock.withLock { _ in
+            guard let socket else { throw DurusError.closed }
+            do {
+                return try body(socket)
+            } catch let error as DurusError {
+                switch error {
+                case .keyNotFound, .abortRequired: break
+                default:
+                    socket.close()
+                    self.socket = nil
+                }
+                throw error
+            }
+        }
+    }
+
+    private static func readLoadAnswer(_ socket: BlockingSocket, _ oid: OID) throws -> Record {
+        let status = try socket.readByte()
+        switch WireProtocol.Status(rawValue: status) {
+        case .okay:
+            let length = try socket.readUInt32()
+            return try Record(key: oid, bytes: try socket.read(Int(length)))
+        case .keyError:
+            throw DurusError.keyNotFound(oid)
+        case .invalid:
+            throw ConflictError(.read, oids: [oid])
+        case nil:
+            throw DurusError.protocolViolation("load of \(oid) answered with status byte \(status)")
+        }
+    }
+
+    public func load(_ oid: OID) throws -> Record {
+        try exchange { socket in
+            try socket.write([WireProtocol.Command.load.rawValue] + oid.bytes)
+            return try Self.readLoadAnswer(socket, oid)
+        }
+    }
+
+    /// Loads `oids` with one `B` request. Every answer is read before a
+    /// missing or stale object is reported, so the connection stays in step.
+    public func bulkLoad(_ oids: [OID]) throws -> [Record] {
+        guard !oids.isEmpty else { return [] }
+        return try exchange { socket in
+            var request: [UInt8] = [WireProtocol.Command.bulkLoad.rawValue]
+            BigEndian.append(UInt32(oids.count), to: &request)
+            for oid in oids { oid.append(to: &request) }
+            try socket.write(request)
+            var records: [Record] = []
+            var firstError: (any Error)?
+            var stale: [OID] = []
+            for oid in oids {
+                do {
+                    records.append(try Self.readLoadAnswer(socket, oid))
+                } catch let conflict as ConflictError {
+                    stale += conflict.oids
+                } catch DurusError.keyNotFound(let missing) {
+                    firstError = firstError ?? DurusError.keyNotFound(missing)
+                }
+            }
+            if !stale.isEmpty { throw ConflictError(.read, oids: stale) }
+            if let firstError { throw firstError }
+            return records
+        }
+    }
+
+    public func newOID() throws -> OID {
+        try exchange { socket in
+            if oidPool.isEmpty {
+                try socket.write([WireProtocol.Command.newOIDs.rawValue, UInt8(oidBatchSize)])
+                let bytes = try socket.read(8 * oidBatchSize)
+                oidPool = stride(from: 8 * (oidBatchSize - 1), through: 0, by: -8).map {
+                    OID(bytes: bytes[$0 ..< $0 + 8])!
+                }
+            }
+            return oidPool.removeLast()
+        }
+    }
+
+    /// The commit exchange: the server sends the OIDs others committed since
+    /// this client last synchronized; `handleInvalidations` sees them and may
+    /// throw to abandon the commit (the server is told, nothing is written).
+    public func commit(_ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws {
+        try exchange { socket in
+            try socket.write([WireProtocol.Command.commit.rawValue])
+            let invalidations = try Self.readOIDs(socket)
+            do {
+                try handleInvalidations(invalidations)
+            } catch {
+                try socket.write([0, 0, 0, 0])
+                throw error
+            }
+            let data = WireProtocol.encodeTransaction(records)
+            var frame: [UInt8] = []
+            frame.reserveCapacity(4 + data.count)
+            BigEndian.append(UInt32(data.count), to: &frame)
+            frame += data
+            try socket.write(frame)
+            guard !data.isEmpty else { return }
+            let status = try socket.readByte()
+            switch WireProtocol.Status(rawValue: status) {
+            case .okay: return
+            case .invalid: throw ConflictError(.write, oids: records.map(\.oid))
+            default: throw DurusError.protocolViolation("commit answered with status byte \(status)")
+            }
+        }
+    }
+
+    public func sync() throws -> [OID] {
+        try exchange { socket in
+            try socket.write([WireProtocol.Command.sync.rawValue])
+            return try Self.readOIDs(socket)
+        }
+    }
+
+    private static func readOIDs(_ socket: BlockingSocket) throws -> [OID] {
+        let count = Int(try socket.readUInt32())
+        guard count > 0 else { return [] }
+        // Read in slices, so a corrupt count cannot make us allocate it up front.
+        var oids: [OID] = []
+        var remaining = count
+        while remaining > 0 {
+            let batch = min(remaining, 65_536)
+            let bytes = try socket.read(8 * batch)
+            for index in 0 ..< batch { oids.append(OID(bytes: bytes[(8 * index) ..< (8 * index + 8)])!) }
+            remaining -= batch
+        }
+        return oids
+    }
+
+    /// Asks the server to start packing (collecting garbage) in the background.
+    public func pack() throws {
+        try exchange { socket in
+            try socket.write([WireProtocol.Command.pack.rawValue])
+            let status = try socket.readByte()
+            guard status == WireProtocol.Status.okay.rawValue else {
+                throw DurusError.protocolViolation("pack answered with status byte \(status)")
+            }
+        }
+    }
+
+    /// Visits every object reachable from the root, loading them in batches
+    /// (protocol v1 has no way to list stored records). Keeps the set of
+    /// OIDs seen in memory: 8 bytes or so an object.
+    public func forEachRecord(_ body: (Record) throws -> Void) throws {
+        var seen: Set<OID> = [.root]
+        var frontier: [OID] = [.root]
+        do {
+            _ = try load(.root)
+        } catch DurusError.keyNotFound {
+            return
+        }
+        while !frontier.isEmpty {
+            let batch = Array(frontier.suffix(100))
+            frontier.removeLast(batch.count)
+            for record in try bulkLoad(batch) {
+                try body(record)
+                for reference in record.references where seen.insert(reference).inserted {
+                    frontier.append(reference)
+                }
+            }
+        }
+    }
+
+    /// Asks the server to shut down (`Q`). The connection is closed after.
+    public func shutdownServer() throws {
+        try exchange { socket in
+            try socket.write([WireProtocol.Command.quit.rawValue])
+            socket.close()
+            self.socket = nil
+        }
+    }
+
+    /// Says goodbye (`.`) and closes the connection.
+    public func close() throws {
+        lock.withLock { _ in
+            guard let socket else { return }
+            try? socket.write([WireProtocol.Command.close.rawValue])
+            socket.close()
+            self.socket = nil
+        }
+    }
+}

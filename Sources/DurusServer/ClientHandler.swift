@@ -1,0 +1,366 @@
+import Durus
+import Logging
+import NIOCore
+
+/// Speaks protocol v1 with one client: parses its requests from the bytes
+/// received, answers them through its session, and drops it (and only it)
+/// when it breaks the protocol or stalls.
+///
+/// Loads and syncs are answered on the channel's event loop; a commit waits
+/// for the hub's exchange without blocking the loop and is applied on the
+/// server's commit thread. The handler reads only when it can use the bytes:
+/// not while a commit is in flight, and not while the client is not reading
+/// its answers (the channel is not writable), so a client that pipelines
+/// requests without reading cannot make the server buffer without bound.
+final class ClientHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum Phase {
+        case command
+        case waitingForExchange
+        case receivingTransaction(CommitExchange)
+        case committing
+        case closed
+    }
+
+    private let server: ServerCore
+    private let isUnixSocket: Bool
+    private var logger: Logger
+    private var session: SessionStorage?
+    private var input = ByteBuffer()
+    private var output = ByteBuffer()
+    private var phase = Phase.command
+    private var frameTimer: Scheduled<Void>?
+    private var exchangeTimer: Scheduled<Void>?
+    private var closeAfterCommit = false
+
+    init(server: ServerCore, isUnixSocket: Bool) {
+        self.server = server
+        self.isUnixSocket = isUnixSocket
+        logger = server.logger
+    }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        logger[metadataKey: "client"] = "\(context.channel.remoteAddress.map { "\($0)" } ?? "unix")"
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let loop = context.eventLoop
+        session = server.hub.openSession(invalidationLimit: server.configuration.invalidationLimit) { reason in
+            loop.execute {
+                let (handler, context) = bound.value
+                handler.drop(context, reason)
+            }
+        }
+        server.register(context.channel, drain: { [bound] in
+            loop.execute {
+                let (handler, context) = bound.value
+                handler.drainAndClose(context)
+            }
+        })
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        logger.info("client connected")
+        context.read()
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if case .receivingTransaction(let exchange) = phase { exchange.abandon() }
+        phase = .closed
+        cancelTimers()
+        try? session?.close()
+        session = nil
+        server.unregister(context.channel)
+        logger.info("client disconnected")
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        if input.readableBytes == 0 {
+            input = incoming
+        } else {
+            input.writeBuffer(&incoming)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        process(context)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { process(context) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        drop(context, "socket error: \(error)", level: .info)
+    }
+
+    // MARK: Requests
+
+    private enum Step {
+        case handled
+        case needMoreBytes
+        case wait
+    }
+
+    /// Answers every whole request buffered, then decides whether to read more.
+    private func process(_ context: ChannelHandlerContext) {
+        var step = Step.handled
+        while step == .handled, context.channel.isWritable {
+            do {
+                switch phase {
+                case .command: step = try handleCommand(context)
+                case .receivingTransaction(let exchange): step = try receiveTransaction(context, exchange)
+                case .waitingForExchange, .committing, .closed: step = .wait
+                }
+            } catch {
+                drop(context, "\(error)")
+                return
+            }
+        }
+        flush(context)
+        if case .command = phase, input.readableBytes > 0 {
+            armFrameTimer(context)
+        } else {
+            frameTimer?.cancel()
+            frameTimer = nil
+        }
+        switch phase {
+        case .command, .receivingTransaction:
+            if context.channel.isWritable { context.read() }
+        case .waitingForExchange, .committing, .closed:
+            break
+        }
+    }
+
+    private func handleCommand(_ context: ChannelHandlerContext) throws -> Step {
+        guard let byte = input.getInteger(at: input.readerIndex, as: UInt8.self) else { return .needMoreBytes }
+        guard let session else { return .wait }
+        guard let command = WireProtocol.Command(rawValue: byte) else {
+            throw DurusError.protocolViolation("unknown command byte \(byte)")
+        }
+        let start = input.readerIndex + 1
+        switch command {
+        case .version:
+            guard let theirs = input.getInteger(at: start, as: UInt32.self) else { return .needMoreBytes }
+            input.moveReaderIndex(forwardBy: 5)
+            output.writeInteger(WireProtocol.version)
+            guard theirs == WireProtocol.version else {
+                throw DurusError.protocolViolation("the client speaks protocol \(theirs), not \(WireProtocol.version)")
+            }
+        case .newOID:
+            input.moveReaderIndex(forwardBy: 1)
+            output.writeInteger(try session.newOID().rawValue)
+        case .newOIDs:
+            guard let count = input.getInteger(at: start, as: UInt8.self) else { return .needMoreBytes }
+            input.moveReaderIndex(forwardBy: 2)
+            for _ in 0 ..< count { output.writeInteger(try session.newOID().rawValue) }
+        case .load:
+            guard let oid = input.getInteger(at: start, as: UInt64.self) else { return .needMoreBytes }
+            input.moveReaderIndex(forwardBy: 9)
+            try writeAnswer(session.answer(OID(oid)))
+        case .bulkLoad:
+            guard let count = input.getInteger(at: start, as: UInt32.self) else { return .needMoreBytes }
+            guard count <= server.configuration.maxBulkLoad else {
+                throw DurusError.protocolViolation("a bulk load of \(count) OIDs is over the limit of \(server.configuration.maxBulkLoad)")
+            }
+            guard input.readableBytes >= 5 + 8 * Int(count) else { return .needMoreBytes }
+            input.moveReaderIndex(forwardBy: 5)
+            for _ in 0 ..< count {
+                try writeAnswer(session.answer(OID(input.readInteger(as: UInt64.self)!)))
+            }
+        case .commit:
+            input.moveReaderIndex(forwardBy: 1)
+            beginCommit(context, session)
+            return .wait
+        case .sync:
+            input.moveReaderIndex(forwardBy: 1)
+            writeOIDs(try session.sync())
+        case .pack:
+            input.moveReaderIndex(forwardBy: 1)
+            server.startPack(reason: "requested by a client")
+            output.writeInteger(WireProtocol.Status.okay.rawValue)
+        case .quit:
+            input.moveReaderIndex(forwardBy: 1)
+            switch server.configuration.quitPolicy {
+            case .anyone: break
+            case .unixSocketOnly where isUnixSocket: break
+            case .unixSocketOnly, .nobody:
+                throw DurusError.protocolViolation("shutdown (Q) is not allowed for this client")
+            }
+            logger.notice("shutdown requested by a client")
+            phase = .closed
+            server.requestShutdown()
+            return .wait
+        case .close:
+            input.moveReaderIndex(forwardBy: 1)
+            phase = .closed
+            context.close(promise: nil)
+            return .wait
+        }
+        return .handled
+    }
+
+    private func writeAnswer(_ answer: LoadAnswer) {
+        switch answer {
+        case .record(let record):
+            output.writeInteger(WireProtocol.Status.okay.rawValue)
+            output.writeInteger(UInt32(record.bytes.count))
+            output.writeBytes(record.bytes)
+        case .notFound:
+            output.writeInteger(WireProtocol.Status.keyError.rawValue)
+        case .invalid:
+            output.writeInteger(WireProtocol.Status.invalid.rawValue)
+        }
+    }
+
+    private func writeOIDs(_ oids: [OID]) {
+        output.writeInteger(UInt32(oids.count))
+        for oid in oids { output.writeInteger(oid.rawValue) }
+    }
+
+    // MARK: Commit exchange
+
+    private func beginCommit(_ context: ChannelHandlerContext, _ session: SessionStorage) {
+        phase = .waitingForExchange
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let loop = context.eventLoop
+        session.beginExchange { result in
+            loop.execute {
+                let (handler, context) = bound.value
+                handler.exchangeGranted(context, result)
+            }
+        }
+    }
+
+    private func exchangeGranted(_ context: ChannelHandlerContext, _ result: Result<CommitExchange, any Error>) {
+        guard case .waitingForExchange = phase else {
+            if case .success(let exchange) = result { exchange.abandon() }
+            return
+        }
+        switch result {
+        case .failure(let error):
+            drop(context, "\(error)")
+        case .success(let exchange):
+            writeOIDs(exchange.invalidations)
+            phase = .receivingTransaction(exchange)
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let timeout = server.configuration.commitTimeout
+            exchangeTimer = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.nanoseconds))) {
+                let (handler, context) = bound.value
+                handler.drop(context, "sent no transaction within \(timeout) of the commit exchange")
+            }
+            process(context)
+        }
+    }
+
+    private func receiveTransaction(_ context: ChannelHandlerContext, _ exchange: CommitExchange) throws -> Step {
+        guard let length = input.getInteger(at: input.readerIndex, as: UInt32.self) else { return .needMoreBytes }
+        guard length <= server.configuration.maxTransactionSize else {
+            throw DurusError.protocolViolation("a transaction of \(length) bytes is over the limit of \(server.configuration.maxTransactionSize)")
+        }
+        guard input.readableBytes >= 4 + Int(length) else { return .needMoreBytes }
+        input.moveReaderIndex(forwardBy: 4)
+        exchangeTimer?.cancel()
+        exchangeTimer = nil
+        guard length > 0 else {
+            exchange.abandon()
+            phase = .command
+            return .handled
+        }
+        let data = input.readBytes(length: Int(length))!
+        let records = try WireProtocol.decodeTransaction(data)
+        if let big = records.first(where: { $0.bytes.count > server.configuration.maxRecordSize }) {
+            throw DurusError.protocolViolation("the record of \(big.oid) has \(big.bytes.count) bytes, over the limit of \(server.configuration.maxRecordSize)")
+        }
+        phase = .committing
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        server.commitPool.runIfActive(eventLoop: context.eventLoop) {
+            try exchange.commit(records)
+        }.whenComplete { result in
+            let (handler, context) = bound.value
+            handler.committed(context, result, objects: records.count, bytes: data.count)
+        }
+        return .wait
+    }
+
+    private func committed(_ context: ChannelHandlerContext, _ result: Result<Void, any Error>, objects: Int, bytes: Int) {
+        guard case .committing = phase else { return }
+        switch result {
+        case .success:
+            logger.info("commit", metadata: ["objects": "\(objects)", "bytes": "\(bytes)"])
+            output.writeInteger(WireProtocol.Status.okay.rawValue)
+            server.noteCommitted(bytes: bytes)
+        case .failure(let conflict as ConflictError):
+            logger.info("conflict", metadata: ["objects": "\(objects)", "oids": "\(conflict.oids.prefix(5).map(\.rawValue))"])
+            output.writeInteger(WireProtocol.Status.invalid.rawValue)
+        case .failure(let error):
+            drop(context, "commit refused: \(error)")
+            return
+        }
+        phase = .command
+        if closeAfterCommit {
+            flush(context)
+            phase = .closed
+            context.close(promise: nil)
+            return
+        }
+        process(context)
+    }
+
+    // MARK: Ending
+
+    /// Called at shutdown: a commit being applied is answered first.
+    private func drainAndClose(_ context: ChannelHandlerContext) {
+        if case .committing = phase {
+            closeAfterCommit = true
+        } else {
+            drop(context, "the server is shutting down", level: .info)
+        }
+    }
+
+    private func drop(_ context: ChannelHandlerContext, _ reason: String, level: Logger.Level = .warning) {
+        if case .closed = phase, !context.channel.isActive { return }
+        if case .receivingTransaction(let exchange) = phase { exchange.abandon() }
+        phase = .closed
+        cancelTimers()
+        logger.log(level: level, "dropping client", metadata: ["reason": "\(reason)"])
+        flush(context)
+        context.close(promise: nil)
+    }
+
+    private func flush(_ context: ChannelHandlerContext) {
+        guard output.readableBytes > 0, context.channel.isActive else { return }
+        context.writeAndFlush(wrapOutboundOut(output), promise: nil)
+        output = context.channel.allocator.buffer(capacity: 256)
+    }
+
+    private func armFrameTimer(_ context: ChannelHandlerContext) {
+        frameTimer?.cancel()
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let timeout = server.configuration.frameTimeout
+        frameTimer = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.nanoseconds))) {
+            let (handler, context) = bound.value
+            handler.drop(context, "silent for \(timeout) with a request half sent")
+        }
+    }
+
+    private func cancelTimers() {
+        frameTimer?.cancel()
+        exchangeTimer?.cancel()
+        frameTimer = nil
+        exchangeTimer = nil
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

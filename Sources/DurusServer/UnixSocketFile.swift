@@ -1,0 +1,42 @@
+import Durus
+import Glibc
+
+/// The file of a listening Unix domain socket: cleared before binding when a
+/// dead server left it, and given the owner, group and mode asked for.
+enum UnixSocketFile {
+    /// Removes a stale socket file at `path`; refuses when a server answers
+    /// there or when the path is not a socket (nothing else is ever deleted).
+    static func prepare(_ path: String) throws {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        guard info.st_mode & S_IFMT == S_IFSOCK else {
+            throw DurusError.network(address: path, message: "exists and is not a socket; not touching it")
+        }
+        if (try? ClientStorage(address: .unix(path: path), connectTimeout: .seconds(1), ioTimeout: .seconds(1))) != nil {
+            throw DurusError.network(address: path, message: "another server is listening there")
+        }
+        guard unlink(path) == 0 || errno == ENOENT else {
+            throw DurusError.network(address: path, message: "cannot remove the stale socket: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    static func setAccess(_ path: String, owner: String?, group: String?, mode: UInt32?) throws {
+        if owner != nil || group != nil {
+            var uid = uid_t.max, gid = gid_t.max   // -1: leave unchanged
+            if let owner {
+                guard let entry = getpwnam(owner) else { throw DurusError.network(address: path, message: "no user \(owner)") }
+                uid = entry.pointee.pw_uid
+            }
+            if let group {
+                guard let entry = getgrnam(group) else { throw DurusError.network(address: path, message: "no group \(group)") }
+                gid = entry.pointee.gr_gid
+            }
+            guard chown(path, uid, gid) == 0 else {
+                throw DurusError.network(address: path, message: "chown: \(String(cString: strerror(errno)))")
+            }
+        }
+        if let mode, chmod(path, mode_t(mode)) != 0 {
+            throw DurusError.network(address: path, message: "chmod: \(String(cString: strerror(errno)))")
+        }
+    }
+}

@@ -1,0 +1,133 @@
+import ArgumentParser
+import Dispatch
+import Durus
+import DurusBerkeleyDB
+import DurusServer
+import Glibc
+import Logging
+
+extension Durability: ExpressibleByArgument {}
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve a store to Durus clients (Swift and Python Durus 4.3) over protocol v1.",
+        discussion: """
+            With no options, serves the Berkeley DB store in ./durus-data (created if missing) \
+            on 127.0.0.1:2972, as `durus -s` does. SIGINT or SIGTERM stop it cleanly; after a \
+            crash it starts again on the same address and store, recovering by itself.
+
+            Examples:
+              durus serve
+              durus serve --db /var/lib/app --port 3000 --durability write-no-sync
+              durus serve --unix /run/app/durus.sock --unix-mode 660 --unix-group app
+            """
+    )
+
+    @Option(help: "The store's directory.")
+    var db = "durus-data"
+
+    @Option(help: "The host or address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(help: "The TCP port to listen on.")
+    var port = 2972
+
+    @Option(help: "Listen on this Unix socket path instead of TCP.")
+    var unix: String?
+
+    @Option(help: "Owner (user name) of the Unix socket file.")
+    var unixOwner: String?
+
+    @Option(help: "Group of the Unix socket file.")
+    var unixGroup: String?
+
+    @Option(help: "Permission bits of the Unix socket file, in octal (660).")
+    var unixMode: String?
+
+    @Option(help: "What a commit promises: full (fsync), write-no-sync (survives a process crash; Durus FileStorage's level), or none.")
+    var durability: Durability = .full
+
+    @Option(help: "Berkeley DB cache size in MiB.")
+    var cacheMegabytes = 64
+
+    @Option(help: "Who may stop the server with Q: anyone, unix (Unix-socket clients only), nobody.")
+    var allowQuit = "anyone"
+
+    @Option(help: "Start a background pack after this many committed bytes (0: never).")
+    var gcBytes = 0
+
+    @Option(help: "Seconds a client may take to send a transaction once the commit exchange is its.")
+    var commitTimeout = 30
+
+    @Option(help: "Pending invalidations after which an idle client is dropped.")
+    var invalidationLimit = 5_000_000
+
+    @Option(help: "Threads serving connections.")
+    var threads = 2
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel = "notice"
+
+    func validate() throws {
+        if let unixMode, UInt32(unixMode, radix: 8) == nil { throw ValidationError("--unix-mode takes octal digits, as 660") }
+        guard ["anyone", "unix", "nobody"].contains(allowQuit) else { throw ValidationError("--allow-quit is anyone, unix or nobody") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown log level \(logLevel)") }
+        guard (1 ... 65535).contains(port) || port == 0 else { throw ValidationError("--port is 0…65535") }
+    }
+
+    func run() throws {
+        let level = Logger.Level(rawValue: logLevel)!
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "durus.serve")
+        var storageConfiguration = BerkeleyDBStorage.Configuration()
+        storageConfiguration.durability = durability
+        storageConfiguration.cacheSize = cacheMegabytes << 20
+        var configuration = ServerConfiguration(address: unix.map { .unix(path: $0) } ?? .tcp(host: host, port: port))
+        configuration.unixSocketOwner = unixOwner
+        configuration.unixSocketGroup = unixGroup
+        configuration.unixSocketMode = unixMode.flatMap { UInt32($0, radix: 8) }
+        configuration.quitPolicy = switch allowQuit {
+        case "unix": .unixSocketOnly
+        case "nobody": .nobody
+        default: .anyone
+        }
+        configuration.packAfterBytes = gcBytes
+        configuration.commitTimeout = .seconds(commitTimeout)
+        configuration.invalidationLimit = invalidationLimit
+        configuration.eventLoopThreads = threads
+        do {
+            let storage = try BerkeleyDBStorage(path: db, configuration: storageConfiguration)
+            let server = try DurusServer(storage: storage, configuration: configuration, logger: logger)
+            logger.notice("serving", metadata: ["db": "\(db)", "durability": "\(durability.rawValue)"])
+            let signals = [SIGINT, SIGTERM].map { number in
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+                source.setEventHandler {
+                    logger.notice("signal received, stopping", metadata: ["signal": "\(number)"])
+                    server.shutdown()
+                }
+                source.resume()
+                return source
+            }
+            server.waitUntilStopped()
+            signals.forEach { $0.cancel() }
+            try storage.close()
+            logger.notice("store closed")
+        } catch {
+            throw CommandFailure.report(error)
+        }
+    }
+}
+
+/// Ends a command that failed: one line on standard error, exit status 2.
+enum CommandFailure {
+    static func report(_ error: any Error) -> ExitCode {
+        let line = Array("durus: \(error)\n".utf8)
+        _ = line.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+        return ExitCode(2)
+    }
+}
