@@ -150,19 +150,19 @@ public final class SessionHub: Sendable {
                 if let owner = state.owners[oid], owner != id { throw .oidReserved(oid) }
             }
         }
-        // Others learn of these OIDs before the storage has them: a load
-        // racing this commit then finds them pending afterwards (see
-        // `SessionStorage.load`). If the commit fails, they only ghost
-        // objects that did not change, which is harmless.
-        var announced = false
+        // Others learn of these OIDs twice. Before the storage has them, so
+        // that a load racing this commit finds them pending afterwards (see
+        // `SessionStorage.load`). And again once they are written, because a
+        // session that synchronized in between consumed the first notice and
+        // may since have read the old records. A notice for a commit that
+        // failed only ghosts objects that did not change, which is harmless.
         try storage.commit(records, handleInvalidations: { remote in
             // A remote storage (a server) reports others' commits here.
             self.addPending(remote, except: id)
             try handleInvalidations(remote)
             self.addPending(oids, except: id)
-            announced = true
         })
-        if !announced { addPending(oids, except: id) }
+        addPending(oids, except: id)
         state.withLock { state in
             for oid in oids where state.owners[oid] == id {
                 state.owners[oid] = nil
