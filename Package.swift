@@ -56,7 +56,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "durus-bench",
-            dependencies: ["Durus", "DurusBerkeleyDB", "DurusServer", "CBerkeleyDB"],
+            dependencies: [
+                "Durus", "DurusBerkeleyDB", "DurusServer", "CBerkeleyDB",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Benchmarks/durus-bench"
         ),
         .executableTarget(

@@ -3,6 +3,7 @@
 //   swift run -c release durus-bench storage [--objects N] [--loads N]
 //   swift run -c release durus-bench objects [--objects N] [--python PATH] ...
 //   swift run -c release durus-bench collections [--entries N] [--orders 16,32,64,128] [--python PATH]
+//   swift run -c release durus-bench server [--python PATH] [--objects N] [--seconds S] [--rounds N]
 //
 // Each suite prints a table and ends with one line per comparison:
 // `ratio <name> <ours ÷ theirs>` (above 1 means we are faster).
@@ -13,6 +14,7 @@ let suites: [String: ([String]) throws -> Void] = [
     "storage": runStorageSuite,
     "objects": runObjectsSuite,
     "collections": runCollectionsSuite,
+    "server": runServerSuite,
 ]
 
 guard let name = arguments.first, let suite = suites[name] else {

@@ -1,0 +1,147 @@
+import Foundation
+import Synchronization
+
+/// Runs `body(i)` for every `i` in `0 ..< count`, each on a thread of its own,
+/// all at once (one blocking client per thread: a thread pool would cap them
+/// at the core count); returns the results in order, or the first error.
+func onThreads<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) throws -> T) throws -> [T] {
+    let results = Mutex<[Int: Result<T, any Error>]>([:])
+    let group = DispatchGroup()
+    for index in 0 ..< count {
+        group.enter()
+        Thread {
+            let result = Result { try body(index) }
+            results.withLock { $0[index] = result }
+            group.leave()
+        }.start()
+    }
+    group.wait()
+    return try results.withLock { results in try (0 ..< count).map { try results[$0]!.get() } }
+}
+
+/// Calls `body` until `deadline`; returns how many times it ran.
+func repeatUntil(_ deadline: ContinuousClock.Instant, _ body: () throws -> Void) rethrows -> Int {
+    var count = 0
+    while ContinuousClock.now < deadline {
+        try body()
+        count += 1
+    }
+    return count
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+// MARK: Loopback TCP
+
+/// A TCP socket on 127.0.0.1 listening on a free port.
+func listenOnLoopback() throws -> (fd: Int32, port: Int) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = loopback(port: 0)
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
+            bind(fd, raw, length) == 0 && listen(fd, 16) == 0 && getsockname(fd, raw, &length) == 0
+        }
+    }
+    guard fd >= 0, bound else {
+        throw BenchError(description: "cannot listen on 127.0.0.1: \(String(cString: strerror(errno)))")
+    }
+    return (fd, Int(UInt16(bigEndian: address.sin_port)))
+}
+
+/// A free port on 127.0.0.1, for a server in another process to bind.
+func freeLoopbackPort() throws -> Int {
+    let (fd, port) = try listenOnLoopback()
+    close(fd)
+    return port
+}
+
+/// A connected TCP socket with Nagle off (as both Durus servers and clients
+/// set it), or nil when nothing listens on `port`.
+func connectToLoopback(port: Int) -> Int32? {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = loopback(port: port)
+    let connected = withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+        }
+    }
+    guard connected else {
+        close(fd)
+        return nil
+    }
+    setNoDelay(fd)
+    return fd
+}
+
+private func loopback(port: Int) -> sockaddr_in {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = in_addr_t(0x7F00_0001).bigEndian
+    return address
+}
+
+private func setNoDelay(_ fd: Int32) {
+    var one: Int32 = 1
+    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+}
+
+/// Fills `buffer` from `fd`; false at end of stream or on an error.
+private func receiveAll(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) -> Bool {
+    var received = 0
+    while received < buffer.count {
+        let n = recv(fd, buffer.baseAddress! + received, buffer.count - received, 0)
+        if n < 0, errno == EINTR { continue }
+        guard n > 0 else { return false }
+        received += n
+    }
+    return true
+}
+
+private func sendAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) -> Bool {
+    var sent = 0
+    while sent < buffer.count {
+        let n = send(fd, buffer.baseAddress! + sent, buffer.count - sent, Int32(MSG_NOSIGNAL))
+        if n < 0, errno == EINTR { continue }
+        guard n > 0 else { return false }
+        sent += n
+    }
+    return true
+}
+
+// MARK: Echo
+
+/// The physical limit of one synchronous client: a thread that answers each
+/// byte it reads with `replySize` bytes, and one client doing that round trip
+/// in a loop until `deadline`. Returns round trips per second.
+func echoRate(replySize: Int, until deadline: ContinuousClock.Instant) throws -> Double {
+    let (listener, port) = try listenOnLoopback()
+    defer { close(listener) }
+    let server = Thread {
+        let fd = accept(listener, nil, nil)
+        guard fd >= 0 else { return }
+        setNoDelay(fd)
+        let request = UnsafeMutableRawBufferPointer.allocate(byteCount: 1, alignment: 1)
+        let reply = UnsafeMutableRawBufferPointer.allocate(byteCount: replySize, alignment: 1)
+        reply.initializeMemory(as: UInt8.self, repeating: 0x4F)
+        while receiveAll(fd, request), sendAll(fd, UnsafeRawBufferPointer(reply)) {}
+        request.deallocate()
+        reply.deallocate()
+        close(fd)
+    }
+    server.start()
+    guard let fd = connectToLoopback(port: port) else { throw BenchError(description: "cannot reach the echo thread") }
+    defer { close(fd) }
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: replySize, alignment: 1)
+    defer { buffer.deallocate() }
+    let start = ContinuousClock.now
+    let count = try repeatUntil(deadline) {
+        guard sendAll(fd, UnsafeRawBufferPointer(rebasing: buffer[0 ..< 1])), receiveAll(fd, buffer) else {
+            throw BenchError(description: "the echo thread stopped answering")
+        }
+    }
+    return Double(count) / (ContinuousClock.now - start).seconds
+}

@@ -1,0 +1,310 @@
+import Durus
+import DurusBerkeleyDB
+import DurusServer
+import Foundation
+import Logging
+
+/// `server`: the Swift storage server (DurusServer on BerkeleyDBStorage) and
+/// Python Durus 4.3's `durus -s` (FileStorage), filled alike and driven over
+/// protocol v1 by the same blocking clients, one thread each; plus two limits
+/// measured in the same run: a loopback echo of a load answer's size, and
+/// BerkeleyDBStorage's own durable commit rate with no server.
+///
+/// Every server runs for the whole suite, and the measurements are taken in
+/// rounds, each one in turn, keeping each one's best rate (latency samples
+/// are pooled), so neither side gains from a quiet moment of the machine.
+func runServerSuite(_ arguments: [String]) throws {
+    let objects = max(10, option("--objects", in: arguments, default: 10_000))
+    let window = Duration.seconds(option("--seconds", in: arguments, default: 2))
+    let rounds = max(1, option("--rounds", in: arguments, default: 3))
+    let pythonPath = optionString("--python", in: arguments) ?? ProcessInfo.processInfo.environment["DURUS_PYTHON"]
+        ?? localPython()
+    print("server suite: \(objects) records of \(dataSize) bytes of data, \(rounds) rounds of \(window) per measurement")
+    print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; \(Date()); python: \(pythonPath)")
+
+    let scratch = scratchDirectory("server")
+    try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: scratch) }
+
+    let modes = Durability.allCases.map(\.rawValue).joined(separator: ", ")
+    print("starting and filling: Python Durus 4.3 server, Swift servers (\(modes)), embedded store")
+    let python = try PythonServer(python: pythonPath, directory: scratch)
+    defer { python.stop() }
+    let theirs = try Subject(address: python.address, objects: objects)
+    var swiftServers: [SwiftServer] = []
+    defer { for server in swiftServers { try? server.stop() } }
+    var ours: [Durability: Subject] = [:]
+    for durability in Durability.allCases {
+        let server = try SwiftServer(path: scratch + "/swift-\(durability.rawValue)", durability: durability)
+        swiftServers.append(server)
+        ours[durability] = try Subject(address: server.address, objects: objects)
+    }
+    var configuration = BerkeleyDBStorage.Configuration()
+    configuration.durability = .full
+    let embedded = try BerkeleyDBStorage(path: scratch + "/embedded", configuration: configuration)
+    defer { try? embedded.close() }
+    let embeddedTarget = try fill(embedded, objects: objects).last!
+
+    let replySize = 1 + 4 + theirs.targets[0].bytes.count
+    var best: [String: Double] = [:]
+    func keep(_ key: String, _ value: Double) { best[key] = max(best[key] ?? 0, value) }
+    var latency: [String: (durations: [Double], commits: Int)] = [:]
+    let swift = ours[.writeNoSync]!
+    for round in 1 ... rounds {
+        print("round \(round) of \(rounds)")
+        keep("echo", try echoRate(replySize: replySize, until: .now + window))
+        for clients in [1, 4, 16] {
+            keep("loads-\(clients)-python", try theirs.loadRate(clients: clients, window: window))
+            keep("loads-\(clients)-swift", try swift.loadRate(clients: clients, window: window))
+        }
+        for clients in [1, 4] {
+            keep("commits-\(clients)-python", try theirs.commitRate(clients: clients, window: window))
+            for durability in Durability.allCases {
+                let rate = try ours[durability]!.commitRate(clients: clients, window: window)
+                keep("commits-\(clients)-\(durability.rawValue)", rate)
+            }
+        }
+        let start = ContinuousClock.now
+        let count = try rewrite(embedded, embeddedTarget, until: start + window)
+        keep("embedded", Double(count) / (ContinuousClock.now - start).seconds)
+        for (name, subject) in [("swift", swift), ("python", theirs)] {
+            let run = try subject.loadLatency(window: window)
+            latency[name, default: ([], 0)].durations += run.durations
+            latency[name, default: ([], 0)].commits += run.commits
+        }
+    }
+    python.stop()
+    for server in swiftServers { try server.stop() }
+    try embedded.close()
+
+    var rows: [Comparison] = []
+    for clients in [1, 4, 16] {
+        rows.append(Comparison(name: "loads-\(clientsLabel(clients))", unit: "loads/s",
+                               ours: best["loads-\(clients)-swift"]!, theirs: best["loads-\(clients)-python"]!))
+    }
+    for durability in [Durability.writeNoSync, .full, .none] {
+        for clients in [1, 4] {
+            rows.append(Comparison(name: "commits-\(clientsLabel(clients))-\(durability.rawValue)-vs-python",
+                                   unit: "commits/s", ours: best["commits-\(clients)-\(durability.rawValue)"]!,
+                                   theirs: best["commits-\(clients)-python"]!))
+        }
+    }
+    let percentiles = latency.mapValues { run in
+        let sorted = run.durations.sorted()
+        return [0.5, 0.99].map { sorted[Int(Double(sorted.count - 1) * $0)] }
+    }
+    rows.append(Comparison(name: "load-p50-while-committing", unit: "µs", ours: percentiles["swift"]![0],
+                           theirs: percentiles["python"]![0]))
+    rows.append(Comparison(name: "load-p99-while-committing", unit: "µs", ours: percentiles["swift"]![1],
+                           theirs: percentiles["python"]![1]))
+    rows.append(Comparison(name: "loads-1-client-vs-echo", unit: "loads/s", ours: best["loads-1-swift"]!,
+                           theirs: best["echo"]!))
+    rows.append(Comparison(name: "durable-commits-1-client-vs-embedded", unit: "commits/s",
+                           ours: best["commits-1-full"]!, theirs: best["embedded"]!))
+
+    print("")
+    print("theirs: Python Durus 4.3 `durus -s` on a FileStorage (logging level 30, so neither server logs each commit),")
+    print("  except loads-1-client-vs-echo (a loopback thread answering each byte with \(replySize) bytes, one")
+    print("  synchronous client) and durable-commits-1-client-vs-embedded (BerkeleyDBStorage, durability full, no server).")
+    print("note: FileStorage never fsyncs on commit, so the write-no-sync rows are the like-for-like commit comparison;")
+    print("  full (fsync per commit) and none (log kept in memory) are set against the same Python figures.")
+    print("note: loads and latency are measured on the write-no-sync server; latency rows are ours ÷ theirs in µs,")
+    print("  below 1 means we answer faster. Rates are the best of \(rounds) rounds; latency pools every round's loads.")
+    for (name, key) in [("swift-durus", "swift"), ("Durus 4.3", "python")] {
+        let run = latency[key]!
+        print("latency runs (\(name)): \(run.durations.count) loads while \(run.commits) commits went through")
+    }
+    print("goals: loads-1-client-vs-echo ≥ 0.7; loads-16-clients ≥ 10; durable-commits-1-client-vs-embedded ≥ 0.5")
+    report("server: DurusServer on BerkeleyDBStorage vs. Python Durus 4.3's storage server, over protocol v1",
+           theirs: "theirs", rows)
+}
+
+/// Bytes of data in every filled record.
+private let dataSize = 200
+
+private func clientsLabel(_ clients: Int) -> String { clients == 1 ? "1-client" : "\(clients)-clients" }
+
+/// `.build/durus-venv/bin/python` under the current directory if there is
+/// one, else under the package root.
+private func localPython() -> String {
+    let local = FileManager.default.currentDirectoryPath + "/.build/durus-venv/bin/python"
+    return FileManager.default.isExecutableFile(atPath: local) ? local : defaultPython()
+}
+
+/// Fills `storage` through its own interface: `objects` records in commits of
+/// 1,000, each batch a chain from its first record to its last, the root
+/// (OID 0) referencing every chain's head so nothing is garbage. Returns the
+/// records under the root.
+private func fill(_ storage: any Storage, objects: Int) throws -> [Record] {
+    let oids = try storage.newOIDs(count: objects + 1)
+    guard oids[0] == .root else { throw BenchError(description: "the first OID handed out is \(oids[0]), not the root") }
+    var random = BenchRandom(state: 42)
+    var heads: [OID] = []
+    var leaves: [Record] = []
+    for start in stride(from: 1, through: objects, by: 1000) {
+        let batch = start ..< min(start + 1000, objects + 1)
+        heads.append(oids[start])
+        let records = batch.map { index in
+            Record(oid: oids[index], data: (0 ..< dataSize).map { _ in UInt8.random(in: 0 ... 255, using: &random) },
+                   references: index + 1 < batch.upperBound ? [oids[index + 1]] : [])
+        }
+        try storage.commit(records + [Record(oid: .root, data: Array("root".utf8), references: heads)])
+        leaves += records
+    }
+    return leaves
+}
+
+/// Rewrites `target` (new data, the same references), one commit at a time,
+/// until `deadline`; checks the last write reads back. Returns the commit count.
+private func rewrite(_ storage: any Storage, _ target: Record, until deadline: ContinuousClock.Instant) throws -> Int {
+    var data = Array(target.data)
+    var serial: UInt64 = 0
+    let count = try repeatUntil(deadline) {
+        serial += 1
+        withUnsafeBytes(of: serial) { data.replaceSubrange(0 ..< 8, with: $0) }
+        try storage.commit([Record(oid: target.oid, data: data, references: target.references)])
+    }
+    guard try storage.load(target.oid).data.elementsEqual(data) else {
+        throw BenchError(description: "\(target.oid) does not read back as last committed")
+    }
+    return count
+}
+
+/// A server under test, filled through the protocol.
+private struct Subject {
+    var address: ServerAddress
+    /// The records loads pick from.
+    var loadable: [OID]
+    /// The records commits rewrite, one per client; loads never meet their invalidations.
+    var targets: [Record]
+
+    init(address: ServerAddress, objects: Int) throws {
+        self.address = address
+        let client = try ClientStorage(address: address)
+        defer { try? client.close() }
+        let leaves = try fill(client, objects: objects)
+        targets = Array(leaves.suffix(4))
+        loadable = leaves.dropLast(4).map(\.oid)
+    }
+
+    private func clients(_ count: Int) throws -> [ClientStorage] {
+        try (0 ..< count).map { _ in try ClientStorage(address: address) }
+    }
+
+    /// Loads per second of `clients` clients, each loading random records one at a time.
+    func loadRate(clients count: Int, window: Duration) throws -> Double {
+        let storages = try clients(count)
+        defer { for storage in storages { try? storage.close() } }
+        let oids = loadable
+        let start = ContinuousClock.now
+        let counts = try onThreads(count) { client in
+            var random = BenchRandom(state: UInt64(client + 1))
+            return try repeatUntil(start + window) {
+                let oid = oids[Int.random(in: 0 ..< oids.count, using: &random)]
+                guard try storages[client].load(oid).oid == oid else {
+                    throw BenchError(description: "\(oid) loaded another record")
+                }
+            }
+        }
+        return Double(counts.reduce(0, +)) / (ContinuousClock.now - start).seconds
+    }
+
+    /// Commits per second of `clients` clients, each rewriting its own record.
+    func commitRate(clients count: Int, window: Duration) throws -> Double {
+        let storages = try clients(count)
+        defer { for storage in storages { try? storage.close() } }
+        let targets = targets
+        let start = ContinuousClock.now
+        let counts = try onThreads(count) { client in
+            try rewrite(storages[client], targets[client], until: start + window)
+        }
+        return Double(counts.reduce(0, +)) / (ContinuousClock.now - start).seconds
+    }
+
+    /// One client's load durations (µs) while a second client commits without pause, and that client's commit count.
+    func loadLatency(window: Duration) throws -> (durations: [Double], commits: Int) {
+        let storages = try clients(2)
+        defer { for storage in storages { try? storage.close() } }
+        let (oids, target) = (loadable, targets[0])
+        let deadline = ContinuousClock.now + window
+        let results = try onThreads(2) { role -> (durations: [Double], commits: Int) in
+            guard role == 0 else { return ([], try rewrite(storages[1], target, until: deadline)) }
+            var random = BenchRandom(state: 99)
+            var durations: [Double] = []
+            _ = try repeatUntil(deadline) {
+                let oid = oids[Int.random(in: 0 ..< oids.count, using: &random)]
+                let began = ContinuousClock.now
+                _ = try storages[0].load(oid)
+                durations.append((ContinuousClock.now - began).seconds * 1e6)
+            }
+            return (durations, 0)
+        }
+        return (results[0].durations, results[1].commits)
+    }
+}
+
+/// A DurusServer on a fresh BerkeleyDBStorage, in this process.
+private final class SwiftServer {
+    let storage: BerkeleyDBStorage
+    let server: DurusServer
+    var address: ServerAddress { server.address }
+
+    init(path: String, durability: Durability) throws {
+        var configuration = BerkeleyDBStorage.Configuration()
+        configuration.durability = durability
+        storage = try BerkeleyDBStorage(path: path, configuration: configuration)
+        var logger = Logger(label: "durus-bench.server")
+        logger.logLevel = .warning  // the server logs every commit at info; warnings (a dropped client) still show
+        do {
+            let listen = ServerConfiguration(address: .tcp(host: "127.0.0.1", port: 0))
+            server = try DurusServer(storage: storage, configuration: listen, logger: logger)
+        } catch {
+            try? storage.close()
+            throw error
+        }
+    }
+
+    /// Stops serving and closes the storage; safe to call again.
+    func stop() throws {
+        server.shutdown()
+        server.waitUntilStopped()
+        try storage.close()
+    }
+}
+
+/// Python Durus 4.3's storage server: a child process on a free port, its FileStorage in `directory`.
+private final class PythonServer {
+    let process = Process()
+    let address: ServerAddress
+
+    init(python: String, directory: String) throws {
+        guard FileManager.default.isExecutableFile(atPath: python) else {
+            throw BenchError(description: "no Python at \(python): run scripts/test once, set DURUS_PYTHON or pass --python")
+        }
+        let port = try freeLoopbackPort()
+        address = .tcp(host: "127.0.0.1", port: port)
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = ["-m", "durus", "-s", "--port", "\(port)", "--file", directory + "/python.durus",
+                             "--logginglevel", "30"]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let deadline = ContinuousClock.now + .seconds(30)
+        while true {
+            if let fd = connectToLoopback(port: port) {
+                close(fd)
+                return
+            }
+            guard process.isRunning, ContinuousClock.now < deadline else {
+                stop()
+                throw BenchError(description: "the Python server did not listen on port \(port)")
+            }
+            usleep(20_000)
+        }
+    }
+
+    /// Terminates the server and waits for it; safe to call again.
+    func stop() {
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+    }
+}
