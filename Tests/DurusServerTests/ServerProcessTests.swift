@@ -84,7 +84,8 @@ import Testing
         #expect(again.terminationStatus == 0)
     }
 
-    /// A store directory that cannot be used is a one-line error and exit status 2.
+    /// A store directory that cannot be used is a one-line error and exit
+    /// status 2; so is a usage error.
     @Test func unusableStoreIsExitStatusTwo() throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
@@ -100,5 +101,13 @@ import Testing
         let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(process.terminationStatus == 2)
         #expect(message.hasPrefix("durus: ") && message.contains("not a Durus store"))
+
+        let usage = Process()
+        usage.executableURL = URL(fileURLWithPath: Self.executable)
+        usage.arguments = ["serve", "--port", "99999"]
+        usage.standardError = FileHandle.nullDevice
+        try usage.run()
+        usage.waitUntilExit()
+        #expect(usage.terminationStatus == 2)
     }
 }
