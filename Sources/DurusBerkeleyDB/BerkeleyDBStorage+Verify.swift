@@ -126,7 +126,7 @@ extension BerkeleyDBStorage {
 
     /// A private, unnamed table in the environment's cache, backed by a
     /// temporary file only if the cache overflows; gone when closed.
-    private func temporaryTable(_ name: String) throws -> Table {
+    func temporaryTable(_ name: String) throws -> Table {
         var handle: UnsafeMutablePointer<DB>?
         try Engine.check(durus_db_create(&handle, env), "create \(name)")
         let code = durus_db_open(handle, nil, nil, durus_DB_BTREE, durus_DB_CREATE | durus_DB_THREAD, 0o600)

@@ -56,8 +56,8 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     /// Guarded by `handles`.
     private var isClosed = false
     /// Serializes commits and collection; holds the object and byte counts.
-    private let writer: Mutex<Counters>
-    private let oids: Mutex<OIDAllocator>
+    let writer: Mutex<Counters>
+    let oids: Mutex<OIDAllocator>
     private let collected = Mutex<[OID]>([])
     private let collectionError = Mutex<CollectionFailure?>(nil)
     private let lockFile: Int32
@@ -441,7 +441,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         }
     }
 
-    private func writeCounters(_ counters: Counters, txn: Txn) throws {
+    func writeCounters(_ counters: Counters, txn: Txn) throws {
         try meta.putUInt64("objects", counters.objects, txn: txn)
         try meta.putUInt64("bytes", counters.bytes, txn: txn)
     }

@@ -1,0 +1,93 @@
+import Durus
+import DurusBerkeleyDB
+import Foundation
+import Testing
+
+/// `migrate(from:)`: every reachable record arrives byte-identical, the
+/// unreachable (cycles included) do not, OIDs continue above the source's.
+@Suite struct MigrateTests {
+    /// root → a → b; root → f → g → f (a reachable cycle); c ⇄ d and e unreachable.
+    static func graph() throws -> (MemoryStorage, reachable: [Record], unreachable: [OID]) {
+        let source = MemoryStorage()
+        let oids = try source.newOIDs(count: 8)
+        let (root, a, b, c, d, e, f, g) = (oids[0], oids[1], oids[2], oids[3], oids[4], oids[5], oids[6], oids[7])
+        func r(_ oid: OID, _ refs: [OID]) -> Record { Record(oid: oid, data: Array("object \(oid.rawValue)".utf8), references: refs) }
+        let reachable = [r(root, [a, f]), r(a, [b]), r(b, []), r(f, [g]), r(g, [f])]
+        try source.commit(reachable + [r(c, [d]), r(d, [c]), r(e, [a])])
+        return (source, reachable, [c, d, e])
+    }
+
+    @Test func copiesTheReachableAndOnlyThat() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let (source, reachable, unreachable) = try Self.graph()
+        let store = try openStore(directory.path)
+        defer { try? store.close() }
+        var phases: [BerkeleyDBStorage.MigrationProgress.Phase] = []
+        try store.migrate(from: source, batchSize: 3) { if phases.last != $0.phase { phases.append($0.phase) } }
+        #expect(phases == [.copying, .marking, .counting, .done])
+        for record in reachable { #expect(try store.load(record.oid) == record) }
+        for oid in unreachable { #expect(throws: DurusError.keyNotFound(oid)) { try store.load(oid) } }
+        #expect(store.objectCount == reachable.count)
+        #expect(try store.verify().isClean)
+        #expect(try store.newOID().rawValue >= 8)
+        #expect(throws: DurusError.self) { try store.migrate(from: source) }   // not empty any more
+    }
+
+    /// A source that fails halfway (as a killed run would stop) leaves the
+    /// store marked; running the migration again finishes it, identical to
+    /// an uninterrupted one.
+    @Test func rerunAfterAnInterruptionFinishes() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let source = try openStore(directory.file("source"))
+        defer { try? source.close() }
+        var chain: [Record] = []
+        let oids = try source.newOIDs(count: 2_000)
+        for (index, oid) in oids.enumerated() {
+            let next = index + 1 < oids.count ? [oids[index + 1]] : []
+            chain.append(Record(oid: oid, data: Array(repeating: UInt8(index % 251), count: 100), references: next))
+        }
+        try source.commit(chain)
+
+        let interrupted = try openStore(directory.file("interrupted"))
+        #expect(throws: Interruption.self) { try interrupted.migrate(from: Failing(source: source, after: 1_200), batchSize: 500) }
+        try interrupted.migrate(from: source, batchSize: 500)
+        let clean = try openStore(directory.file("clean"))
+        try clean.migrate(from: source, batchSize: 500)
+        for record in chain {
+            #expect(try interrupted.load(record.oid) == record)
+            #expect(try clean.load(record.oid) == record)
+        }
+        #expect(interrupted.objectCount == clean.objectCount && clean.objectCount == chain.count)
+        #expect(try interrupted.verify().isClean && clean.verify().isClean)
+        try interrupted.close()
+        try clean.close()
+    }
+
+    struct Interruption: Error {}
+
+    /// Passes records through, then stops with an error.
+    final class Failing: Storage {
+        let source: any Storage
+        let after: Int
+        init(source: any Storage, after: Int) {
+            self.source = source
+            self.after = after
+        }
+        func load(_ oid: OID) throws -> Record { try source.load(oid) }
+        func newOID() throws -> OID { try source.newOID() }
+        func commit(_ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws {}
+        func sync() throws -> [OID] { [] }
+        func pack() throws {}
+        func close() throws {}
+        func forEachRecord(_ body: (Record) throws -> Void) throws {
+            var seen = 0
+            try source.forEachRecord { record in
+                seen += 1
+                if seen > after { throw Interruption() }
+                try body(record)
+            }
+        }
+    }
+}
