@@ -1,0 +1,146 @@
+import ArgumentParser
+import Durus
+import DurusBerkeleyDB
+import Foundation
+
+/// Opens a store for inspection: read-only, so it works while a server holds it.
+func openForReading(_ path: String) throws -> BerkeleyDBStorage {
+    var configuration = BerkeleyDBStorage.Configuration()
+    configuration.readOnly = true
+    configuration.createIfMissing = false
+    return try BerkeleyDBStorage(path: path, configuration: configuration)
+}
+
+/// Prints `object` as JSON (sorted keys) on standard output.
+func printJSON(_ object: Any) throws {
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+    print(String(decoding: data, as: UTF8.self))
+}
+
+/// Runs `body`, turning any failure into the one-line message and status 2.
+func reporting(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let exit as ExitCode {
+        throw exit
+    } catch {
+        throw CommandFailure.report(error)
+    }
+}
+
+struct Stats: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Objects, bytes, pending garbage and log size of a store.",
+        discussion: "Works on a store a running server holds open.\n\nExamples:\n  durus stats durus-data\n  durus stats durus-data --json"
+    )
+
+    @Argument(help: "The store's directory.") var db: String
+    @Flag(help: "Print JSON for scripts.") var json = false
+
+    func run() throws {
+        try reporting {
+            let storage = try openForReading(db)
+            defer { try? storage.close() }
+            let logs = (try? FileManager.default.contentsOfDirectory(atPath: db)) ?? []
+            let logBytes = logs.filter { $0.hasPrefix("log.") }.reduce(0) { total, name in
+                total + ((try? FileManager.default.attributesOfItem(atPath: db + "/" + name)[.size] as? Int) ?? 0)
+            }
+            let values: [String: Any] = [
+                "objects": storage.objectCount, "bytes": storage.byteCount,
+                "garbagePending": try storage.pendingGarbageCount(), "logBytes": logBytes,
+                "accessMethod": storage.accessMethod.rawValue,
+            ]
+            if json { return try printJSON(values) }
+            print("objects          \(storage.objectCount)")
+            print("bytes            \(storage.byteCount)")
+            print("garbage pending  \(values["garbagePending"]!)")
+            print("log bytes        \(logBytes)")
+            print("access method    \(storage.accessMethod.rawValue)")
+        }
+    }
+}
+
+struct Census: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Objects and bytes per class, for Swift records and Python pickles alike.",
+        discussion: "Reads every record once. Works on a store a running server holds open.\n\nExamples:\n  durus census durus-data\n  durus census durus-data --json"
+    )
+
+    @Argument(help: "The store's directory.") var db: String
+    @Flag(help: "Print JSON for scripts.") var json = false
+
+    func run() throws {
+        try reporting {
+            let storage = try openForReading(db)
+            defer { try? storage.close() }
+            var classes: [String: (objects: Int, bytes: Int)] = [:]
+            try storage.forEachRecord { record in
+                let name = record.className ?? "?"
+                classes[name, default: (0, 0)].objects += 1
+                classes[name, default: (0, 0)].bytes += record.bytes.count
+            }
+            let rows = classes.sorted { ($0.value.objects, $1.key) > ($1.value.objects, $0.key) }
+            if json {
+                return try printJSON(Dictionary(uniqueKeysWithValues: rows.map { ($0.key, ["objects": $0.value.objects, "bytes": $0.value.bytes]) }))
+            }
+            for (name, tally) in rows {
+                print(String(tally.objects).padding(toLength: 10, withPad: " ", startingAt: 0)
+                    + String(tally.bytes).padding(toLength: 14, withPad: " ", startingAt: 0) + name)
+            }
+        }
+    }
+}
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check a store: every record, every reference count, reachability.",
+        discussion: "Exit status 0 when clean, 1 when a problem is found, 2 when the store cannot be read.\n\nExample:\n  durus verify durus-data"
+    )
+
+    @Argument(help: "The store's directory.") var db: String
+    @Flag(help: "Print JSON for scripts.") var json = false
+
+    func run() throws {
+        var clean = false
+        try reporting {
+            let storage = try openForReading(db)
+            defer { try? storage.close() }
+            let report = try storage.verify()
+            clean = report.isClean
+            if json {
+                try printJSON([
+                    "clean": report.isClean, "objects": report.objects, "bytes": report.bytes,
+                    "malformed": report.malformedCount, "dangling": report.danglingCount,
+                    "countMismatches": report.countMismatchCount, "unreachable": report.unreachableCount,
+                    "leaked": report.leakedCount, "pendingGarbage": report.pendingGarbage,
+                ])
+            } else {
+                print(report)
+            }
+        }
+        if !clean { throw ExitCode(1) }
+    }
+}
+
+struct Dump: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show one record: its class, references, size, and (for Swift records) its state.",
+        discussion: "Example:\n  durus dump durus-data 0"
+    )
+
+    @Argument(help: "The store's directory.") var db: String
+    @Argument(help: "The OID, a decimal number (0 is the root).") var oid: UInt64
+
+    func run() throws {
+        try reporting {
+            let storage = try openForReading(db)
+            defer { try? storage.close() }
+            let record = try storage.load(OID(oid))
+            print("oid         \(oid)")
+            print("class       \(record.className ?? "?")\(record.isPythonPickle ? " (Python pickle)" : "")")
+            print("bytes       \(record.bytes.count) (data \(record.data.count))")
+            print("references  \(record.references.map { "\($0.rawValue)" }.joined(separator: " "))")
+            if let state = try record.swiftState() { print("state       \(state)") }
+        }
+    }
+}

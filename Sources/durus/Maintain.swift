@@ -1,0 +1,73 @@
+import ArgumentParser
+import Durus
+import DurusBerkeleyDB
+import Foundation
+
+/// A server address on the command line: `host:port`, `[v6]:port` or a Unix socket path.
+func parseAddress(_ text: String) throws -> ServerAddress {
+    if text.hasPrefix("/") || text.hasPrefix(".") { return .unix(path: text) }
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]) else {
+        throw ValidationError("an address is host:port or a Unix socket path, not \(text)")
+    }
+    var host = String(text[..<colon])
+    if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    return .tcp(host: host, port: port)
+}
+
+struct GC: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gc",
+        abstract: "Collect garbage: in a store directory, or by asking a running server (P).",
+        discussion: "Examples:\n  durus gc durus-data\n  durus gc --server 127.0.0.1:2972",
+        aliases: ["pack"]
+    )
+
+    @Argument(help: "The store's directory (when no server holds it).") var db: String?
+    @Option(help: "Ask the server at this address instead.") var server: String?
+
+    func validate() throws {
+        guard (db == nil) != (server == nil) else { throw ValidationError("give a store directory or --server, one of them") }
+    }
+
+    func run() throws {
+        try reporting {
+            if let server {
+                try ClientStorage(address: try parseAddress(server)).pack()
+                print("pack started on \(server)")
+                return
+            }
+            var configuration = BerkeleyDBStorage.Configuration()
+            configuration.createIfMissing = false
+            let storage = try BerkeleyDBStorage(path: db!, configuration: configuration)
+            let before = storage.objectCount
+            try storage.pack()
+            print("collected \(before - storage.objectCount) objects; \(storage.objectCount) remain")
+            try storage.close()
+        }
+    }
+}
+
+struct Stop: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Stop a running server (sends Q), as `durus -s --stop` does.",
+        discussion: "Examples:\n  durus stop\n  durus stop 127.0.0.1:3000\n  durus stop /run/app/durus.sock"
+    )
+
+    @Argument(help: "The server's address: host:port or a Unix socket path.") var address = "127.0.0.1:2972"
+
+    func run() throws {
+        try reporting {
+            let parsed = try parseAddress(address)
+            try ClientStorage(address: parsed, connectTimeout: .seconds(5)).shutdownServer()
+            // Wait until it is gone, so scripts can restart it at once.
+            for _ in 0 ..< 200 {
+                guard (try? ClientStorage(address: parsed, connectTimeout: .milliseconds(200))) != nil else {
+                    print("stopped \(address)")
+                    return
+                }
+                usleep(50_000)
+            }
+            throw DurusError.network(address: address, message: "still answering after Q (its --allow-quit may refuse it)")
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import Durus
+import Foundation
+import Testing
+
+/// The `durus` operator commands on a store a running server holds open.
+@Suite(.serialized) struct CommandTests {
+    static func durus(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: ServerProcessTests.executable)
+        process.arguments = arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output)
+    }
+
+    static func json(_ text: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+    }
+
+    /// Python writes a graph through `durus serve`; stats, census, verify and
+    /// dump read the live store; migrate copies it through the server; gc asks
+    /// the server to pack; stop ends it.
+    @Test func inspectMigrateAndStopALiveServer() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let port = freePort()
+        let store = directory.file("data")
+        let server = try ServerProcessTests.serve(["--db", store, "--port", "\(port)", "--durability", "none"])
+        defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
+        _ = try #require(ServerProcessTests.connect(port))
+        try PythonDurus.run("graph.py", ["127.0.0.1:\(port)", "write"])
+
+        let stats = try Self.durus(["stats", store, "--json"])
+        #expect(stats.status == 0)
+        let objects = try #require(try Self.json(stats.output)["objects"] as? Int)
+        #expect(objects > 200)
+        let census = try Self.json(try Self.durus(["census", store, "--json"]).output)
+        #expect((census["durus.persistent_dict.PersistentDict"] as? [String: Int])?["objects"] == 201)
+        #expect(census.keys.contains("durus.btree.BTree"))
+        let verify = try Self.durus(["verify", store, "--json"])
+        let verifyClean = try Self.json(verify.output)["clean"] as? Bool
+        #expect(verify.status == 0 && verifyClean == true)
+        let dump = try Self.durus(["dump", store, "0"])
+        #expect(dump.output.contains("durus.persistent_dict.PersistentDict (Python pickle)"))
+        #expect(try Self.durus(["dump", store, "987654"]).status == 2)
+
+        let copy = directory.file("copy")
+        #expect(try Self.durus(["migrate", "--server", "127.0.0.1:\(port)", copy]).status == 0)
+        #expect(try Self.durus(["gc", "--server", "127.0.0.1:\(port)"]).status == 0)
+        #expect(try Self.durus(["stop", "127.0.0.1:\(port)"]).status == 0)
+        server.waitUntilExit()
+        #expect(server.terminationStatus == 0)
+
+        let copied = try Self.json(try Self.durus(["stats", copy, "--json"]).output)
+        #expect(copied["objects"] as? Int == objects)
+        #expect(try Self.durus(["verify", copy]).status == 0)
+        // The copy serves Python as the original did.
+        let again = try ServerProcessTests.serve(["--db", copy, "--port", "\(port)"])
+        defer { kill(again.processIdentifier, SIGKILL); again.waitUntilExit() }
+        _ = try #require(ServerProcessTests.connect(port))
+        #expect(try PythonDurus.run("graph.py", ["127.0.0.1:\(port)", "read"]).contains("verified 10200 objects"))
+    }
+}
