@@ -24,6 +24,10 @@ public enum ServerAddress: Sendable, Hashable, CustomStringConvertible {
 final class BlockingSocket {
     let address: ServerAddress
     private var fd: Int32
+    /// Bytes received but not yet read: one `recv` usually brings a whole answer.
+    private var buffer = [UInt8](repeating: 0, count: 64 << 10)
+    private var bufferStart = 0
+    private var bufferEnd = 0
 
     init(connectingTo address: ServerAddress, connectTimeout: Duration, ioTimeout: Duration) throws(DurusError) {
         self.address = address
@@ -125,22 +129,47 @@ final class BlockingSocket {
 
     func read(_ count: Int) throws(DurusError) -> [UInt8] {
         guard fd >= 0 else { throw .closed }
-        var buffer = [UInt8](repeating: 0, count: count)
+        var result: [UInt8] = []
+        result.reserveCapacity(count)
+        while result.count < count {
+            if bufferStart == bufferEnd {
+                if count - result.count >= buffer.count {
+                    // A large answer: straight into the result, no copy through the buffer.
+                    try receive(into: &result, count - result.count)
+                    continue
+                }
+                try fill()
+            }
+            let take = min(count - result.count, bufferEnd - bufferStart)
+            result += buffer[bufferStart ..< bufferStart + take]
+            bufferStart += take
+        }
+        return result
+    }
+
+    private func fill() throws(DurusError) {
+        while true {
+            let n = buffer.withUnsafeMutableBytes { raw in recv(fd, raw.baseAddress!, raw.count, 0) }
+            if n < 0, errno == EINTR { continue }
+            if n < 0 { throw failure("read") }
+            if n == 0 { throw .network(address: "\(address)", message: "the server closed the connection") }
+            bufferStart = 0
+            bufferEnd = n
+            return
+        }
+    }
+
+    private func receive(into result: inout [UInt8], _ count: Int) throws(DurusError) {
+        let start = result.count
+        result += repeatElement(0, count: count)
         var received = 0
         while received < count {
-            let n = buffer.withUnsafeMutableBytes { raw in
-                recv(fd, raw.baseAddress! + received, count - received, 0)
-            }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw failure("read")
-            }
-            if n == 0 {
-                throw .network(address: "\(address)", message: "the server closed the connection")
-            }
+            let n = result.withUnsafeMutableBytes { raw in recv(fd, raw.baseAddress! + start + received, count - received, 0) }
+            if n < 0, errno == EINTR { continue }
+            if n < 0 { throw failure("read") }
+            if n == 0 { throw .network(address: "\(address)", message: "the server closed the connection") }
             received += n
         }
-        return buffer
     }
 
     func readByte() throws(DurusError) -> UInt8 { try read(1)[0] }

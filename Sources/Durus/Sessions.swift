@@ -78,6 +78,17 @@ public final class SessionHub: Sendable {
         return session
     }
 
+    func checkFresh(_ id: Int, _ oid: OID) throws {
+        let stale = try state.withLock { state throws(DurusError) in
+            guard state.sessions[id]?.dropped == nil, let pending = state.sessions[id]?.pending else {
+                _ = try live(&state, id)
+                return false
+            }
+            return pending.contains(oid)
+        }
+        if stale { throw ConflictError(.read, oids: [oid]) }
+    }
+
     func checkFresh(_ id: Int, _ oids: [OID]) throws {
         let stale = try state.withLock { state throws(DurusError) in
             let session = try live(&state, id)
@@ -221,9 +232,9 @@ public final class SessionStorage: Storage {
     /// Checked before and after the load: a commit announces its OIDs before
     /// it is applied, so a record that changed during the load is caught.
     public func load(_ oid: OID) throws -> Record {
-        try hub.checkFresh(id, [oid])
+        try hub.checkFresh(id, oid)
         let record = try hub.storage.load(oid)
-        try hub.checkFresh(id, [oid])
+        try hub.checkFresh(id, oid)
         return record
     }
 
