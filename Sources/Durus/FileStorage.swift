@@ -172,7 +172,7 @@ public final class FileStorage: Storage {
             }
             var position = state.end + 8
             for record in records {
-                state.index[record.oid] = position
+                state.index.set(record.oid, at: position)
                 position += 16 + record.bytes.count
             }
             state.end += transaction.count
@@ -354,15 +354,16 @@ extension FileStorage {
         return opened
     }
 
-    /// Indexes the SHELF-1 transaction at `start`, checking every item header
-    /// (a record's OID is written twice, which tells garbage from an item);
-    /// returns where the next one starts.
+    /// Indexes the SHELF-1 transaction at `start`, checking every item
+    /// header; returns where the next one starts.
     private static func scanShelfTransaction(_ file: OpenFile, at start: Int, size: Int,
                                              into opened: inout Opened) throws(DurusError) -> Int {
         let torn = DurusError.tornTransaction(path: file.path, offset: start)
         let lengthBytes = try file.read(8, at: start)
         guard lengthBytes.count == 8 else { throw torn }
-        let end = ShelfFormat.end(start + 8, plus: ShelfFormat.u64(lengthBytes, at: 0))
+        let length = ShelfFormat.u64(lengthBytes, at: 0)
+        if length == 0, start + 8 < size, try isUnfinishedDurusCommit(file, from: start + 8, size: size) { throw torn }
+        let end = ShelfFormat.end(start + 8, plus: length)
         func garbage(_ offset: Int, _ what: String) -> DurusError {
             .corruptFile(path: file.path, offset: offset, reason: "\(what), in the transaction at offset \(start)")
         }
@@ -374,12 +375,7 @@ extension FileStorage {
             }
             let header = try file.read(ShelfFormat.itemHeader, at: position)
             guard header.count == ShelfFormat.itemHeader else { throw torn }
-            let length = ShelfFormat.u64(header, at: 0)
-            let oid = OID(ShelfFormat.u64(header, at: 8))
-            let dataLength = UInt64(ShelfFormat.u32(header, at: 24))
-            guard length >= 20, ShelfFormat.u64(header, at: 16) == oid.rawValue,
-                  20 + dataLength <= length, (length - 20 - dataLength) % 8 == 0
-            else {
+            guard let (oid, length) = ShelfFormat.itemHeader(header) else {
                 throw garbage(position, "garbage where a record should be")
             }
             let next = ShelfFormat.end(position + 8, plus: length)
@@ -389,10 +385,25 @@ extension FileStorage {
             position = next
         }
         guard end <= size else { throw torn }
-        for (oid, offset) in items { opened.index[oid] = offset }
+        for (oid, offset) in items { opened.index.set(oid, at: offset) }
         opened.statistics.transactionsScanned += 1
         opened.statistics.recordsScanned += items.count
         return end
+    }
+
+    /// Durus writes a zero length, then the items, then the real length: a
+    /// zero length followed by items that run to the end of the file is a
+    /// commit it never finished. (A real empty transaction is followed by
+    /// another transaction's length, which is no item header.)
+    private static func isUnfinishedDurusCommit(_ file: OpenFile, from start: Int, size: Int) throws(DurusError) -> Bool {
+        var position = start
+        while position < size {
+            let header = try file.read(ShelfFormat.itemHeader, at: position)
+            guard header.count == ShelfFormat.itemHeader else { return true }
+            guard let (_, length) = ShelfFormat.itemHeader(header) else { return false }
+            position = ShelfFormat.end(position + 8, plus: length)
+        }
+        return true
     }
 
     /// Scans every DFS20 transaction, skipping the index block (reading its
@@ -431,7 +442,7 @@ extension FileStorage {
             let header = try file.read(16, at: position)
             let length = ShelfFormat.u32(header, at: 0)
             if length == 0 {
-                for (oid, offset) in pending { opened.index[oid] = offset }
+                for (oid, offset) in pending { opened.index.set(oid, at: offset) }
                 opened.statistics.transactionsScanned += 1
                 opened.statistics.recordsScanned += pending.count
                 pending = []
@@ -474,16 +485,16 @@ struct OffsetIndex {
     var slotCount: Int { slots.count }
 
     subscript(oid: OID) -> Int? {
-        get {
-            if let offset = overlay[oid] { return offset }
-            let slot = Int(clamping: oid.rawValue)
-            return slot < slots.count && slots[slot] >= 0 ? slots[slot] : nil
-        }
-        set {
-            if self[oid] == nil { count += 1 }
-            overlay[oid] = newValue
-            highest = max(highest ?? oid, oid)
-        }
+        if let offset = overlay[oid] { return offset }
+        let slot = Int(clamping: oid.rawValue)
+        return slot < slots.count && slots[slot] >= 0 ? slots[slot] : nil
+    }
+
+    /// Files `oid` at `offset`, over any earlier record.
+    mutating func set(_ oid: OID, at offset: Int) {
+        if self[oid] == nil { count += 1 }
+        overlay[oid] = offset
+        highest = max(highest ?? oid, oid)
     }
 
     var oids: [OID] {

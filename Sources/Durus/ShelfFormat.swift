@@ -19,6 +19,19 @@ enum ShelfFormat {
     /// own OID and data length.
     static let itemHeader = 8 + 8 + 8 + 4
 
+    /// The OID and length of the item whose first `itemHeader` bytes are
+    /// `header`; nil when they are no item header. A record's OID is written
+    /// twice, which tells garbage from an item.
+    static func itemHeader(_ header: [UInt8]) -> (oid: OID, length: UInt64)? {
+        let length = u64(header, at: 0)
+        let oid = u64(header, at: 8)
+        let dataLength = UInt64(u32(header, at: 24))
+        guard length >= 20, u64(header, at: 16) == oid, 20 + dataLength <= length, (length - 20 - dataLength) % 8 == 0 else {
+            return nil
+        }
+        return (OID(oid), length)
+    }
+
     /// A new, empty SHELF-1 file, as Durus creates one: an empty transaction
     /// and an empty offset map.
     static let emptyFile: [UInt8] = prefix + u64(0) + offsetMap(start: prefix.count + 8, slots: [])

@@ -327,6 +327,42 @@ private func makeThreeTransactions(at path: String) throws -> [Int] {
         }
     }
 
+    /// Durus writes a zero length, the items, then the real length. A crash
+    /// before that last write leaves a zero-length transaction followed by
+    /// items: whole ones, or the last cut short. Both are a torn transaction
+    /// at the placeholder; repair drops it and keeps the three before it.
+    @Test func aCommitDurusNeverFinishedIsATornTransaction() throws {
+        try withTemporaryDirectory { directory in
+            for cutShort in [false, true] {
+                let path = directory + "/unfinished-\(cutShort).durus"
+                _ = try makeThreeTransactions(at: path)
+                let start = try fileSize(path)
+                var unfinished = ShelfFormat.u64(0) + ShelfFormat.item(record(8, "whole"))
+                let last = ShelfFormat.item(record(9, "cut short", [8]))
+                unfinished += cutShort ? Array(last.prefix(last.count / 2)) : last
+                try overwrite(path, at: start, with: unfinished)
+                #expect(throws: DurusError.tornTransaction(path: path, offset: start)) { try FileStorage(path: path) }
+                let repaired = try FileStorage(path: path, options: .init(repair: true))
+                #expect(repaired.openStatistics.truncatedAt == start)
+                #expect(repaired.count == 8)
+                #expect(try fileSize(path) == start)
+            }
+        }
+    }
+
+    /// A real empty transaction (Durus writes them) followed by more is no tear.
+    @Test func anEmptyTransactionBeforeOthersIsKept() throws {
+        try withTemporaryDirectory { directory in
+            let path = directory + "/empty-transaction.durus"
+            _ = try makeThreeTransactions(at: path)
+            let start = try fileSize(path)
+            try overwrite(path, at: start, with: ShelfFormat.transaction([]) + ShelfFormat.transaction([record(2, "later")]))
+            let storage = try FileStorage(path: path)
+            #expect(storage.openStatistics.transactionsScanned == 5)
+            #expect(try storage.load(2) == record(2, "later"))
+        }
+    }
+
     /// Garbage over the first record header of the middle transaction is
     /// named at that offset, repair or not, and the file is left alone.
     @Test func garbageInsideAnEarlierTransactionNamesItsOffset() throws {
