@@ -227,7 +227,9 @@ public final class FileStorage: Storage {
                 let map = ShelfFormat.offsetMap(start: written, slots: slots)
                 try packed.write(map, at: written)
                 try packed.sync()
-                guard rename(packPath, path) == 0 else { throw packed.failure("cannot rename \(packPath) to") }
+                guard rename(packPath, path) == 0 else {
+                    throw .io(path: path, message: "cannot rename \(packPath) over it: \(String(cString: strerror(errno)))")
+                }
                 OpenFile.syncDirectory(of: path)
                 let collected = state.index.oids.filter { slots[Int($0.rawValue)] < 0 }
                 state.invalidations += collected.sorted()
