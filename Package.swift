@@ -70,6 +70,7 @@ let package = Package(
         .testTarget(
             name: "DurusTests",
             dependencies: ["Durus"],
+            exclude: ["Python"],
             resources: [.copy("Vectors")]
         ),
         .testTarget(

@@ -18,6 +18,14 @@ public enum DurusError: Error, Equatable, Sendable, CustomStringConvertible {
     case notAStore(path: String, reason: String)
     /// The store's files are damaged.
     case corruptStore(path: String, reason: String)
+    /// A Durus file is damaged at `offset`: not a Durus file, cut short in
+    /// its header, or garbage where a transaction, a record or the offset
+    /// map should be.
+    case corruptFile(path: String, offset: Int, reason: String)
+    /// A Durus file ends inside the transaction that starts at `offset`, as
+    /// when a commit is cut off by a crash. Opening with `repair` truncates
+    /// the file there; every earlier transaction is kept.
+    case tornTransaction(path: String, offset: Int)
     /// The store was written by a newer on-disk format than this build reads.
     case unsupportedFormat(path: String, found: Int, supported: Int)
     /// Another process has the store open for writing.
@@ -56,6 +64,9 @@ public enum DurusError: Error, Equatable, Sendable, CustomStringConvertible {
         case .closed: "the storage is closed"
         case .notAStore(let path, let why): "\(path) is not a Durus store: \(why)"
         case .corruptStore(let path, let why): "\(path) is damaged: \(why)"
+        case .corruptFile(let path, let offset, let why): "\(path) is damaged at offset \(offset): \(why)"
+        case .tornTransaction(let path, let offset):
+            "\(path) ends inside the transaction at offset \(offset) (a cut-off commit); open with repair to truncate it"
         case .unsupportedFormat(let path, let found, let supported):
             "\(path) has on-disk format \(found); this build reads format \(supported)"
         case .storeInUse(let path): "\(path) is open for writing in another process"

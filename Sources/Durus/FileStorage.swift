@@ -1,0 +1,609 @@
+import Glibc
+import Synchronization
+
+/// A storage in one Durus file: SHELF-1, the format of Durus 4.x's
+/// FileStorage, read and written so Python Durus reads it back; or DFS20,
+/// Durus 3.x's FileStorage2, read-only.
+///
+/// Opening reads the file's offset map and scans only the transactions after
+/// it, keeping an index of OID → file offset; loads read one record with
+/// `pread`. A commit appends one transaction. Like Durus's FileStorage, it
+/// does not fsync on commit (a power cut may lose the last commits, and
+/// leaves at worst a torn last transaction, which `repair` truncates); set
+/// ``Options/syncOnCommit`` to fsync every commit. ``pack()`` writes the
+/// reachable records to a new file, fsyncs it and renames it over the old.
+///
+/// A writer holds an exclusive `flock` on the file, as Durus does, so a second
+/// writer (Swift or Python) cannot open it. Read-only opens take no lock.
+///
+/// ```swift
+/// let storage = try FileStorage(path: "/var/db/app.durus")
+/// let root = try storage.newOID()
+/// try storage.commit([Record(oid: root, data: Array("hello".utf8), references: [])])
+/// try storage.close()
+///
+/// let old = try FileStorage(path: "old-3x.durus", options: .init(readOnly: true))
+/// old.format    // .dfs20
+/// ```
+public final class FileStorage: Storage {
+    /// The layout of a Durus file.
+    public enum Format: Sendable, Equatable {
+        /// Durus 4.x FileStorage (`SHELF-1`): read and written.
+        case shelf1
+        /// Durus 3.x FileStorage2 (`DFS20`): read only.
+        case dfs20
+    }
+
+    /// How to open the file.
+    public struct Options: Sendable {
+        /// Open without locking or changing the file. DFS20 files always open
+        /// read-only.
+        public var readOnly: Bool
+        /// Truncate a torn last transaction (one cut off by a crash) instead
+        /// of throwing ``DurusError/tornTransaction(path:offset:)``. Earlier
+        /// transactions are never touched. Ignored when read-only.
+        public var repair: Bool
+        /// Create an empty SHELF-1 file when none exists.
+        public var create: Bool
+        /// fsync after every commit. Durus never does; off by default.
+        public var syncOnCommit: Bool
+
+        public init(readOnly: Bool = false, repair: Bool = false, create: Bool = true, syncOnCommit: Bool = false) {
+            self.readOnly = readOnly
+            self.repair = repair
+            self.create = create
+            self.syncOnCommit = syncOnCommit
+        }
+    }
+
+    /// What opening the file read: the work startup did.
+    public struct OpenStatistics: Sendable, Equatable {
+        /// Records found in the offset map (SHELF-1), not read at open.
+        public var offsetMapEntries = 0
+        /// Transactions scanned: those after the offset map (SHELF-1), or all
+        /// of them (DFS20).
+        public var transactionsScanned = 0
+        /// Record headers read by that scan.
+        public var recordsScanned = 0
+        /// Where `repair` truncated a torn last transaction, if it did.
+        public var truncatedAt: Int?
+    }
+
+    /// The file's path.
+    public let path: String
+    /// The file's layout.
+    public let format: Format
+    /// Whether commits, `newOID()` and `pack()` throw ``DurusError/readOnly``.
+    public let isReadOnly: Bool
+    /// What opening the file read.
+    public let openStatistics: OpenStatistics
+
+    private let syncOnCommit: Bool
+
+    private struct State {
+        /// nil once closed.
+        var file: OpenFile?
+        var index: OffsetIndex
+        /// Where the next transaction goes.
+        var end: Int
+        var nextOID: UInt64
+        var invalidations: [OID] = []
+    }
+
+    private let state: Mutex<State>
+
+    /// Opens the Durus file at `path`, creating an empty SHELF-1 file when
+    /// there is none and ``Options/create`` is set.
+    ///
+    /// - Throws: ``DurusError/tornTransaction(path:offset:)`` when the file
+    ///   ends inside a transaction and `repair` is off;
+    ///   ``DurusError/corruptFile(path:offset:reason:)`` for a file that is
+    ///   empty, of another kind, or damaged before its end;
+    ///   ``DurusError/storeInUse(path:)`` when another writer has it open;
+    ///   ``DurusError/io(path:message:)`` when it cannot be opened.
+    public init(path: String, options: Options = .init()) throws {
+        let file = try OpenFile.open(path, options: options)
+        let size = try file.size()
+        let head = try file.read(ShelfFormat.prefix.count, at: 0)
+        let opened: Opened
+        if head == ShelfFormat.prefix {
+            format = .shelf1
+            isReadOnly = options.readOnly
+            if !isReadOnly { try file.lock() }
+            opened = try Self.openShelf(file, size: size, repair: options.repair && !isReadOnly)
+        } else if head.starts(with: ShelfFormat.dfs20Magic) {
+            format = .dfs20
+            isReadOnly = true
+            opened = try Self.openDFS20(file, size: size)
+        } else {
+            throw DurusError.corruptFile(path: path, offset: 0, reason: size == 0
+                ? "the file is empty (0 bytes), not a Durus file"
+                : "not a Durus file: it starts with neither SHELF-1 nor DFS20")
+        }
+        self.path = path
+        syncOnCommit = options.syncOnCommit
+        openStatistics = opened.statistics
+        let nextOID = max(UInt64(opened.index.slotCount), opened.index.highest.map { $0.rawValue + 1 } ?? 0)
+        state = Mutex(State(file: file, index: opened.index, end: opened.end, nextOID: nextOID))
+    }
+
+    /// The number of records stored.
+    public var count: Int { state.withLock { $0.index.count } }
+
+    public func load(_ oid: OID) throws -> Record {
+        let (file, offset, end) = try state.withLock { state throws(DurusError) in
+            guard let file = state.file else { throw .closed }
+            guard let offset = state.index[oid] else { throw .keyNotFound(oid) }
+            return (file, offset, state.end)
+        }
+        return try readRecord(oid, at: offset, in: file, end: end)
+    }
+
+    /// The next OID above every OID in the file (and above the offset map's
+    /// slots, which a pack keeps). Unlike Durus, it never reuses holes.
+    /// OIDs handed out but never committed may come again after reopening.
+    public func newOID() throws -> OID {
+        try state.withLock { state throws(DurusError) in
+            _ = try writableFile(state)
+            defer { state.nextOID += 1 }
+            return OID(state.nextOID)
+        }
+    }
+
+    public func commit(_ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws {
+        _ = try state.withLock { state throws(DurusError) in try writableFile(state) }
+        try handleInvalidations([])
+        try state.withLock { state in
+            let file = try writableFile(state)
+            let storing = Set(records.map(\.oid))
+            for record in records {
+                guard record.oid.rawValue < state.nextOID else { throw DurusError.oidNotAllocated(record.oid) }
+                let missing = record.referenceSet.filter { state.index[$0] == nil && !storing.contains($0) }
+                if !missing.isEmpty { throw ConflictError(.write, oids: missing.sorted()) }
+            }
+            guard !records.isEmpty else { return }
+            let transaction = ShelfFormat.transaction(records)
+            do {
+                try file.write(transaction, at: state.end)
+                if syncOnCommit { try file.sync() }
+            } catch {
+                try? file.truncate(to: state.end)
+                throw error
+            }
+            var position = state.end + 8
+            for record in records {
+                state.index.set(record.oid, at: position)
+                position += 16 + record.bytes.count
+            }
+            state.end += transaction.count
+        }
+    }
+
+    /// The OIDs the last ``pack()`` collected; nothing else, since no other
+    /// process writes this file.
+    public func sync() throws -> [OID] {
+        try state.withLock { state throws(DurusError) in
+            guard state.file != nil else { throw .closed }
+            defer { state.invalidations = [] }
+            return state.invalidations
+        }
+    }
+
+    /// Rewrites the file with only the records reachable from the root, as
+    /// Durus's pack does: into `path.pack`, fsynced, then renamed over the
+    /// file. Other calls wait while it runs. The offset map keeps a slot for
+    /// every OID handed out, so collected OIDs are never handed out again.
+    public func pack() throws {
+        try state.withLock { state throws(DurusError) in
+            let file = try writableFile(state)
+            let packPath = path + ".pack"
+            let packed = try OpenFile.create(packPath)
+            do throws(DurusError) {
+                var slots = [Int](repeating: -1, count: Int(state.nextOID))
+                var buffer = ShelfFormat.prefix + ShelfFormat.u64(0)
+                var written = 0
+                var pending: [OID] = state.index[.root] == nil ? [] : [.root]
+                var seen = Set(pending)
+                var highest = -1
+                while let oid = pending.popLast() {
+                    let record = try readRecord(oid, at: state.index[oid]!, in: file, end: state.end)
+                    slots[Int(oid.rawValue)] = written + buffer.count
+                    highest = max(highest, Int(oid.rawValue))
+                    buffer += ShelfFormat.item(record)
+                    for reference in record.references where state.index[reference] != nil && seen.insert(reference).inserted {
+                        pending.append(reference)
+                    }
+                    if buffer.count >= 1 << 20 {
+                        try packed.write(buffer, at: written)
+                        written += buffer.count
+                        buffer.removeAll(keepingCapacity: true)
+                    }
+                }
+                try packed.write(buffer, at: written)
+                written += buffer.count
+                try packed.write(ShelfFormat.u64(written - 16), at: ShelfFormat.prefix.count)
+                // Durus walks the holes from the last slot, so it must be one.
+                if highest == slots.count - 1 { slots.append(-1) }
+                let map = ShelfFormat.offsetMap(start: written, slots: slots)
+                try packed.write(map, at: written)
+                try packed.sync()
+                guard rename(packPath, path) == 0 else {
+                    throw .io(path: path, message: "cannot rename \(packPath) over it: \(String(cString: strerror(errno)))")
+                }
+                OpenFile.syncDirectory(of: path)
+                let collected = state.index.oids.filter { slots[Int($0.rawValue)] < 0 }
+                state.invalidations += collected.sorted()
+                state.index = OffsetIndex(slots: slots)
+                state.file = packed
+                state.end = written + map.count
+            } catch {
+                unlink(packPath)
+                throw error
+            }
+        }
+    }
+
+    public func forEachRecord(_ body: (Record) throws -> Void) throws {
+        let oids = try state.withLock { state throws(DurusError) in
+            guard state.file != nil else { throw .closed }
+            return state.index.oids
+        }
+        for oid in oids {
+            let record: Record
+            do {
+                record = try load(oid)
+            } catch DurusError.keyNotFound {
+                continue   // collected by a pack since the snapshot
+            }
+            try body(record)
+        }
+    }
+
+    /// Closes the file and releases its lock. Closing again does nothing.
+    public func close() throws {
+        state.withLock { $0.file = nil }
+    }
+
+    private func writableFile(_ state: borrowing State) throws(DurusError) -> OpenFile {
+        guard let file = state.file else { throw .closed }
+        guard !isReadOnly else { throw .readOnly }
+        return file
+    }
+
+    /// The record filed under `oid` at `offset`: an item (SHELF-1) or a
+    /// length-prefixed record (DFS20).
+    private func readRecord(_ oid: OID, at offset: Int, in file: OpenFile, end: Int) throws(DurusError) -> Record {
+        let lengthSize = format == .shelf1 ? 8 : 4
+        let nameSize = format == .shelf1 ? 8 : 0
+        let head = try file.read(lengthSize, at: offset)
+        let length = head.count < lengthSize ? 0
+            : format == .shelf1 ? ShelfFormat.u64(head, at: 0) : UInt64(ShelfFormat.u32(head, at: 0))
+        guard length >= nameSize + 12, ShelfFormat.end(offset + lengthSize, plus: length) <= end else {
+            throw .corruptFile(path: path, offset: offset, reason: "no record of \(oid) here")
+        }
+        let body = try file.read(Int(length), at: offset + lengthSize)
+        guard body.count == length, body.prefix(nameSize).elementsEqual(oid.bytes.prefix(nameSize)) else {
+            throw .corruptFile(path: path, offset: offset, reason: "no record of \(oid) here")
+        }
+        do {
+            return try Record(key: oid, bytes: Array(body[nameSize...]))
+        } catch {
+            throw .corruptFile(path: path, offset: offset, reason: "the record of \(oid) is damaged: \(error)")
+        }
+    }
+}
+
+// MARK: - Opening
+
+extension FileStorage {
+    private struct Opened {
+        var index = OffsetIndex()
+        var statistics = OpenStatistics()
+        var end = 0
+    }
+
+    /// Reads the offset map, then scans the transactions after it.
+    private static func openShelf(_ file: OpenFile, size: Int, repair: Bool) throws(DurusError) -> Opened {
+        let path = file.path
+        let header = try file.read(16, at: 0)
+        let mapStart = header.count == 16 ? ShelfFormat.end(16, plus: ShelfFormat.u64(header, at: 8)) : Int.max
+        let mapHeader = try mapStart <= size - 24 ? file.read(24, at: mapStart) : []
+        guard mapHeader.count == 24 else {
+            throw .corruptFile(path: path, offset: 8, reason: "the first transaction's length does not lead to an offset map")
+        }
+        let bytesPerWord = ShelfFormat.u64(mapHeader, at: 8)
+        let wordCount = ShelfFormat.u64(mapHeader, at: 16)
+        guard (1 ... 8).contains(bytesPerWord), wordCount <= UInt64(size - mapStart) / bytesPerWord,
+              ShelfFormat.u64(mapHeader, at: 0) == 16 + bytesPerWord * wordCount
+        else {
+            throw .corruptFile(path: path, offset: mapStart, reason: "garbage where the offset map should be")
+        }
+        let width = Int(bytesPerWord), count = Int(wordCount)
+        var opened = Opened()
+        var slots = [Int](repeating: -1, count: count)
+        let chunk = 1 << 16
+        for first in stride(from: 0, to: count, by: chunk) {
+            let words = min(chunk, count - first)
+            let bytes = try file.read(words * width, at: mapStart + 24 + first * width)
+            guard bytes.count == words * width else {
+                throw .corruptFile(path: path, offset: mapStart, reason: "the offset map runs past the end of the file")
+            }
+            for slot in 0 ..< words {
+                // Words at or above the map's offset link the holes.
+                let word = ShelfFormat.word(bytes, at: slot * width, count: width)
+                guard word < UInt64(mapStart) else { continue }
+                guard word >= 16 else {
+                    throw .corruptFile(path: path, offset: mapStart + 24 + (first + slot) * width,
+                                       reason: "offset map entry \(word) points into the file header")
+                }
+                slots[first + slot] = Int(word)
+                opened.statistics.offsetMapEntries += 1
+            }
+        }
+        opened.index = OffsetIndex(slots: slots)
+        var position = mapStart + 24 + count * width
+        var size = size
+        while position < size {
+            do {
+                position = try scanShelfTransaction(file, at: position, size: size, into: &opened)
+            } catch DurusError.tornTransaction(_, let offset) where repair {
+                try file.truncate(to: offset)
+                opened.statistics.truncatedAt = offset
+                size = offset
+            }
+        }
+        opened.end = size
+        return opened
+    }
+
+    /// Indexes the SHELF-1 transaction at `start`, checking every item
+    /// header; returns where the next one starts.
+    private static func scanShelfTransaction(_ file: OpenFile, at start: Int, size: Int,
+                                             into opened: inout Opened) throws(DurusError) -> Int {
+        let torn = DurusError.tornTransaction(path: file.path, offset: start)
+        let lengthBytes = try file.read(8, at: start)
+        guard lengthBytes.count == 8 else { throw torn }
+        let length = ShelfFormat.u64(lengthBytes, at: 0)
+        if length == 0, start + 8 < size, try isUnfinishedDurusCommit(file, from: start + 8, size: size) { throw torn }
+        let end = ShelfFormat.end(start + 8, plus: length)
+        func garbage(_ offset: Int, _ what: String) -> DurusError {
+            .corruptFile(path: file.path, offset: offset, reason: "\(what), in the transaction at offset \(start)")
+        }
+        var items: [(OID, Int)] = []
+        var position = start + 8
+        while position < min(end, size) {
+            guard position + ShelfFormat.itemHeader <= end else {
+                throw garbage(position, "a record header runs past the end of its transaction")
+            }
+            let header = try file.read(ShelfFormat.itemHeader, at: position)
+            guard header.count == ShelfFormat.itemHeader else { throw torn }
+            guard let (oid, length) = ShelfFormat.itemHeader(header) else {
+                throw garbage(position, "garbage where a record should be")
+            }
+            let next = ShelfFormat.end(position + 8, plus: length)
+            guard next <= end else { throw garbage(position, "a record runs past the end of its transaction") }
+            guard next <= size else { throw torn }
+            items.append((oid, position))
+            position = next
+        }
+        guard end <= size else { throw torn }
+        for (oid, offset) in items { opened.index.set(oid, at: offset) }
+        opened.statistics.transactionsScanned += 1
+        opened.statistics.recordsScanned += items.count
+        return end
+    }
+
+    /// Durus writes a zero length, then the items, then the real length: a
+    /// zero length followed by items that run to the end of the file is a
+    /// commit it never finished. (A real empty transaction is followed by
+    /// another transaction's length, which is no item header.)
+    private static func isUnfinishedDurusCommit(_ file: OpenFile, from start: Int, size: Int) throws(DurusError) -> Bool {
+        var position = start
+        while position < size {
+            let header = try file.read(ShelfFormat.itemHeader, at: position)
+            guard header.count == ShelfFormat.itemHeader else { return true }
+            guard let (_, length) = ShelfFormat.itemHeader(header) else { return false }
+            position = ShelfFormat.end(position + 8, plus: length)
+        }
+        return true
+    }
+
+    /// Scans every DFS20 transaction, skipping the index block (reading its
+    /// pickle would save no reads: the records behind it are scanned anyway).
+    private static func openDFS20(_ file: OpenFile, size: Int) throws(DurusError) -> Opened {
+        let header = try file.read(14, at: 0)
+        let indexStart = header.count == 14 ? ShelfFormat.u64(header, at: 6) : 0
+        guard indexStart >= 14, indexStart <= UInt64(max(size - 8, 0)) else {
+            throw .corruptFile(path: file.path, offset: 6, reason: "the index offset \(indexStart) lies outside the file")
+        }
+        let indexLength = try file.read(8, at: Int(indexStart))
+        let afterIndex = ShelfFormat.end(Int(indexStart) + 8, plus: ShelfFormat.u64(indexLength, at: 0))
+        guard afterIndex <= size else {
+            throw .corruptFile(path: file.path, offset: Int(indexStart), reason: "the index block runs past the end of the file")
+        }
+        var opened = Opened()
+        try scanDFS20(file, from: 14, to: Int(indexStart), atEnd: false, into: &opened)
+        try scanDFS20(file, from: afterIndex, to: size, atEnd: true, into: &opened)
+        opened.end = size
+        return opened
+    }
+
+    /// Indexes the DFS20 transactions in `start ..< end`. Only the region at
+    /// the end of the file (`atEnd`) may hold a torn transaction.
+    private static func scanDFS20(_ file: OpenFile, from start: Int, to end: Int, atEnd: Bool,
+                                  into opened: inout Opened) throws(DurusError) {
+        var transaction = start
+        var pending: [(OID, Int)] = []
+        var position = start
+        func cutShort() -> DurusError {
+            atEnd ? .tornTransaction(path: file.path, offset: transaction)
+                : .corruptFile(path: file.path, offset: position, reason: "a transaction runs into the index block")
+        }
+        while position < end {
+            guard position + 4 <= end else { throw cutShort() }
+            let header = try file.read(16, at: position)
+            let length = ShelfFormat.u32(header, at: 0)
+            if length == 0 {
+                for (oid, offset) in pending { opened.index.set(oid, at: offset) }
+                opened.statistics.transactionsScanned += 1
+                opened.statistics.recordsScanned += pending.count
+                pending = []
+                position += 4
+                transaction = position
+                continue
+            }
+            guard position + 16 <= end, header.count == 16 else { throw cutShort() }
+            let dataLength = ShelfFormat.u32(header, at: 12)
+            guard length >= 12, 12 + dataLength <= length, (length - 12 - dataLength) % 8 == 0 else {
+                throw .corruptFile(path: file.path, offset: position, reason: "garbage where a record should be")
+            }
+            guard position + 4 + length <= end else { throw cutShort() }
+            pending.append((OID(ShelfFormat.u64(header, at: 4)), position))
+            position += 4 + length
+        }
+        guard pending.isEmpty else { throw cutShort() }
+    }
+}
+
+// MARK: - The index
+
+/// OID → item offset: the offset map's slots as read at open (or written by
+/// a pack), overlaid with the transactions after it. A flat array keeps the
+/// common case, a packed file, at 8 bytes per OID.
+struct OffsetIndex {
+    private var slots: [Int]
+    private var overlay: [OID: Int] = [:]
+    private(set) var count: Int
+    private(set) var highest: OID?
+
+    /// `slots[n]` is the offset of OID `n`, or -1.
+    init(slots: [Int] = []) {
+        self.slots = slots
+        count = slots.count(where: { $0 >= 0 })
+        highest = slots.lastIndex { $0 >= 0 }.map { OID(UInt64($0)) }
+    }
+
+    /// The number of slots of the offset map.
+    var slotCount: Int { slots.count }
+
+    subscript(oid: OID) -> Int? {
+        if let offset = overlay[oid] { return offset }
+        let slot = Int(clamping: oid.rawValue)
+        return slot < slots.count && slots[slot] >= 0 ? slots[slot] : nil
+    }
+
+    /// Files `oid` at `offset`, over any earlier record.
+    mutating func set(_ oid: OID, at offset: Int) {
+        if self[oid] == nil { count += 1 }
+        overlay[oid] = offset
+        highest = max(highest ?? oid, oid)
+    }
+
+    var oids: [OID] {
+        var oids = Array(overlay.keys)
+        for slot in slots.indices where slots[slot] >= 0 && overlay[OID(UInt64(slot))] == nil {
+            oids.append(OID(UInt64(slot)))
+        }
+        return oids
+    }
+}
+
+// MARK: - The file
+
+/// A file descriptor closed when its last user lets go, so a load that
+/// raced a pack or a close still reads the file its offset came from.
+final class OpenFile: Sendable {
+    let fd: Int32
+    let path: String
+
+    private init(fd: Int32, path: String) {
+        self.fd = fd
+        self.path = path
+    }
+
+    deinit { Glibc.close(fd) }
+
+    /// Opens `path`, creating an empty SHELF-1 file when allowed.
+    static func open(_ path: String, options: FileStorage.Options) throws(DurusError) -> OpenFile {
+        let fd = Glibc.open(path, (options.readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC)
+        if fd >= 0 { return OpenFile(fd: fd, path: path) }
+        guard errno == ENOENT, options.create, !options.readOnly else {
+            throw .io(path: path, message: "cannot open: \(String(cString: strerror(errno)))")
+        }
+        let file = try create(path, exclusive: true)
+        try file.write(ShelfFormat.emptyFile, at: 0)
+        return file
+    }
+
+    /// Creates (or empties) `path` and locks it.
+    static func create(_ path: String, exclusive: Bool = false) throws(DurusError) -> OpenFile {
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : 0), 0o644)
+        guard fd >= 0 else { throw .io(path: path, message: "cannot create: \(String(cString: strerror(errno)))") }
+        let file = OpenFile(fd: fd, path: path)
+        try file.lock()
+        try file.truncate(to: 0)
+        return file
+    }
+
+    /// Makes a rename in the directory of `path` durable. Best effort: the
+    /// renamed file itself was already synced.
+    static func syncDirectory(of path: String) {
+        let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+        let fd = Glibc.open(directory.isEmpty ? "/" : directory, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        fsync(fd)
+        Glibc.close(fd)
+    }
+
+    /// Takes the exclusive lock Durus's writers take.
+    func lock() throws(DurusError) {
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            if errno == EWOULDBLOCK { throw .storeInUse(path: path) }
+            throw failure("cannot lock")
+        }
+    }
+
+    /// Up to `count` bytes at `offset`: fewer at the end of the file.
+    func read(_ count: Int, at offset: Int) throws(DurusError) -> [UInt8] {
+        guard count > 0 else { return [] }
+        var bytes = [UInt8](repeating: 0, count: count)
+        var done = 0
+        while done < count {
+            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset + done)) }
+            if n < 0, errno == EINTR { continue }
+            guard n >= 0 else { throw failure("read at offset \(offset) failed") }
+            if n == 0 { break }
+            done += n
+        }
+        bytes.removeLast(count - done)
+        return bytes
+    }
+
+    func write(_ bytes: [UInt8], at offset: Int) throws(DurusError) {
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, bytes.count - done, off_t(offset + done)) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { throw failure("write at offset \(offset) failed") }
+            done += n
+        }
+    }
+
+    func size() throws(DurusError) -> Int {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw failure("cannot stat") }
+        return Int(info.st_size)
+    }
+
+    func truncate(to size: Int) throws(DurusError) {
+        guard ftruncate(fd, off_t(size)) == 0 else { throw failure("cannot truncate to \(size) bytes") }
+    }
+
+    func sync() throws(DurusError) {
+        guard fsync(fd) == 0 else { throw failure("fsync failed") }
+    }
+
+    func failure(_ what: String) -> DurusError {
+        .io(path: path, message: "\(what): \(String(cString: strerror(errno)))")
+    }
+}
