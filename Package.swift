@@ -83,10 +83,9 @@ let package = Package(
                 "Durus",
                 "DurusBerkeleyDB",
                 "DurusServer",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            exclude: ["Python"]
         ),
         .macro(
             name: "DurusMacrosPlugin",

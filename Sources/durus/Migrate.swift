@@ -7,12 +7,14 @@ struct Migrate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Copy every live object of a store into a new Berkeley DB store, in flat memory.",
         discussion: """
-            SRC is a Berkeley DB store directory, or a server address (host:port, or a Unix \
+            SRC is a Durus file (SHELF-1 from Durus 4.x, or DFS20 from Durus 3.x), a \
+            Berkeley DB store directory, or a server address (host:port, or a Unix \
             socket path with --server). DST must be new, or left by an interrupted migrate: \
             running it again finishes the job. Shows a progress bar on a terminal, plain \
             lines otherwise.
 
             Examples:
+              durus migrate data.durus new-store
               durus migrate old-store new-store
               durus migrate --server 127.0.0.1:2972 new-store
             """
@@ -46,7 +48,11 @@ struct Migrate: ParsableCommand {
             throw DurusError.io(path: source, message: "no such file or directory")
         }
         guard isDirectory.boolValue else {
-            throw DurusError.notAStore(path: source, reason: "a file; Durus .durus files are read by FileStorage")
+            var options = FileStorage.Options()
+            options.readOnly = true
+            options.create = false
+            let file = try FileStorage(path: source, options: options)
+            return (file, file.count)
         }
         let storage = try openForReading(source)
         return (storage, storage.objectCount)

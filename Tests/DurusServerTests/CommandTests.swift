@@ -64,4 +64,23 @@ import Testing
         _ = try #require(ServerProcessTests.connect(port))
         #expect(try PythonDurus.run("graph.py", ["127.0.0.1:\(port)", "read"]).contains("verified 10200 objects"))
     }
+
+    /// A Durus 4.3 file (a graph with a 10,000-entry BTree, later
+    /// transactions, garbage) migrated by `durus migrate` and served by
+    /// `durus serve`: a Python client reads every object back as written.
+    @Test func migrateADurusFileAndServeItToPython() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let file = directory.file("data.durus")
+        #expect(try PythonDurus.run("graph.py", [file, "file"]).contains("wrote 10200 objects"))
+        let store = directory.file("store")
+        let migrated = try Self.durus(["migrate", file, store])
+        #expect(migrated.status == 0 && migrated.output.contains("migrated"))
+        #expect(try Self.durus(["verify", store]).status == 0)
+        let port = freePort()
+        let server = try ServerProcessTests.serve(["--db", store, "--port", "\(port)"])
+        defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
+        _ = try #require(ServerProcessTests.connect(port))
+        #expect(try PythonDurus.run("graph.py", ["127.0.0.1:\(port)", "read"]).contains("verified 10200 objects"))
+    }
 }

@@ -2,6 +2,7 @@
 
     python graph.py ADDRESS write     -> wrote N objects
     python graph.py ADDRESS read      -> verified N objects
+    python graph.py FILE file         -> wrote N objects (into a Durus 4.3 FileStorage file)
 """
 import sys
 
@@ -69,6 +70,17 @@ def read(connection):
 
 
 if __name__ == '__main__':
+    if sys.argv[2] == 'file':
+        from durus.file_storage import FileStorage
+        connection = Connection(FileStorage(sys.argv[1]))
+        print('wrote %d objects' % write(connection))
+        for index in range(5):                      # garbage, then later transactions
+            connection.get_root()['scratch'] = PersistentList([PersistentDict(n=index)])
+            connection.commit()
+        del connection.get_root()['scratch']
+        connection.commit()
+        connection.storage.close()
+        sys.exit(0)
     connection = connect(sys.argv[1])
     if sys.argv[2] == 'write':
         print('wrote %d objects' % write(connection))
