@@ -11,6 +11,15 @@ func openForReading(_ path: String) throws -> BerkeleyDBStorage {
     return try BerkeleyDBStorage(path: path, configuration: configuration)
 }
 
+/// Runs `body` on the store at `path` opened read-only, reporting failures in one line.
+func inspecting(_ path: String, _ body: (BerkeleyDBStorage) throws -> Void) throws {
+    try reporting {
+        let storage = try openForReading(path)
+        defer { try? storage.close() }
+        try body(storage)
+    }
+}
+
 /// Prints `object` as JSON (sorted keys) on standard output.
 func printJSON(_ object: Any) throws {
     let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
@@ -38,9 +47,7 @@ struct Stats: ParsableCommand {
     @Flag(help: "Print JSON for scripts.") var json = false
 
     func run() throws {
-        try reporting {
-            let storage = try openForReading(db)
-            defer { try? storage.close() }
+        try inspecting(db) { storage in
             let logs = (try? FileManager.default.contentsOfDirectory(atPath: db)) ?? []
             let logBytes = logs.filter { $0.hasPrefix("log.") }.reduce(0) { total, name in
                 total + ((try? FileManager.default.attributesOfItem(atPath: db + "/" + name)[.size] as? Int) ?? 0)
@@ -70,9 +77,7 @@ struct Census: ParsableCommand {
     @Flag(help: "Print JSON for scripts.") var json = false
 
     func run() throws {
-        try reporting {
-            let storage = try openForReading(db)
-            defer { try? storage.close() }
+        try inspecting(db) { storage in
             var classes: [String: (objects: Int, bytes: Int)] = [:]
             try storage.forEachRecord { record in
                 let name = record.className ?? "?"
@@ -102,9 +107,7 @@ struct Verify: ParsableCommand {
 
     func run() throws {
         var clean = false
-        try reporting {
-            let storage = try openForReading(db)
-            defer { try? storage.close() }
+        try inspecting(db) { storage in
             let report = try storage.verify()
             clean = report.isClean
             if json {
@@ -132,9 +135,7 @@ struct Dump: ParsableCommand {
     @Argument(help: "The OID, a decimal number (0 is the root).") var oid: UInt64
 
     func run() throws {
-        try reporting {
-            let storage = try openForReading(db)
-            defer { try? storage.close() }
+        try inspecting(db) { storage in
             let record = try storage.load(OID(oid))
             print("oid         \(oid)")
             print("class       \(record.className ?? "?")\(record.isPythonPickle ? " (Python pickle)" : "")")

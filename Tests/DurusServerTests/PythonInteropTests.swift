@@ -173,7 +173,7 @@ struct PythonInteropTests {
                 }
                 return
             }
-            var random = SplitMix(seed: UInt64(worker + 10))
+            var random = SystemRandomNumberGenerator()   // the threads interleave freely anyway
             let bank = RecordBank(storage: storages[worker], accounts: accounts)
             while ContinuousClock.now < deadline {
                 let source = accounts[Int(random.next() % 8)]
@@ -220,19 +220,6 @@ final class Counter: Sendable {
 }
 
 import Synchronization
-
-/// SplitMix64: a deterministic generator for seeded tests.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 extension FileHandle {
     /// Reads up to and including the next newline.
