@@ -3,6 +3,7 @@
 //
 //   durus-crash-child commit-loop DIR DURABILITY   commits forever, printing "ack N" after each
 //   durus-crash-child read DIR                     opens read-only and reports what it sees
+//   durus-crash-child migrate SRC DST              migrates store SRC into DST, printing "phase N" as it goes
 import Durus
 import DurusBerkeleyDB
 import Foundation
@@ -94,6 +95,22 @@ case "read":
         }
         say("clean \(try storage.verify().isClean)")
         try storage.close()
+    } catch {
+        fail("error: \(error)")
+    }
+case "migrate":
+    guard arguments.count == 4 else { fail("bad arguments") }
+    do {
+        var sourceConfiguration = BerkeleyDBStorage.Configuration()
+        sourceConfiguration.readOnly = true
+        let source = try BerkeleyDBStorage(path: arguments[2], configuration: sourceConfiguration)
+        var configuration = BerkeleyDBStorage.Configuration()
+        configuration.durability = .writeNoSync
+        configuration.cacheSize = 8 << 20
+        let target = try BerkeleyDBStorage(path: arguments[3], configuration: configuration)
+        try target.migrate(from: source, batchSize: 500) { say("\($0.phase.rawValue) \($0.records)") }
+        try target.close()
+        try source.close()
     } catch {
         fail("error: \(error)")
     }
