@@ -16,6 +16,7 @@ static const u_int32_t durus_DB_RDONLY = DB_RDONLY;
 static const u_int32_t durus_DB_THREAD = DB_THREAD;
 static const u_int32_t durus_DB_RECOVER = DB_RECOVER;
 static const u_int32_t durus_DB_REGISTER = DB_REGISTER;
+static const u_int32_t durus_DB_BACKUP_CLEAN = DB_BACKUP_CLEAN;
 static const u_int32_t durus_DB_INIT_TXN = DB_INIT_TXN;
 static const u_int32_t durus_DB_INIT_LOCK = DB_INIT_LOCK;
 static const u_int32_t durus_DB_INIT_LOG = DB_INIT_LOG;
@@ -53,6 +54,21 @@ static inline int durus_env_remove(const char *home) {
     int r = db_env_create(&env, 0);
     if (r != 0) return r;
     return env->remove(env, home, 0);
+}
+/* Hot backup: copies the databases, then the log files, into target. */
+static inline int durus_env_backup(DB_ENV *env, const char *target, u_int32_t flags) {
+    return env->backup(env, target, flags);
+}
+/* Runs catastrophic recovery over a hot backup (every log file copied), in a
+ * private environment that leaves no region files behind. */
+static inline int durus_env_recover_backup(const char *home) {
+    DB_ENV *env = NULL;
+    int r = db_env_create(&env, 0);
+    if (r != 0) return r;
+    r = env->open(env, home, DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG | DB_INIT_MPOOL
+                  | DB_RECOVER_FATAL | DB_PRIVATE, 0644);
+    int c = env->close(env, 0);
+    return r != 0 ? r : c;
 }
 static inline int durus_env_set_cachesize(DB_ENV *env, u_int32_t gbytes, u_int32_t bytes, int ncache) {
     return env->set_cachesize(env, gbytes, bytes, ncache);

@@ -64,6 +64,9 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     /// A buffer for reading old records during a commit; used only under `writer`.
     private var scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 8)
     private var checkpointer: Checkpointer?
+    /// Backups running in this process: log files are not removed meanwhile,
+    /// since a backup copies them after the databases.
+    let backupsRunning = Atomic(0)
 
     struct CollectionFailure: Error, CustomStringConvertible {
         var description: String
@@ -301,7 +304,9 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
             guard !configuration.readOnly else { return }
             try Engine.check(durus_env_memp_trickle(env, 100), "write dirty pages")
             try writer.withLock { _ in try Engine.check(durus_env_txn_checkpoint(env, 0, 0), "checkpoint") }
-            try Engine.check(durus_env_log_remove_unused(env), "remove old log files")
+            if backupsRunning.load(ordering: .acquiring) == 0 {
+                try Engine.check(durus_env_log_remove_unused(env), "remove old log files")
+            }
         }
     }
 

@@ -10,7 +10,7 @@ struct DurusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "durus",
         abstract: "Serve and look after Durus object stores kept in Berkeley DB.",
-        subcommands: [Serve.self, Migrate.self, Stats.self, Census.self, Verify.self, Dump.self, GC.self, Stop.self]
+        subcommands: [Serve.self, Migrate.self, Stats.self, Census.self, Verify.self, Dump.self, GC.self, Backup.self, Stop.self]
     )
 
     static func main() {

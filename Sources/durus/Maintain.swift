@@ -71,3 +71,20 @@ struct Stop: ParsableCommand {
         }
     }
 }
+
+struct Backup: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Copy a store, consistently, while a server keeps serving and committing it.",
+        discussion: "DEST must not exist or be empty; the copy opens and verifies as a store of its own.\n\nExample:\n  durus backup durus-data /backups/durus-2026-12-01"
+    )
+
+    @Argument(help: "The store's directory.") var db: String
+    @Argument(help: "The new backup directory.") var destination: String
+
+    func run() throws {
+        try inspecting(db) { storage in
+            try storage.backup(to: destination)
+            print("backed up \(storage.objectCount) objects to \(destination)")
+        }
+    }
+}

@@ -22,7 +22,7 @@ import Testing
     }
 
     /// Python writes a graph through `durus serve`; stats, census, verify and
-    /// dump read the live store; migrate copies it through the server; gc asks
+    /// dump read the live store; backup copies it hot; migrate copies it through the server; gc asks
     /// the server to pack; stop ends it.
     @Test func inspectMigrateAndStopALiveServer() throws {
         let directory = TemporaryDirectory()
@@ -47,6 +47,12 @@ import Testing
         let dump = try Self.durus(["dump", store, "0"])
         #expect(dump.output.contains("durus.persistent_dict.PersistentDict (Python pickle)"))
         #expect(try Self.durus(["dump", store, "987654"]).status == 2)
+
+        let backup = directory.file("backup")
+        #expect(try Self.durus(["backup", store, backup]).status == 0)   // hot: the server holds the store
+        #expect(try Self.durus(["verify", backup]).status == 0)
+        let backedUp = try Self.json(try Self.durus(["stats", backup, "--json"]).output)
+        #expect(backedUp["objects"] as? Int == objects)
 
         let copy = directory.file("copy")
         #expect(try Self.durus(["migrate", "--server", "127.0.0.1:\(port)", copy]).status == 0)
