@@ -58,7 +58,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     /// Serializes commits and collection; holds the object and byte counts.
     let writer: Mutex<Counters>
     let oids: Mutex<OIDAllocator>
-    private let collected = Mutex<[OID]>([])
+    let collected = Mutex<[OID]>([])
     private let collectionError = Mutex<CollectionFailure?>(nil)
     private let lockFile: Int32
     /// A buffer for reading old records during a commit; used only under `writer`.
@@ -67,6 +67,11 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     /// Backups running in this process: log files are not removed meanwhile,
     /// since a backup copies them after the databases.
     let backupsRunning = Atomic(0)
+    /// While the cycle collector marks: every OID a commit stores or
+    /// references, so what was relinked or created meanwhile counts as live.
+    let cycleTracking = Mutex<CycleTracking?>(nil)
+    /// Serializes cycle collections.
+    let cycleCollector = Mutex(())
 
     struct CollectionFailure: Error, CustomStringConvertible {
         var description: String
@@ -211,6 +216,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
             try writer.withLock { counters in
                 let change = try writeTransaction { txn in try applyCommit(records, counters: counters, txn: txn) }
                 counters = change
+                noteForCycleCollection(records)
                 collectGarbageAfterCommit(&counters)
             }
         }
@@ -229,13 +235,16 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         }
     }
 
-    /// Collects pending garbage. Acyclic garbage is already collected at
-    /// every commit, so this finds nothing more until cycle collection lands.
+    /// Collects pending garbage, then runs the cycle collector
+    /// (``collectCycles(batchSize:)``): afterwards the store holds exactly
+    /// what the root reaches, as of the collection's start. Loads and
+    /// commits go on meanwhile.
     public func pack() throws {
         try reading { () throws in
             guard !configuration.readOnly else { throw DurusError.readOnly }
             try writer.withLock { counters in try collectGarbage(&counters) }
         }
+        _ = try collectCycles()
     }
 
     public func forEachRecord(_ body: (Record) throws -> Void) throws {
@@ -402,7 +411,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     /// objects that the collected ones referenced. Each batch is atomic and
     /// the queue entries it removes are removed with the objects, so a crash
     /// anywhere leaves work that the next drain completes.
-    private func collectGarbage(_ counters: inout Counters) throws {
+    func collectGarbage(_ counters: inout Counters) throws {
         guard counters.garbageQueued else { return }
         let batchSize = max(1, configuration.collectionBatchSize)
         while true {

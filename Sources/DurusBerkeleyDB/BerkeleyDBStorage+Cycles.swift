@@ -1,0 +1,158 @@
+import CBerkeleyDB
+import Durus
+import Synchronization
+
+extension BerkeleyDBStorage {
+    /// What one run of the cycle collector did.
+    public struct CycleCollectionReport: Sendable, Equatable {
+        /// Objects found reachable from the root.
+        public var marked = 0
+        /// Unreachable objects deleted (cycle members and what hung from them).
+        public var collected = 0
+        /// How long the run took.
+        public var duration: Duration = .zero
+    }
+
+    /// The OIDs commits touch while a collection runs, in a temporary table.
+    struct CycleTracking {
+        let touched: Table
+        /// A touch that could not be written: the run must not sweep.
+        var failed = false
+    }
+
+    /// Called under the writer lock after every commit.
+    func noteForCycleCollection(_ records: [Record]) {
+        cycleTracking.withLock { tracking in
+            guard let table = tracking?.touched else { return }
+            do {
+                for record in records {
+                    try table.put(record.oid, [], txn: nil)
+                    for ref in record.referenceSet { try table.put(ref, [], txn: nil) }
+                }
+            } catch {
+                tracking?.failed = true
+            }
+        }
+    }
+
+    /// Collects garbage that reference counting cannot see: objects kept
+    /// alive only by reference cycles.
+    ///
+    /// Marks everything reachable from the root in one snapshot, its marks in
+    /// a temporary Berkeley DB table (not in memory), while loads and commits
+    /// continue; every object a commit stores or references meanwhile is
+    /// treated as live, and so is what it reaches. Then sweeps the unmarked
+    /// in transactions of `batchSize`, each under the commit lock for only
+    /// that batch; what they referenced is counted down and collected as
+    /// usual. The OIDs collected reach clients through ``sync()``. A crash
+    /// loses only the run's marks: nothing reachable is ever deleted, and the
+    /// next run starts over.
+    @discardableResult
+    public func collectCycles(batchSize: Int = 1_000) throws -> CycleCollectionReport {
+        try reading { () throws in
+            guard !configuration.readOnly else { throw DurusError.readOnly }
+            return try cycleCollector.withLock { _ in try runCycleCollection(batchSize: max(1, batchSize)) }
+        }
+    }
+
+    private func runCycleCollection(batchSize: Int) throws -> CycleCollectionReport {
+        let clock = ContinuousClock()
+        let start = clock.now
+        var report = CycleCollectionReport()
+        let marks = try temporaryTable("cycle-marks")
+        defer { marks.close() }
+        let frontier = try temporaryTable("cycle-frontier")
+        defer { frontier.close() }
+        let doomed = try temporaryTable("cycle-doomed")
+        defer { doomed.close() }
+        let touched = try temporaryTable("cycle-touched")
+        defer { touched.close() }
+        // Tracking starts before the snapshot: any commit the snapshot misses is touched.
+        cycleTracking.withLock { $0 = CycleTracking(touched: touched) }
+        defer { cycleTracking.withLock { $0 = nil } }
+
+        var doomedCount = 0
+        try snapshot { txn in
+            guard try records.exists(.root, txn: txn) else { return }
+            report.marked = try markFrom([.root], marks: marks, frontier: frontier, txn: txn)
+            try records.scan(txn: txn) { key, _ in
+                guard let oid = OID(bytes: key), oid != .root, try !marks.exists(oid, txn: nil) else { return true }
+                try doomed.put(oid, [], txn: nil)
+                doomedCount += 1
+                return true
+            }
+        }
+        while doomedCount > 0 {
+            let batch = try doomed.firstOIDs(limit: batchSize, txn: nil)
+            if batch.isEmpty { break }
+            try writer.withLock { counters in
+                guard cycleTracking.withLock({ $0?.failed == false }) else {
+                    throw DurusError.corruptStore(path: path, reason: "the cycle collector lost track of a commit; nothing was swept")
+                }
+                // What commits touched since the last batch is live, with all it reaches now.
+                let fresh = try touched.firstOIDs(limit: .max, txn: nil)
+                for oid in fresh { _ = try touched.delete(oid, txn: nil) }
+                report.marked += try markFrom(fresh, marks: marks, frontier: frontier, txn: nil)
+                var freed: [OID] = []
+                counters = try writeTransaction(flags: durus_DB_TXN_NOSYNC) { txn in
+                    freed = []
+                    var result = counters
+                    for oid in batch where try !marks.exists(oid, txn: nil) {
+                        guard let bytes = try records.get(oid, txn: txn) else { continue }
+                        _ = try records.delete(oid, txn: txn)
+                        _ = try refcounts.delete(oid, txn: txn)
+                        result.objects = result.objects > 0 ? result.objects - 1 : 0
+                        result.bytes = result.bytes >= UInt64(bytes.count) ? result.bytes - UInt64(bytes.count) : 0
+                        freed.append(oid)
+                        guard let record = try? Record(bytes: bytes) else { continue }
+                        for ref in record.referenceSet {
+                            let count = try refcounts.count(ref, txn: txn)
+                            if count <= 1 {
+                                _ = try refcounts.delete(ref, txn: txn)
+                                if ref != .root, try records.exists(ref, txn: txn) {
+                                    try garbage.put(ref, [], txn: txn)
+                                    result.garbageQueued = true
+                                }
+                            } else {
+                                try refcounts.putCount(ref, count - 1, txn: txn)
+                            }
+                        }
+                    }
+                    try writeCounters(result, txn: txn)
+                    return result
+                }
+                for oid in batch { _ = try doomed.delete(oid, txn: nil) }
+                collected.withLock { $0.append(contentsOf: freed) }
+                report.collected += freed.count
+                let before = counters.objects
+                try collectGarbage(&counters)
+                report.collected += Int(before - counters.objects)
+            }
+        }
+        report.duration = clock.now - start
+        return report
+    }
+
+    /// Marks `starts` and everything they reach (not yet marked); returns how many it marked.
+    private func markFrom(_ starts: [OID], marks: Table, frontier: Table, txn: Txn?) throws -> Int {
+        var count = 0
+        for oid in starts where try !marks.exists(oid, txn: nil) && records.exists(oid, txn: txn) {
+            try marks.put(oid, [], txn: nil)
+            try frontier.put(oid, [], txn: nil)
+            count += 1
+        }
+        while true {
+            let batch = try frontier.firstOIDs(limit: 1_000, txn: nil)
+            if batch.isEmpty { return count }
+            for oid in batch {
+                _ = try frontier.delete(oid, txn: nil)
+                guard let bytes = try records.get(oid, txn: txn), let record = try? Record(bytes: bytes) else { continue }
+                for ref in record.referenceSet where try !marks.exists(ref, txn: nil) && records.exists(ref, txn: txn) {
+                    try marks.put(ref, [], txn: nil)
+                    try frontier.put(ref, [], txn: nil)
+                    count += 1
+                }
+            }
+        }
+    }
+}

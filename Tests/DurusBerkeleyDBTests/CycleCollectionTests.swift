@@ -1,0 +1,122 @@
+import Durus
+import DurusBerkeleyDB
+import Foundation
+import Synchronization
+import Testing
+
+/// The cycle collector: unreachable cycles go, the reachable never do, even
+/// while commits relink objects (garbage among them) during a collection.
+@Suite struct CycleCollectionTests {
+    @Test func collectsCyclesAndWhatHangsFromThem() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let storage = try openStore(directory.path)
+        defer { try? storage.close() }
+        let oids = try storage.newOIDs(count: 7)
+        let (root, a, b, c, d, e, f) = (oids[0], oids[1], oids[2], oids[3], oids[4], oids[5], oids[6])
+        func r(_ oid: OID, _ refs: [OID]) -> Record { Record(oid: oid, data: [1], references: refs) }
+        try storage.commit([r(root, [a]), r(a, [b]), r(b, [a]), r(c, [d]), r(d, [c, e]), r(e, []), r(f, [f])])
+        _ = try storage.sync()
+        // root → a ⇄ b is live; c ⇄ d → e and f → f (a self-loop is no reference) are not.
+        #expect(try storage.storedOIDs() == [root, a, b, c, d, e])
+        let report = try storage.collectCycles()
+        #expect(report.collected == 3)
+        #expect(try storage.storedOIDs() == [root, a, b])
+        #expect(Set(try storage.sync()) == [c, d, e])
+        #expect(try storage.verify().isClean)
+        #expect(try storage.collectCycles().collected == 0)
+    }
+
+    /// Random commits with cycles; every fifth step a collection runs on
+    /// another thread while that step's commits go on (linking garbage back
+    /// in, sometimes). After every step, everything reachable is stored; at
+    /// the end, after a quiet collection, the store is exactly the reachable set.
+    @Test(arguments: [21, 22] as [UInt64])
+    func neverDeletesTheReachable(seed: UInt64) throws {
+        let directory = TemporaryDirectory("cycles-\(seed)")
+        defer { directory.remove() }
+        let storage = try openStore(directory.path) { $0.collectionBatchSize = 7 }
+        defer { try? storage.close() }
+        var random = SeededRandom(seed: seed)
+        var graph: [OID: Set<OID>] = [:]
+        let root = try storage.newOID()
+        try storage.commit([Record(oid: root, data: [0], references: [])])
+        graph[root] = []
+        var collectedByCycles = 0
+        var conflicts = 0
+
+        func absorb(_ collected: [OID]) {
+            for oid in collected { graph[oid] = nil }
+        }
+
+        for step in 0 ..< 150 {
+            let collector: Thread?
+            let finished = Mutex<CycleCollectionReportBox?>(nil)
+            if step % 5 == 4 {
+                let thread = Thread {
+                    let report = try? storage.collectCycles(batchSize: 3)
+                    finished.withLock { $0 = CycleCollectionReportBox(report: report) }
+                }
+                thread.start()
+                collector = thread
+            } else {
+                collector = nil
+            }
+            for _ in 0 ..< 4 {
+                var changed: [OID: Set<OID>] = [:]
+                func refs(_ oid: OID) -> Set<OID> { changed[oid] ?? graph[oid] ?? [] }
+                let all = graph.keys.sorted()
+                for _ in 0 ..< Int.random(in: 1 ... 4, using: &random) {
+                    let roll = Int.random(in: 0 ..< 100, using: &random)
+                    if roll < 45 || all.count < 8 {
+                        let parent = all.randomElement(using: &random)!
+                        let oid = try storage.newOID()
+                        changed[oid] = Bool.random(using: &random) ? [parent] : []   // often a cycle back
+                        changed[parent] = refs(parent).union([oid])
+                    } else if roll < 80 {
+                        // Link to any stored object, unreachable ones included.
+                        let from = all.randomElement(using: &random)!, to = all.randomElement(using: &random)!
+                        if from != to { changed[from] = refs(from).union([to]) }
+                    } else {
+                        let from = all.randomElement(using: &random)!
+                        var current = refs(from)
+                        if let victim = current.sorted().randomElement(using: &random) { current.remove(victim) }
+                        changed[from] = current
+                    }
+                }
+                do {
+                    try storage.commit(changed.sorted { $0.key < $1.key }.map { oid, refs in
+                        Record(oid: oid, data: [UInt8(step % 256)], references: refs)
+                    })
+                    for (oid, refs) in changed { graph[oid] = refs }
+                } catch let conflict as ConflictError {
+                    // It linked to an object the collector had just deleted: as a client would, sync and go on.
+                    #expect(conflict.kind == .write)
+                    conflicts += 1
+                }
+                absorb(try storage.sync())
+                let stored = try storage.storedOIDs()
+                let live = reachable(from: root, in: graph)
+                #expect(stored.isSuperset(of: live), "step \(step): a reachable object was deleted")
+            }
+            if let collector {
+                while !collector.isFinished { usleep(1_000) }
+                let report = try #require(finished.withLock { $0?.report }, "step \(step): the collection failed")
+                collectedByCycles += report.collected
+            }
+            absorb(try storage.sync())
+        }
+        try storage.collectCycles()
+        absorb(try storage.sync())
+        let live = reachable(from: root, in: graph)
+        #expect(try storage.storedOIDs() == live)
+        #expect(try storage.verify().isClean)
+        #expect(collectedByCycles > 5, "the run must collect cycles while committing")
+        print("seed \(seed): \(collectedByCycles) collected by cycle runs, \(conflicts) commits refused for a just-collected link")
+    }
+}
+
+/// Carries a report out of the collector thread.
+struct CycleCollectionReportBox: Sendable {
+    var report: BerkeleyDBStorage.CycleCollectionReport?
+}
