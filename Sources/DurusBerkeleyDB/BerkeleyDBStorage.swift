@@ -64,6 +64,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     /// A buffer for reading old records during a commit; used only under `writer`.
     private var scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 8)
     private var checkpointer: Checkpointer?
+    private var backgroundCollector: BackgroundCollector?
     /// Backups running in this process: log files are not removed meanwhile,
     /// since a backup copies them after the databases.
     let backupsRunning = Atomic(0)
@@ -156,8 +157,12 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
             throw Self.describeOpenFailure(error, path: path)
         }
         if !configuration.readOnly {
-            writer.withLock { counters in collectGarbageAfterCommit(&counters) }
             checkpointer = Checkpointer(storage: self, interval: configuration.checkpointInterval)
+            if configuration.collectsInBackground {
+                backgroundCollector = BackgroundCollector(storage: self, pause: configuration.collectionPause)
+            } else {
+                writer.withLock { counters in collectGarbageAfterCommit(&counters) }
+            }
         }
     }
 
@@ -217,7 +222,11 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
                 let change = try writeTransaction { txn in try applyCommit(records, counters: counters, txn: txn) }
                 counters = change
                 noteForCycleCollection(records)
-                collectGarbageAfterCommit(&counters)
+                if let background = backgroundCollector {
+                    if counters.garbageQueued { background.wake() }
+                } else {
+                    collectGarbageAfterCommit(&counters)
+                }
             }
         }
     }
@@ -260,6 +269,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
 
     public func close() throws {
         checkpointer?.stop()
+        backgroundCollector?.stop()
         let wasOpen = handles.writing { () -> Bool in
             defer { isClosed = true }
             return !isClosed
@@ -387,6 +397,10 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     /// Collects after a commit that has already been applied: a failure here
     /// must not make the commit look failed, so it is kept for
     /// ``lastCollectionError`` and the queue waits for the next try.
+    func noteCollectionFailure(_ error: any Error) {
+        collectionError.withLock { $0 = CollectionFailure(description: "\(error)") }
+    }
+
     private func collectGarbageAfterCommit(_ counters: inout Counters) {
         do {
             try collectGarbage(&counters)
@@ -413,46 +427,47 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     /// anywhere leaves work that the next drain completes.
     func collectGarbage(_ counters: inout Counters) throws {
         guard counters.garbageQueued else { return }
+        while try !collectBatch(&counters) {}
+    }
+
+    /// Collects one batch from the queue; true when it found the queue empty.
+    func collectBatch(_ counters: inout Counters) throws -> Bool {
         let batchSize = max(1, configuration.collectionBatchSize)
-        while true {
-            var freed: [OID] = []
-            var queueEmpty = false
-            let before = counters
-            counters = try writeTransaction(flags: durus_DB_TXN_NOSYNC) { txn in
-                freed = []
-                var result = before
-                let batch = try garbage.firstOIDs(limit: batchSize, txn: txn)
-                queueEmpty = batch.isEmpty
-                for oid in batch {
-                    try garbage.delete(oid, txn: txn)
-                    guard oid != .root, try refcounts.count(oid, txn: txn) == 0,
-                          let bytes = try records.get(oid, txn: txn) else { continue }
-                    try records.delete(oid, txn: txn)
-                    result.objects = result.objects > 0 ? result.objects - 1 : 0
-                    result.bytes = result.bytes >= UInt64(bytes.count) ? result.bytes - UInt64(bytes.count) : 0
-                    freed.append(oid)
-                    // A damaged record cannot say what it referenced: those
-                    // counts stay high, which can only leak, never delete.
-                    guard let record = try? Record(bytes: bytes) else { continue }
-                    for ref in record.referenceSet {
-                        let count = try refcounts.count(ref, txn: txn)
-                        if count <= 1 {
-                            try refcounts.delete(ref, txn: txn)
-                            if ref != .root { try garbage.put(ref, [], txn: txn) }
-                        } else {
-                            try refcounts.putCount(ref, count - 1, txn: txn)
-                        }
+        var freed: [OID] = []
+        var queueEmpty = false
+        let before = counters
+        counters = try writeTransaction(flags: durus_DB_TXN_NOSYNC) { txn in
+            freed = []
+            var result = before
+            let batch = try garbage.firstOIDs(limit: batchSize, txn: txn)
+            queueEmpty = batch.isEmpty
+            for oid in batch {
+                try garbage.delete(oid, txn: txn)
+                guard oid != .root, try refcounts.count(oid, txn: txn) == 0,
+                      let bytes = try records.get(oid, txn: txn) else { continue }
+                try records.delete(oid, txn: txn)
+                result.objects = result.objects > 0 ? result.objects - 1 : 0
+                result.bytes = result.bytes >= UInt64(bytes.count) ? result.bytes - UInt64(bytes.count) : 0
+                freed.append(oid)
+                // A damaged record cannot say what it referenced: those
+                // counts stay high, which can only leak, never delete.
+                guard let record = try? Record(bytes: bytes) else { continue }
+                for ref in record.referenceSet {
+                    let count = try refcounts.count(ref, txn: txn)
+                    if count <= 1 {
+                        try refcounts.delete(ref, txn: txn)
+                        if ref != .root { try garbage.put(ref, [], txn: txn) }
+                    } else {
+                        try refcounts.putCount(ref, count - 1, txn: txn)
                     }
                 }
-                if result.objects != before.objects { try writeCounters(result, txn: txn) }
-                return result
             }
-            collected.withLock { $0.append(contentsOf: freed) }
-            if queueEmpty {
-                counters.garbageQueued = false
-                return
-            }
+            if result.objects != before.objects { try writeCounters(result, txn: txn) }
+            return result
         }
+        collected.withLock { $0.append(contentsOf: freed) }
+        if queueEmpty { counters.garbageQueued = false }
+        return queueEmpty
     }
 
     func writeCounters(_ counters: Counters, txn: Txn) throws {

@@ -64,6 +64,14 @@ extension BerkeleyDBStorage {
         /// Garbage objects deleted per Berkeley DB transaction while collecting,
         /// so a huge cascade never overflows the lock table or the log.
         public var collectionBatchSize = 1_000
+        /// Collects garbage on a background thread, a batch at a time with the
+        /// commit lock taken per batch, instead of before each commit returns:
+        /// a commit that drops a huge structure then returns at once, and the
+        /// collected OIDs reach ``BerkeleyDBStorage/sync()`` as batches finish.
+        public var collectsInBackground = false
+        /// With ``collectsInBackground``, a pause between batches, so that a
+        /// large collection leaves the disk and the cache to loads.
+        public var collectionPause: Duration = .zero
 
         public init() {}
     }

@@ -1,7 +1,8 @@
 // A helper process for the Berkeley DB tests: things that need a process of
 // their own (to be killed with SIGKILL, or to open a store another process holds).
 //
-//   durus-crash-child commit-loop DIR DURABILITY   commits forever, printing "ack N" after each
+//   durus-crash-child commit-loop DIR DURABILITY [background]
+//                                                  commits forever, printing "ack N" after each
 //   durus-crash-child read DIR                     opens read-only and reports what it sees
 //   durus-crash-child migrate SRC DST              migrates store SRC into DST, printing "phase N" as it goes
 import Durus
@@ -34,8 +35,9 @@ func decodeRoot(_ record: Record) -> (commit: UInt64, chain: OID) {
 
 switch arguments[1] {
 case "commit-loop":
-    guard arguments.count == 4, let durability = Durability(rawValue: arguments[3]) else { fail("bad arguments") }
+    guard arguments.count >= 4, let durability = Durability(rawValue: arguments[3]) else { fail("bad arguments") }
     var configuration = BerkeleyDBStorage.Configuration()
+    configuration.collectsInBackground = arguments.count > 4 && arguments[4] == "background"
     configuration.durability = durability
     configuration.cacheSize = 8 << 20
     configuration.collectionBatchSize = 16

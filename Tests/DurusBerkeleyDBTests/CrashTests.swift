@@ -33,14 +33,14 @@ import Testing
         return graph
     }
 
-    func killRepeatedly(_ durability: Durability, kills: Int, seed: UInt64) throws {
-        let dir = TemporaryDirectory("crash-\(durability.rawValue)")
+    func killRepeatedly(_ durability: Durability, kills: Int, seed: UInt64, background: Bool = false) throws {
+        let dir = TemporaryDirectory("crash-\(durability.rawValue)\(background ? "-background" : "")")
         defer { dir.remove() }
         var random = SeededRandom(seed: seed)
         var highest: UInt64 = 0
         var acknowledgedKills = 0
         for round in 0 ..< kills {
-            let (process, out, err) = try CrashChild.start(["commit-loop", dir.path, durability.rawValue])
+            let (process, out, err) = try CrashChild.start(["commit-loop", dir.path, durability.rawValue] + (background ? ["background"] : []))
             // Wait for the child to have opened the store (recovery included),
             // so the kill lands among commits however slow the machine is.
             var early = Data()
@@ -73,6 +73,11 @@ import Testing
 
     @Test func writeNoSyncSurvivesProcessKills() throws {
         try killRepeatedly(.writeNoSync, kills: 20, seed: 2)
+    }
+
+    /// Kills land while the background collector drains chains of 60 objects.
+    @Test func backgroundCollectionSurvivesKills() throws {
+        try killRepeatedly(.writeNoSync, kills: 20, seed: 4, background: true)
     }
 
     @Test func noDurabilityStaysConsistent() throws {
