@@ -62,6 +62,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Pending invalidations after which an idle client is dropped.")
     var invalidationLimit = 5_000_000
 
+    @Flag(inversion: .prefixedNo, help: "Collect garbage on a background thread rather than before each commit returns.")
+    var backgroundCollection = true
+
     @Option(help: "Threads serving connections.")
     var threads = 2
 
@@ -86,6 +89,7 @@ struct Serve: ParsableCommand {
         var storageConfiguration = BerkeleyDBStorage.Configuration()
         storageConfiguration.durability = durability
         storageConfiguration.cacheSize = cacheMegabytes << 20
+        storageConfiguration.collectsInBackground = backgroundCollection
         var configuration = ServerConfiguration(address: unix.map { .unix(path: $0) } ?? .tcp(host: host, port: port))
         configuration.unixSocketOwner = unixOwner
         configuration.unixSocketGroup = unixGroup
