@@ -130,7 +130,24 @@ extension BerkeleyDBStorage {
             }
         }
         report.duration = clock.now - start
+        let seconds = Double(report.duration.components.seconds) + Double(report.duration.components.attoseconds) / 1e18
+        try writeTransaction { txn in
+            try meta.putString("last-cycle-collection", "\(report.marked) \(report.collected) \(seconds)", txn: txn)
+        }
         return report
+    }
+
+    /// The last cycle collection's figures, as recorded in the store (so
+    /// another process, `durus stats`, can read them); `nil` before the first.
+    public func lastCycleCollection() throws -> CycleCollectionReport? {
+        try reading { () throws in
+            guard let text = try meta.string("last-cycle-collection", txn: nil) else { return nil }
+            let parts = text.split(separator: " ")
+            guard parts.count == 3, let marked = Int(parts[0]), let collected = Int(parts[1]), let seconds = Double(parts[2]) else {
+                return nil
+            }
+            return CycleCollectionReport(marked: marked, collected: collected, duration: .milliseconds(Int64(seconds * 1000)))
+        }
     }
 
     /// Marks `starts` and everything they reach (not yet marked); returns how many it marked.

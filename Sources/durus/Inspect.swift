@@ -52,17 +52,25 @@ struct Stats: ParsableCommand {
             let logBytes = logs.filter { $0.hasPrefix("log.") }.reduce(0) { total, name in
                 total + ((try? FileManager.default.attributesOfItem(atPath: db + "/" + name)[.size] as? Int) ?? 0)
             }
-            let values: [String: Any] = [
+            var values: [String: Any] = [
                 "objects": storage.objectCount, "bytes": storage.byteCount,
                 "garbagePending": try storage.pendingGarbageCount(), "logBytes": logBytes,
                 "accessMethod": storage.accessMethod.rawValue,
             ]
+            let cycles = try storage.lastCycleCollection()
+            if let cycles {
+                values["lastCycleCollection"] = ["marked": cycles.marked, "collected": cycles.collected,
+                                                 "seconds": Double(cycles.duration.components.seconds) + Double(cycles.duration.components.attoseconds) / 1e18]
+            }
             if json { return try printJSON(values) }
             print("objects          \(storage.objectCount)")
             print("bytes            \(storage.byteCount)")
             print("garbage pending  \(values["garbagePending"]!)")
             print("log bytes        \(logBytes)")
             print("access method    \(storage.accessMethod.rawValue)")
+            if let cycles {
+                print("last cycle gc    \(cycles.collected) collected, \(cycles.marked) marked live, in \(cycles.duration)")
+            }
         }
     }
 }

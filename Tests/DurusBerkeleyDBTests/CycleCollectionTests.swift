@@ -25,6 +25,8 @@ import Testing
         #expect(Set(try storage.sync()) == [c, d, e])
         #expect(try storage.verify().isClean)
         #expect(try storage.collectCycles().collected == 0)
+        let last = try #require(try storage.lastCycleCollection())
+        #expect(last.collected == 0 && last.marked == 3)
     }
 
     /// Random commits with cycles; every fifth step a collection runs on
