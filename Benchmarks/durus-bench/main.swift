@@ -2,6 +2,7 @@
 //
 //   swift run -c release durus-bench storage [--objects N] [--loads N]
 //   swift run -c release durus-bench objects [--objects N] [--python PATH] ...
+//   swift run -c release durus-bench gc [--small N] [--large N] [--garbage N]
 //   swift run -c release durus-bench collections [--entries N] [--orders 16,32,64,128] [--python PATH]
 //   swift run -c release durus-bench server [--python PATH] [--objects N] [--seconds S] [--rounds N]
 //
@@ -14,6 +15,7 @@ let suites: [String: ([String]) throws -> Void] = [
     "storage": runStorageSuite,
     "objects": runObjectsSuite,
     "collections": runCollectionsSuite,
+    "gc": runGCSuite,
     "server": runServerSuite,
 ]
 
