@@ -7,7 +7,7 @@
 
 make: OBJECTS small PersistentDicts in a BTree under the root, committed
 10,000 at a time; then a pack (which writes the offset map, as a long-lived
-file has one); then 10 more commits each changing 1% of the items, so the
+file has one); then 3 more commits each changing 1% of the items, so the
 file also has transactions after the map and records they supersede.
 
 open: the seconds FileStorage(PATH, readonly=True) takes, and the process's
@@ -57,7 +57,7 @@ def make(path, objects):
     built = time.time()
     connection.pack()
     packed = time.time()
-    for round in range(10):
+    for round in range(3):
         for i in range(round, objects, 100):
             tree[i]['changed'] = round
         connection.commit()
