@@ -5,6 +5,7 @@
 //   swift run -c release durus-bench gc [--small N] [--large N] [--garbage N]
 //   swift run -c release durus-bench collections [--entries N] [--orders 16,32,64,128] [--python PATH]
 //   swift run -c release durus-bench server [--python PATH] [--objects N] [--seconds S] [--rounds N]
+//   swift run -c release durus-bench migrate [--python PATH] [--objects N]
 //
 // Each suite prints a table and ends with one line per comparison:
 // `ratio <name> <ours ÷ theirs>` (above 1 means we are faster).
@@ -17,10 +18,13 @@ let suites: [String: ([String]) throws -> Void] = [
     "collections": runCollectionsSuite,
     "gc": runGCSuite,
     "server": runServerSuite,
+    "migrate": runMigrateSuite,
+    // The migrate suite runs each migration in a child process of its own.
+    "migrate-child": runMigrateChild,
 ]
 
 guard let name = arguments.first, let suite = suites[name] else {
-    print("usage: durus-bench SUITE [options]\nsuites: \(suites.keys.sorted().joined(separator: ", "))")
+    print("usage: durus-bench SUITE [options]\nsuites: \(suites.keys.filter { !$0.hasSuffix("-child") }.sorted().joined(separator: ", "))")
     exit(2)
 }
 do {

@@ -285,11 +285,7 @@ public final class FileStorage: Storage {
         guard body.count == length, body.prefix(nameSize).elementsEqual(oid.bytes.prefix(nameSize)) else {
             throw .corruptFile(path: path, offset: offset, reason: "no record of \(oid) here")
         }
-        do {
-            return try Record(key: oid, bytes: Array(body[nameSize...]))
-        } catch {
-            throw .corruptFile(path: path, offset: offset, reason: "the record of \(oid) is damaged: \(error)")
-        }
+        return try ShelfFormat.record(oid, Array(body[nameSize...]), path: path, offset: offset)
     }
 }
 
@@ -300,168 +296,58 @@ extension FileStorage {
         var index = OffsetIndex()
         var statistics = OpenStatistics()
         var end = 0
+        private var pending: [(OID, Int)] = []
+
+        /// Indexes the items of each transaction `next` yields once that
+        /// transaction is complete.
+        mutating func scan(_ next: () throws(DurusError) -> TransactionEvent?) throws(DurusError) {
+            while let event = try next() {
+                switch event {
+                case .item(let oid, let offset, _):
+                    pending.append((oid, offset))
+                case .committed:
+                    for (oid, offset) in pending { index.set(oid, at: offset) }
+                    statistics.transactionsScanned += 1
+                    statistics.recordsScanned += pending.count
+                    pending = []
+                }
+            }
+        }
     }
 
     /// Reads the offset map, then scans the transactions after it.
     private static func openShelf(_ file: OpenFile, size: Int, repair: Bool) throws(DurusError) -> Opened {
-        let path = file.path
-        let header = try file.read(16, at: 0)
-        let mapStart = header.count == 16 ? ShelfFormat.end(16, plus: ShelfFormat.u64(header, at: 8)) : Int.max
-        let mapHeader = try mapStart <= size - 24 ? file.read(24, at: mapStart) : []
-        guard mapHeader.count == 24 else {
-            throw .corruptFile(path: path, offset: 8, reason: "the first transaction's length does not lead to an offset map")
-        }
-        let bytesPerWord = ShelfFormat.u64(mapHeader, at: 8)
-        let wordCount = ShelfFormat.u64(mapHeader, at: 16)
-        guard (1 ... 8).contains(bytesPerWord), wordCount <= UInt64(size - mapStart) / bytesPerWord,
-              ShelfFormat.u64(mapHeader, at: 0) == 16 + bytesPerWord * wordCount
-        else {
-            throw .corruptFile(path: path, offset: mapStart, reason: "garbage where the offset map should be")
-        }
-        let width = Int(bytesPerWord), count = Int(wordCount)
+        let map = try OffsetMapLocation(file, size: size)
         var opened = Opened()
-        var slots = [Int](repeating: -1, count: count)
-        let chunk = 1 << 16
-        for first in stride(from: 0, to: count, by: chunk) {
-            let words = min(chunk, count - first)
-            let bytes = try file.read(words * width, at: mapStart + 24 + first * width)
-            guard bytes.count == words * width else {
-                throw .corruptFile(path: path, offset: mapStart, reason: "the offset map runs past the end of the file")
-            }
-            for slot in 0 ..< words {
-                // Words at or above the map's offset link the holes.
-                let word = ShelfFormat.word(bytes, at: slot * width, count: width)
-                guard word < UInt64(mapStart) else { continue }
-                guard word >= 16 else {
-                    throw .corruptFile(path: path, offset: mapStart + 24 + (first + slot) * width,
-                                       reason: "offset map entry \(word) points into the file header")
-                }
-                slots[first + slot] = Int(word)
-                opened.statistics.offsetMapEntries += 1
-            }
+        var slots = [Int](repeating: -1, count: map.count)
+        try map.forEachEntry(file) { slot, offset throws(DurusError) in
+            slots[slot] = offset
+            opened.statistics.offsetMapEntries += 1
         }
         opened.index = OffsetIndex(slots: slots)
-        var position = mapStart + 24 + count * width
-        var size = size
-        while position < size {
-            do {
-                position = try scanShelfTransaction(file, at: position, size: size, into: &opened)
-            } catch DurusError.tornTransaction(_, let offset) where repair {
-                try file.truncate(to: offset)
-                opened.statistics.truncatedAt = offset
-                size = offset
-            }
-        }
+        var transactions = ShelfTransactions(file, from: map.end, to: size)
         opened.end = size
+        do {
+            try opened.scan { () throws(DurusError) in try transactions.next() }
+        } catch DurusError.tornTransaction(_, let offset) where repair {
+            try file.truncate(to: offset)
+            opened.statistics.truncatedAt = offset
+            opened.end = offset
+        }
         return opened
-    }
-
-    /// Indexes the SHELF-1 transaction at `start`, checking every item
-    /// header; returns where the next one starts.
-    private static func scanShelfTransaction(_ file: OpenFile, at start: Int, size: Int,
-                                             into opened: inout Opened) throws(DurusError) -> Int {
-        let torn = DurusError.tornTransaction(path: file.path, offset: start)
-        let lengthBytes = try file.read(8, at: start)
-        guard lengthBytes.count == 8 else { throw torn }
-        let length = ShelfFormat.u64(lengthBytes, at: 0)
-        if length == 0, start + 8 < size, try isUnfinishedDurusCommit(file, from: start + 8, size: size) { throw torn }
-        let end = ShelfFormat.end(start + 8, plus: length)
-        func garbage(_ offset: Int, _ what: String) -> DurusError {
-            .corruptFile(path: file.path, offset: offset, reason: "\(what), in the transaction at offset \(start)")
-        }
-        var items: [(OID, Int)] = []
-        var position = start + 8
-        while position < min(end, size) {
-            guard position + ShelfFormat.itemHeader <= end else {
-                throw garbage(position, "a record header runs past the end of its transaction")
-            }
-            let header = try file.read(ShelfFormat.itemHeader, at: position)
-            guard header.count == ShelfFormat.itemHeader else { throw torn }
-            guard let (oid, length) = ShelfFormat.itemHeader(header) else {
-                throw garbage(position, "garbage where a record should be")
-            }
-            let next = ShelfFormat.end(position + 8, plus: length)
-            guard next <= end else { throw garbage(position, "a record runs past the end of its transaction") }
-            guard next <= size else { throw torn }
-            items.append((oid, position))
-            position = next
-        }
-        guard end <= size else { throw torn }
-        for (oid, offset) in items { opened.index.set(oid, at: offset) }
-        opened.statistics.transactionsScanned += 1
-        opened.statistics.recordsScanned += items.count
-        return end
-    }
-
-    /// Durus writes a zero length, then the items, then the real length: a
-    /// zero length followed by items that run to the end of the file is a
-    /// commit it never finished. (A real empty transaction is followed by
-    /// another transaction's length, which is no item header.)
-    private static func isUnfinishedDurusCommit(_ file: OpenFile, from start: Int, size: Int) throws(DurusError) -> Bool {
-        var position = start
-        while position < size {
-            let header = try file.read(ShelfFormat.itemHeader, at: position)
-            guard header.count == ShelfFormat.itemHeader else { return true }
-            guard let (_, length) = ShelfFormat.itemHeader(header) else { return false }
-            position = ShelfFormat.end(position + 8, plus: length)
-        }
-        return true
     }
 
     /// Scans every DFS20 transaction, skipping the index block (reading its
     /// pickle would save no reads: the records behind it are scanned anyway).
     private static func openDFS20(_ file: OpenFile, size: Int) throws(DurusError) -> Opened {
-        let header = try file.read(14, at: 0)
-        let indexStart = header.count == 14 ? ShelfFormat.u64(header, at: 6) : 0
-        guard indexStart >= 14, indexStart <= UInt64(max(size - 8, 0)) else {
-            throw .corruptFile(path: file.path, offset: 6, reason: "the index offset \(indexStart) lies outside the file")
-        }
-        let indexLength = try file.read(8, at: Int(indexStart))
-        let afterIndex = ShelfFormat.end(Int(indexStart) + 8, plus: ShelfFormat.u64(indexLength, at: 0))
-        guard afterIndex <= size else {
-            throw .corruptFile(path: file.path, offset: Int(indexStart), reason: "the index block runs past the end of the file")
-        }
+        let layout = try DFS20Layout(file, size: size)
         var opened = Opened()
-        try scanDFS20(file, from: 14, to: Int(indexStart), atEnd: false, into: &opened)
-        try scanDFS20(file, from: afterIndex, to: size, atEnd: true, into: &opened)
+        var before = DFS20Transactions(file, from: 14, to: layout.indexStart, atEnd: false)
+        try opened.scan { () throws(DurusError) in try before.next() }
+        var after = DFS20Transactions(file, from: layout.afterIndex, to: size, atEnd: true)
+        try opened.scan { () throws(DurusError) in try after.next() }
         opened.end = size
         return opened
-    }
-
-    /// Indexes the DFS20 transactions in `start ..< end`. Only the region at
-    /// the end of the file (`atEnd`) may hold a torn transaction.
-    private static func scanDFS20(_ file: OpenFile, from start: Int, to end: Int, atEnd: Bool,
-                                  into opened: inout Opened) throws(DurusError) {
-        var transaction = start
-        var pending: [(OID, Int)] = []
-        var position = start
-        func cutShort() -> DurusError {
-            atEnd ? .tornTransaction(path: file.path, offset: transaction)
-                : .corruptFile(path: file.path, offset: position, reason: "a transaction runs into the index block")
-        }
-        while position < end {
-            guard position + 4 <= end else { throw cutShort() }
-            let header = try file.read(16, at: position)
-            let length = ShelfFormat.u32(header, at: 0)
-            if length == 0 {
-                for (oid, offset) in pending { opened.index.set(oid, at: offset) }
-                opened.statistics.transactionsScanned += 1
-                opened.statistics.recordsScanned += pending.count
-                pending = []
-                position += 4
-                transaction = position
-                continue
-            }
-            guard position + 16 <= end, header.count == 16 else { throw cutShort() }
-            let dataLength = ShelfFormat.u32(header, at: 12)
-            guard length >= 12, 12 + dataLength <= length, (length - 12 - dataLength) % 8 == 0 else {
-                throw .corruptFile(path: file.path, offset: position, reason: "garbage where a record should be")
-            }
-            guard position + 4 + length <= end else { throw cutShort() }
-            pending.append((OID(ShelfFormat.u64(header, at: 4)), position))
-            position += 4 + length
-        }
-        guard pending.isEmpty else { throw cutShort() }
     }
 }
 

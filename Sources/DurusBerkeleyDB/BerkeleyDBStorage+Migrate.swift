@@ -98,6 +98,7 @@ extension BerkeleyDBStorage {
             try writeTransaction(flags: durus_DB_TXN_NOSYNC) { txn in
                 for record in batch { try records.put(record.oid, record.bytes, txn: txn) }
             }
+            try keepCacheClean()
             copied.records += batch.count
             copied.bytes += batch.reduce(0) { $0 + $1.bytes.count }
             batch.removeAll(keepingCapacity: true)
@@ -133,8 +134,18 @@ extension BerkeleyDBStorage {
                     marked.records += 1
                 }
             }
+            try keepCacheClean()
             progress(marked)
         }
+    }
+
+    /// Writes dirty pages out until a fifth of the cache is clean. The
+    /// background checkpoint that does this waits for the writer's lock,
+    /// which a migration holds throughout; without it a store bigger than
+    /// the cache fills it with dirty pages, and every page read then
+    /// searches the whole cache for one it may evict.
+    private func keepCacheClean() throws {
+        try Engine.check(durus_env_memp_trickle(env, 20), "write dirty pages")
     }
 
     /// Deletes every unmarked record and counts the references of the marked
@@ -162,6 +173,7 @@ extension BerkeleyDBStorage {
                 counters.objects += 1
                 counters.bytes += UInt64(bytes.count)
             }
+            try keepCacheClean()
             counted.records += batch.count
             counted.bytes += batch.reduce(0) { $0 + $1.1.count }
             batch.removeAll(keepingCapacity: true)

@@ -48,11 +48,9 @@ struct Migrate: ParsableCommand {
             throw DurusError.io(path: source, message: "no such file or directory")
         }
         guard isDirectory.boolValue else {
-            var options = FileStorage.Options()
-            options.readOnly = true
-            options.create = false
-            let file = try FileStorage(path: source, options: options)
-            return (file, file.count)
+            // A scan reads the file front to back with no index, so memory stays flat however big it is.
+            let scan = try FileScan(path: source)
+            return (scan, scan.estimatedCount)
         }
         let storage = try openForReading(source)
         return (storage, storage.objectCount)

@@ -473,3 +473,99 @@ private func makeThreeTransactions(at path: String) throws -> [Int] {
         }
     }
 }
+
+/// Every record a scan yields, in order.
+private func scanned(_ path: String) throws -> [Record] {
+    var records: [Record] = []
+    try FileScan(path: path).forEachRecord { records.append($0) }
+    return records
+}
+
+/// OID → bytes, the last record of each OID winning.
+private func lastWins(_ records: [Record]) -> [OID: [UInt8]] {
+    Dictionary(records.map { ($0.oid, $0.bytes) }, uniquingKeysWith: { _, later in later })
+}
+
+@Suite struct FileScanTests {
+    /// Durus's file has records before its offset map and newer ones after:
+    /// the scan yields all of them, and letting the last one win gives
+    /// exactly what FileStorage loads.
+    @Test func aScanOfAShelfFileEndsWithTheRecordsFileStorageLoads() throws {
+        let fixture = try Fixture.shelf.get()
+        try withTemporaryDirectory { directory in
+            let path = try fixture.copy(into: directory)
+            let records = try scanned(path)
+            let storage = try FileStorage(path: path, options: .init(readOnly: true))
+            var loaded: [OID: [UInt8]] = [:]
+            try storage.forEachRecord { loaded[$0.oid] = $0.bytes }
+            #expect(lastWins(records) == loaded)
+            #expect(loaded == fixture.made.recordBytes)
+            let mapEntries = try #require(fixture.made.map_entries), tailRecords = try #require(fixture.made.tail_records)
+            #expect(records.count == mapEntries + tailRecords)
+            #expect(try FileScan(path: path).estimatedCount == fixture.made.map_entries)
+        }
+    }
+
+    @Test func aScanOfADFS20FileEndsWithTheRecordsFileStorageLoads() throws {
+        let fixture = try Fixture.dfs20.get()
+        try withTemporaryDirectory { directory in
+            let path = try fixture.copy(into: directory)
+            let scan = try FileScan(path: path)
+            #expect(scan.format == .dfs20)
+            #expect(scan.estimatedCount == nil)
+            let records = try scanned(path)
+            #expect(lastWins(records) == fixture.made.recordBytes)
+            #expect(records.count > fixture.made.recordBytes.count)
+        }
+    }
+
+    /// The scan yields the two whole transactions, none of the torn one's
+    /// records, then names the torn transaction's offset; DFS20 the same.
+    @Test func aTornTailIsATornTransactionAfterTheWholeOnes() throws {
+        try withTemporaryDirectory { directory in
+            let path = directory + "/torn.durus"
+            let starts = try makeThreeTransactions(at: path)
+            try truncate(path, to: try fileSize(path) - 3)
+            var records: [Record] = []
+            #expect(throws: DurusError.tornTransaction(path: path, offset: starts[2])) {
+                try FileScan(path: path).forEachRecord { records.append($0) }
+            }
+            #expect(records.map(\.oid) == [0, 1, 2, 3, 4, 5])
+
+            let dfs20 = try Fixture.dfs20.get().copy(into: directory)
+            let whole = try scanned(dfs20)
+            try truncate(dfs20, to: try fileSize(dfs20) - 10)
+            var opening: DurusError?
+            do { _ = try FileStorage(path: dfs20) } catch { opening = error as? DurusError }
+            guard case .tornTransaction = try #require(opening) else { throw DurusPython.Failure("not torn: \(opening!)") }
+            records = []
+            #expect(throws: opening!) { try FileScan(path: dfs20).forEachRecord { records.append($0) } }
+            // Durus's last commit stored the root and a new list.
+            #expect(records.count == whole.count - 2)
+        }
+    }
+
+    /// Garbage inside a transaction is named at its offset, as FileStorage names it.
+    @Test func garbageIsACorruptFileAtItsOffset() throws {
+        try withTemporaryDirectory { directory in
+            let path = directory + "/garbage.durus"
+            let starts = try makeThreeTransactions(at: path)
+            try overwrite(path, at: starts[1] + 8, with: [UInt8](repeating: 0xAB, count: 16))
+            #expect(corruptOffset { _ = try scanned(path) } == starts[1] + 8)
+        }
+    }
+
+    @Test func aScanIsReadOnly() throws {
+        try withTemporaryDirectory { directory in
+            let path = directory + "/small.durus"
+            _ = try makeThreeTransactions(at: path)
+            let scan = try FileScan(path: path)
+            #expect(throws: DurusError.readOnly) { try scan.load(0) }
+            #expect(throws: DurusError.readOnly) { try scan.newOID() }
+            #expect(throws: DurusError.readOnly) { try scan.commit([record(0, "x")]) }
+            #expect(throws: DurusError.readOnly) { try scan.pack() }
+            try scan.close()
+            #expect(throws: DurusError.closed) { try scan.forEachRecord { _ in } }
+        }
+    }
+}
