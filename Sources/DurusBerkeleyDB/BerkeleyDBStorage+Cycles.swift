@@ -99,24 +99,8 @@ extension BerkeleyDBStorage {
                     var result = counters
                     for oid in batch where try !marks.exists(oid, txn: nil) {
                         guard let bytes = try records.get(oid, txn: txn) else { continue }
-                        _ = try records.delete(oid, txn: txn)
-                        _ = try refcounts.delete(oid, txn: txn)
-                        result.objects = result.objects > 0 ? result.objects - 1 : 0
-                        result.bytes = result.bytes >= UInt64(bytes.count) ? result.bytes - UInt64(bytes.count) : 0
+                        try deleteObject(oid, bytes, counters: &result, txn: txn)
                         freed.append(oid)
-                        guard let record = try? Record(bytes: bytes) else { continue }
-                        for ref in record.referenceSet {
-                            let count = try refcounts.count(ref, txn: txn)
-                            if count <= 1 {
-                                _ = try refcounts.delete(ref, txn: txn)
-                                if ref != .root, try records.exists(ref, txn: txn) {
-                                    try garbage.put(ref, [], txn: txn)
-                                    result.garbageQueued = true
-                                }
-                            } else {
-                                try refcounts.putCount(ref, count - 1, txn: txn)
-                            }
-                        }
                     }
                     try writeCounters(result, txn: txn)
                     return result

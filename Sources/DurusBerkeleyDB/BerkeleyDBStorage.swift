@@ -445,22 +445,8 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
                 try garbage.delete(oid, txn: txn)
                 guard oid != .root, try refcounts.count(oid, txn: txn) == 0,
                       let bytes = try records.get(oid, txn: txn) else { continue }
-                try records.delete(oid, txn: txn)
-                result.objects = result.objects > 0 ? result.objects - 1 : 0
-                result.bytes = result.bytes >= UInt64(bytes.count) ? result.bytes - UInt64(bytes.count) : 0
+                try deleteObject(oid, bytes, counters: &result, txn: txn)
                 freed.append(oid)
-                // A damaged record cannot say what it referenced: those
-                // counts stay high, which can only leak, never delete.
-                guard let record = try? Record(bytes: bytes) else { continue }
-                for ref in record.referenceSet {
-                    let count = try refcounts.count(ref, txn: txn)
-                    if count <= 1 {
-                        try refcounts.delete(ref, txn: txn)
-                        if ref != .root { try garbage.put(ref, [], txn: txn) }
-                    } else {
-                        try refcounts.putCount(ref, count - 1, txn: txn)
-                    }
-                }
             }
             if result.objects != before.objects { try writeCounters(result, txn: txn) }
             return result
@@ -468,6 +454,29 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         collected.withLock { $0.append(contentsOf: freed) }
         if queueEmpty { counters.garbageQueued = false }
         return queueEmpty
+    }
+
+    /// Deletes a garbage object's record and counts down what it referenced;
+    /// those left unreferenced join the queue. A damaged record cannot say
+    /// what it referenced: those counts stay high, which can only leak, never delete.
+    func deleteObject(_ oid: OID, _ bytes: [UInt8], counters: inout Counters, txn: Txn) throws {
+        _ = try records.delete(oid, txn: txn)
+        _ = try refcounts.delete(oid, txn: txn)
+        counters.objects = counters.objects > 0 ? counters.objects - 1 : 0
+        counters.bytes = counters.bytes >= UInt64(bytes.count) ? counters.bytes - UInt64(bytes.count) : 0
+        guard let record = try? Record(bytes: bytes) else { return }
+        for ref in record.referenceSet {
+            let count = try refcounts.count(ref, txn: txn)
+            if count > 1 {
+                try refcounts.putCount(ref, count - 1, txn: txn)
+                continue
+            }
+            _ = try refcounts.delete(ref, txn: txn)
+            if ref != .root {
+                try garbage.put(ref, [], txn: txn)
+                counters.garbageQueued = true
+            }
+        }
     }
 
     func writeCounters(_ counters: Counters, txn: Txn) throws {
