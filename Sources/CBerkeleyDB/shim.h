@@ -32,6 +32,7 @@ static const u_int32_t durus_DB_LOCK_DEFAULT = DB_LOCK_DEFAULT;
 static const u_int32_t durus_DB_CHKSUM = DB_CHKSUM;
 
 static const int durus_DB_NOTFOUND = DB_NOTFOUND;
+static const int durus_DB_KEYEXIST = DB_KEYEXIST;
 static const int durus_DB_LOCK_DEADLOCK = DB_LOCK_DEADLOCK;
 static const int durus_DB_LOCK_NOTGRANTED = DB_LOCK_NOTGRANTED;
 static const int durus_DB_RUNRECOVERY = DB_RUNRECOVERY;
@@ -158,6 +159,13 @@ static inline int durus_db_put(DB *db, DB_TXN *txn, const void *key, u_int32_t k
     k.data = (void *)key; k.size = klen;
     d.data = (void *)data; d.size = dlen;
     return db->put(db, txn, &k, &d, 0);
+}
+/* Puts an empty value under key unless key is there already (DB_KEYEXIST). */
+static inline int durus_db_put_new(DB *db, const void *key, u_int32_t klen) {
+    DBT k, d;
+    memset(&k, 0, sizeof k); memset(&d, 0, sizeof d);
+    k.data = (void *)key; k.size = klen;
+    return db->put(db, NULL, &k, &d, DB_NOOVERWRITE);
 }
 static inline int durus_db_del(DB *db, DB_TXN *txn, const void *key, u_int32_t klen) {
     DBT k;

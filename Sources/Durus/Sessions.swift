@@ -35,6 +35,10 @@ public final class SessionHub: Sendable {
         var sessions: [Int: Session] = [:]
         var owners: [OID: Int] = [:]
         var nextID = 0
+        /// The OIDs of the commit being written, and its session: stale for
+        /// every other session until the write is done and they are pending.
+        var inFlight: Set<OID> = []
+        var inFlightSession: Int?
     }
 
     private let state = Mutex(State())
@@ -84,7 +88,7 @@ public final class SessionHub: Sendable {
                 _ = try live(&state, id)
                 return false
             }
-            return pending.contains(oid)
+            return pending.contains(oid) || (state.inFlightSession != id && state.inFlight.contains(oid))
         }
         if stale { throw ConflictError(.read, oids: [oid]) }
     }
@@ -92,7 +96,8 @@ public final class SessionHub: Sendable {
     func checkFresh(_ id: Int, _ oids: [OID]) throws {
         let stale = try state.withLock { state throws(DurusError) in
             let session = try live(&state, id)
-            return oids.filter { session.pending.contains($0) }
+            let inFlight = state.inFlightSession == id ? [] : state.inFlight
+            return oids.filter { session.pending.contains($0) || inFlight.contains($0) }
         }
         if !stale.isEmpty { throw ConflictError(.read, oids: stale) }
     }
@@ -161,17 +166,19 @@ public final class SessionHub: Sendable {
                 if let owner = state.owners[oid], owner != id { throw .oidReserved(oid) }
             }
         }
-        // Others learn of these OIDs twice. Before the storage has them, so
-        // that a load racing this commit finds them pending afterwards (see
-        // `SessionStorage.load`). And again once they are written, because a
-        // session that synchronized in between consumed the first notice and
-        // may since have read the old records. A notice for a commit that
-        // failed only ghosts objects that did not change, which is harmless.
+        // While the records are written, loading one of them is a read
+        // conflict for every other session (whatever it synchronized), and
+        // once they are written the OIDs are pending for all: so a load that
+        // could see a new record never passes for fresh.
+        state.withLock { state in
+            state.inFlight = Set(oids)
+            state.inFlightSession = id
+        }
+        defer { state.withLock { $0.inFlight = []; $0.inFlightSession = nil } }
         try storage.commit(records, handleInvalidations: { remote in
             // A remote storage (a server) reports others' commits here.
             self.addPending(remote, except: id)
             try handleInvalidations(remote)
-            self.addPending(oids, except: id)
         })
         addPending(oids, except: id)
         state.withLock { state in

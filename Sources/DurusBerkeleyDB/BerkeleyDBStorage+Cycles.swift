@@ -134,26 +134,35 @@ extension BerkeleyDBStorage {
         }
     }
 
-    /// Marks `starts` and everything they reach (not yet marked); returns how many it marked.
-    private func markFrom(_ starts: [OID], marks: Table, frontier: Table, txn: Txn?) throws -> Int {
+    /// Marks `starts` and everything they reach (not yet marked); returns how
+    /// many it marked. The frontier is kept in memory up to a bound and spills
+    /// into a table past it, so a store of any shape marks in bounded memory.
+    func markFrom(_ starts: [OID], marks: Table, frontier spill: Table, txn: Txn?) throws -> Int {
+        let bound = 100_000
         var count = 0
-        for oid in starts where try !marks.exists(oid, txn: nil) && records.exists(oid, txn: txn) {
-            try marks.put(oid, [], txn: nil)
-            try frontier.put(oid, [], txn: nil)
+        var pending: [OID] = []
+        var spilled = 0
+        func push(_ oid: OID) throws {
+            guard try marks.insert(oid) else { return }
             count += 1
-        }
-        while true {
-            let batch = try frontier.firstOIDs(limit: 1_000, txn: nil)
-            if batch.isEmpty { return count }
-            for oid in batch {
-                _ = try frontier.delete(oid, txn: nil)
-                guard let bytes = try records.get(oid, txn: txn), let record = try? Record(bytes: bytes) else { continue }
-                for ref in record.referenceSet where try !marks.exists(ref, txn: nil) && records.exists(ref, txn: txn) {
-                    try marks.put(ref, [], txn: nil)
-                    try frontier.put(ref, [], txn: nil)
-                    count += 1
-                }
+            if pending.count < bound {
+                pending.append(oid)
+            } else {
+                try spill.put(oid, [], txn: nil)
+                spilled += 1
             }
+        }
+        for oid in starts { try push(oid) }
+        while true {
+            if pending.isEmpty, spilled > 0 {
+                pending = try spill.firstOIDs(limit: bound, txn: nil)
+                for oid in pending { _ = try spill.delete(oid, txn: nil) }
+                spilled -= pending.count
+            }
+            guard let oid = pending.popLast() else { return count }
+            // A dangling reference marks an OID with no record: harmless, it is never swept.
+            guard let bytes = try records.get(oid, txn: txn), let record = try? Record(bytes: bytes) else { continue }
+            for ref in record.referenceSet { try push(ref) }
         }
     }
 }

@@ -113,30 +113,14 @@ extension BerkeleyDBStorage {
         return highest
     }
 
-    /// Marks the root and everything it reaches; the frontier is a table too.
+    /// Marks the root and everything it reaches.
     private func markReachable(_ marks: Table, progress: (MigrationProgress) -> Void) throws {
         guard try records.exists(.root, txn: nil) else { return }
         let frontier = try temporaryTable("migrate-frontier")
         defer { frontier.close() }
-        try marks.put(.root, [], txn: nil)
-        try frontier.put(.root, [], txn: nil)
-        var marked = MigrationProgress(phase: .marking, records: 1, bytes: 0)
-        while true {
-            let batch = try frontier.firstOIDs(limit: 1_000, txn: nil)
-            if batch.isEmpty { return }
-            for oid in batch {
-                _ = try frontier.delete(oid, txn: nil)
-                guard let bytes = try records.get(oid, txn: nil), let record = try? Record(bytes: bytes) else { continue }
-                marked.bytes += bytes.count
-                for ref in record.referenceSet where try !marks.exists(ref, txn: nil) && records.exists(ref, txn: nil) {
-                    try marks.put(ref, [], txn: nil)
-                    try frontier.put(ref, [], txn: nil)
-                    marked.records += 1
-                }
-            }
-            try keepCacheClean()
-            progress(marked)
-        }
+        let marked = try markFrom([.root], marks: marks, frontier: frontier, txn: nil)
+        try keepCacheClean()
+        progress(MigrationProgress(phase: .marking, records: marked, bytes: 0))
     }
 
     /// Writes dirty pages out until a fifth of the cache is clean. The

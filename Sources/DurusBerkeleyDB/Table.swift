@@ -65,6 +65,17 @@ final class Table: @unchecked Sendable {
     func exists(_ oid: OID, txn: Txn?) throws -> Bool {
         try withKey(oid) { k in try exists(k, txn: txn) }
     }
+    /// Adds `oid` (outside any transaction: temporary tables) unless it is
+    /// there; true when it was added. One call where exists-then-put takes two.
+    func insert(_ oid: OID) throws -> Bool {
+        try withKey(oid) { k in
+            let code = durus_db_put_new(handle, k.baseAddress, UInt32(k.count))
+            if code == durus_DB_KEYEXIST { return false }
+            try Engine.check(code, "put into \(name)")
+            return true
+        }
+    }
+
     func put(_ oid: OID, _ value: [UInt8], txn: Txn?) throws {
         try withKey(oid) { k in
             try value.withUnsafeBytes { v in try put(k, v, txn: txn) }
