@@ -172,11 +172,21 @@ final class BlockingSocket {
         }
     }
 
-    func readByte() throws(DurusError) -> UInt8 { try read(1)[0] }
+    /// One byte, from the buffer when it holds one (the status of every answer).
+    func readByte() throws(DurusError) -> UInt8 {
+        guard fd >= 0 else { throw .closed }
+        if bufferStart == bufferEnd { try fill() }
+        defer { bufferStart += 1 }
+        return buffer[bufferStart]
+    }
 
+    /// A big-endian u32, without allocating when the buffer holds it.
     func readUInt32() throws(DurusError) -> UInt32 {
-        let bytes = try read(4)
-        return bytes.withUnsafeBytes { BigEndian.uint32($0, at: 0) }
+        guard bufferEnd - bufferStart >= 4 else {
+            return try read(4).withUnsafeBytes { BigEndian.uint32($0, at: 0) }
+        }
+        defer { bufferStart += 4 }
+        return buffer.withUnsafeBytes { BigEndian.uint32($0, at: bufferStart) }
     }
 
     func close() {
@@ -184,6 +194,8 @@ final class BlockingSocket {
             Glibc.close(fd)
             fd = -1
         }
+        bufferStart = 0
+        bufferEnd = 0
     }
 
     private func failure(_ operation: String) -> DurusError {

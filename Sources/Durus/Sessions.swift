@@ -160,17 +160,15 @@ public final class SessionHub: Sendable {
     /// every other session.
     func apply(_ id: Int, _ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws {
         let oids = records.map(\.oid)
+        // While the records are written, loading one of them is a read
+        // conflict for every other session (whatever it synchronized), and
+        // once they are written the OIDs are pending for all: so a load that
+        // could see a new record never passes for fresh.
         try state.withLock { state throws(DurusError) in
             _ = try live(&state, id)
             for oid in oids {
                 if let owner = state.owners[oid], owner != id { throw .oidReserved(oid) }
             }
-        }
-        // While the records are written, loading one of them is a read
-        // conflict for every other session (whatever it synchronized), and
-        // once they are written the OIDs are pending for all: so a load that
-        // could see a new record never passes for fresh.
-        state.withLock { state in
             state.inFlight = Set(oids)
             state.inFlightSession = id
         }
