@@ -1,5 +1,6 @@
 import CBerkeleyDB
 import Durus
+import Foundation
 import Synchronization
 
 extension BerkeleyDBStorage {
@@ -11,6 +12,8 @@ extension BerkeleyDBStorage {
         public var collected = 0
         /// How long the run took.
         public var duration: Duration = .zero
+        /// When it finished.
+        public var finished = Date(timeIntervalSince1970: 0)
     }
 
     /// The OIDs commits touch while a collection runs, in a temporary table.
@@ -46,7 +49,8 @@ extension BerkeleyDBStorage {
     /// that batch; what they referenced is counted down and collected as
     /// usual. The OIDs collected reach clients through ``sync()``. A crash
     /// loses only the run's marks: nothing reachable is ever deleted, and the
-    /// next run starts over.
+    /// next run starts over. ``cycleCollectionProgress()`` tells how far a
+    /// run has got, from any process.
     @discardableResult
     public func collectCycles(batchSize: Int = 1_000) throws -> CycleCollectionReport {
         try reading { () throws in
@@ -71,10 +75,21 @@ extension BerkeleyDBStorage {
         cycleTracking.withLock { $0 = CycleTracking(touched: touched) }
         defer { cycleTracking.withLock { $0 = nil } }
 
+        var progress = CycleCollectionProgress(phase: .marking, marked: 0, unreachable: 0, swept: 0, started: Date(),
+                                               processID: getpid(), isRunning: true)
+        try writeTransaction(flags: durus_DB_TXN_NOSYNC) { txn in try writeProgress(progress, txn: txn) }
+        var lastWritten = clock.now
+        func markingProgress(_ marked: Int) throws {
+            guard clock.now - lastWritten >= .seconds(1) else { return }
+            progress.marked = marked
+            try writeTransaction(flags: durus_DB_TXN_NOSYNC) { txn in try writeProgress(progress, txn: txn) }
+            lastWritten = clock.now
+        }
+
         var doomedCount = 0
         try snapshot { txn in
             guard try records.exists(.root, txn: txn) else { return }
-            report.marked = try markFrom([.root], marks: marks, frontier: frontier, txn: txn)
+            report.marked = try markFrom([.root], marks: marks, frontier: frontier, txn: txn, progress: markingProgress)
             try records.scan(txn: txn) { key, _ in
                 guard let oid = OID(bytes: key), oid != .root, try !marks.exists(oid, txn: nil) else { return true }
                 try doomed.put(oid, [], txn: nil)
@@ -82,6 +97,10 @@ extension BerkeleyDBStorage {
                 return true
             }
         }
+        progress.phase = .sweeping
+        progress.marked = report.marked
+        progress.unreachable = doomedCount
+        try writeTransaction(flags: durus_DB_TXN_NOSYNC) { txn in try writeProgress(progress, txn: txn) }
         while doomedCount > 0 {
             let batch = try doomed.firstOIDs(limit: batchSize, txn: nil)
             if batch.isEmpty { break }
@@ -103,6 +122,10 @@ extension BerkeleyDBStorage {
                         freed.append(oid)
                     }
                     try writeCounters(result, txn: txn)
+                    var swept = progress
+                    swept.marked = report.marked
+                    swept.swept = report.collected + freed.count
+                    try writeProgress(swept, txn: txn)
                     return result
                 }
                 for oid in batch { _ = try doomed.delete(oid, txn: nil) }
@@ -114,10 +137,14 @@ extension BerkeleyDBStorage {
             }
         }
         report.duration = clock.now - start
-        let seconds = Double(report.duration.components.seconds) + Double(report.duration.components.attoseconds) / 1e18
+        report.finished = Date()
         try writeTransaction { txn in
-            try meta.putString("last-cycle-collection", "\(report.marked) \(report.collected) \(seconds)", txn: txn)
+            try meta.putString("last-cycle-collection",
+                               "\(report.marked) \(report.collected) \(report.duration.seconds) \(report.finished.timeIntervalSince1970)",
+                               txn: txn)
+            _ = try Array("cycle-collection-progress".utf8).withUnsafeBytes { key in try meta.delete(key, txn: txn) }
         }
+        configuration.onCollection?(.cycles(report))
         return report
     }
 
@@ -125,19 +152,21 @@ extension BerkeleyDBStorage {
     /// another process, `durus stats`, can read them); `nil` before the first.
     public func lastCycleCollection() throws -> CycleCollectionReport? {
         try reading { () throws in
-            guard let text = try meta.string("last-cycle-collection", txn: nil) else { return nil }
-            let parts = text.split(separator: " ")
-            guard parts.count == 3, let marked = Int(parts[0]), let collected = Int(parts[1]), let seconds = Double(parts[2]) else {
-                return nil
-            }
-            return CycleCollectionReport(marked: marked, collected: collected, duration: .milliseconds(Int64(seconds * 1000)))
+            guard let fields = try metaFields("last-cycle-collection"), fields.count >= 3,
+                  let marked = Int(fields[0]), let collected = Int(fields[1]), let seconds = Double(fields[2])
+            else { return nil }
+            let finished = fields.count > 3 ? Double(fields[3]).map { Date(timeIntervalSince1970: $0) } : nil
+            return CycleCollectionReport(marked: marked, collected: collected, duration: .seconds(seconds),
+                                         finished: finished ?? Date(timeIntervalSince1970: 0))
         }
     }
 
     /// Marks `starts` and everything they reach (not yet marked); returns how
     /// many it marked. The frontier is kept in memory up to a bound and spills
     /// into a table past it, so a store of any shape marks in bounded memory.
-    func markFrom(_ starts: [OID], marks: Table, frontier spill: Table, txn: Txn?) throws -> Int {
+    /// `progress` hears the count every 10,000 marks.
+    func markFrom(_ starts: [OID], marks: Table, frontier spill: Table, txn: Txn?,
+                  progress: (Int) throws -> Void = { _ in }) throws -> Int {
         let bound = 100_000
         var count = 0
         var pending: [OID] = []
@@ -145,6 +174,7 @@ extension BerkeleyDBStorage {
         func push(_ oid: OID) throws {
             guard try marks.insert(oid) else { return }
             count += 1
+            if count % 10_000 == 0 { try progress(count) }
             if pending.count < bound {
                 pending.append(oid)
             } else {

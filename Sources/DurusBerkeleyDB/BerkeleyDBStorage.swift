@@ -85,6 +85,8 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         /// (and at open), cleared when a drain finds it empty, so a commit
         /// that made no garbage costs no collection transaction.
         var garbageQueued = true
+        /// The drain under way: when its first batch began, and what it has deleted.
+        var drain: (start: ContinuousClock.Instant, collected: Int)?
     }
 
     struct OIDAllocator {
@@ -431,13 +433,20 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     }
 
     /// Collects one batch from the queue; true when it found the queue empty.
+    /// The batch that ends a drain which deleted anything records the
+    /// drain in `meta.db` (for ``lastGarbageCollection()``) in that same
+    /// transaction, and reports it to ``Configuration/onCollection``.
     func collectBatch(_ counters: inout Counters) throws -> Bool {
         let batchSize = max(1, configuration.collectionBatchSize)
+        let clock = ContinuousClock()
+        let batchStart = clock.now
         var freed: [OID] = []
         var queueEmpty = false
+        var finished: GarbageCollectionReport?
         let before = counters
         counters = try writeTransaction(flags: durus_DB_TXN_NOSYNC) { txn in
             freed = []
+            finished = nil
             var result = before
             let batch = try garbage.firstOIDs(limit: batchSize, txn: txn)
             queueEmpty = batch.isEmpty
@@ -449,10 +458,21 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
                 freed.append(oid)
             }
             if result.objects != before.objects { try writeCounters(result, txn: txn) }
+            if queueEmpty, let drain = before.drain, drain.collected > 0 {
+                finished = GarbageCollectionReport(collected: drain.collected, duration: clock.now - drain.start, finished: Date())
+                try writeLastCollection(finished!, txn: txn)
+            }
             return result
         }
         collected.withLock { $0.append(contentsOf: freed) }
-        if queueEmpty { counters.garbageQueued = false }
+        if !freed.isEmpty {
+            counters.drain = (counters.drain?.start ?? batchStart, (counters.drain?.collected ?? 0) + freed.count)
+        }
+        if queueEmpty {
+            counters.garbageQueued = false
+            counters.drain = nil
+            if let finished { configuration.onCollection?(.garbage(finished)) }
+        }
         return queueEmpty
     }
 

@@ -72,6 +72,16 @@ extension BerkeleyDBStorage {
         /// With ``collectsInBackground``, a pause between batches, so that a
         /// large collection leaves the disk and the cache to loads.
         public var collectionPause: Duration = .zero
+        /// Called after each collection that deleted anything: a drain of the
+        /// garbage queue, or a run of the cycle collector. It runs on the
+        /// collecting thread while commits wait, so keep it short (log, count).
+        ///
+        /// ```swift
+        /// configuration.onCollection = { event in
+        ///     if case .garbage(let report) = event { print("collected \(report.collected)") }
+        /// }
+        /// ```
+        public var onCollection: (@Sendable (BerkeleyDBStorage.CollectionEvent) -> Void)?
 
         public init() {}
     }

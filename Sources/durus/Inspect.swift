@@ -57,10 +57,22 @@ struct Stats: ParsableCommand {
                 "garbagePending": try storage.pendingGarbageCount(), "logBytes": logBytes,
                 "accessMethod": storage.accessMethod.rawValue,
             ]
+            let garbage = try storage.lastGarbageCollection()
+            if let garbage {
+                values["lastCollection"] = ["collected": garbage.collected, "seconds": garbage.duration.seconds,
+                                            "finished": timestamp(garbage.finished)]
+            }
+            let running = try storage.cycleCollectionProgress()
+            if let running {
+                values["cycleCollection"] = ["phase": running.phase.rawValue, "marked": running.marked,
+                                             "unreachable": running.unreachable, "swept": running.swept,
+                                             "started": timestamp(running.started), "pid": Int(running.processID),
+                                             "running": running.isRunning]
+            }
             let cycles = try storage.lastCycleCollection()
             if let cycles {
                 values["lastCycleCollection"] = ["marked": cycles.marked, "collected": cycles.collected,
-                                                 "seconds": Double(cycles.duration.components.seconds) + Double(cycles.duration.components.attoseconds) / 1e18]
+                                                 "seconds": cycles.duration.seconds, "finished": timestamp(cycles.finished)]
             }
             if json { return try printJSON(values) }
             print("objects          \(storage.objectCount)")
@@ -68,11 +80,34 @@ struct Stats: ParsableCommand {
             print("garbage pending  \(values["garbagePending"]!)")
             print("log bytes        \(logBytes)")
             print("access method    \(storage.accessMethod.rawValue)")
+            if let garbage {
+                print("last gc          \(garbage.collected) collected in \(formatted(garbage.duration)), finished \(timestamp(garbage.finished))")
+            }
+            if let running {
+                let counts = running.phase == .marking
+                    ? "\(running.marked) marked live so far"
+                    : "\(running.swept) of \(running.unreachable) unreachable swept, \(running.marked) marked live"
+                let state = running.isRunning
+                    ? "running since \(timestamp(running.started)) in process \(running.processID)"
+                    : "interrupted (process \(running.processID) is gone); the next run starts over"
+                print("cycle gc         \(running.phase.rawValue): \(counts); \(state)")
+            }
             if let cycles {
-                print("last cycle gc    \(cycles.collected) collected, \(cycles.marked) marked live, in \(cycles.duration)")
+                print("last cycle gc    \(cycles.collected) collected, \(cycles.marked) marked live, in \(formatted(cycles.duration)), "
+                    + "finished \(timestamp(cycles.finished))")
             }
         }
     }
+}
+
+/// A time as ISO 8601, in UTC.
+func timestamp(_ date: Date) -> String { date.formatted(.iso8601) }
+
+/// A duration in seconds with millisecond precision.
+func formatted(_ duration: Duration) -> String { String(format: "%.3f s", duration.seconds) }
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
 struct Census: ParsableCommand {

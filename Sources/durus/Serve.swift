@@ -90,6 +90,7 @@ struct Serve: ParsableCommand {
         storageConfiguration.durability = durability
         storageConfiguration.cacheSize = cacheMegabytes << 20
         storageConfiguration.collectsInBackground = backgroundCollection
+        storageConfiguration.onCollection = { event in logCollection(event, logger) }
         var configuration = ServerConfiguration(address: unix.map { .unix(path: $0) } ?? .tcp(host: host, port: port))
         configuration.unixSocketOwner = unixOwner
         configuration.unixSocketGroup = unixGroup
@@ -124,6 +125,20 @@ struct Serve: ParsableCommand {
         } catch {
             throw CommandFailure.report(error)
         }
+    }
+}
+
+/// Logs a collection: large ones (a thousand objects or more, or any cycle
+/// collection) at info, the small drains most commits cause at debug.
+func logCollection(_ event: BerkeleyDBStorage.CollectionEvent, _ logger: Logger) {
+    switch event {
+    case .garbage(let report):
+        logger.log(level: report.collected >= 1_000 ? .info : .debug, "garbage collected",
+                   metadata: ["objects": "\(report.collected)", "seconds": "\(formatted(report.duration))"])
+    case .cycles(let report):
+        logger.info("cycles collected",
+                    metadata: ["collected": "\(report.collected)", "marked": "\(report.marked)",
+                               "seconds": "\(formatted(report.duration))"])
     }
 }
 

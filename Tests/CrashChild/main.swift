@@ -5,6 +5,8 @@
 //                                                  commits forever, printing "ack N" after each
 //   durus-crash-child read DIR                     opens read-only and reports what it sees
 //   durus-crash-child migrate SRC DST              migrates store SRC into DST, printing "phase N" as it goes
+//   durus-crash-child cycles DIR SEED              one thread runs the cycle collector over and over while
+//                                                  another keeps relinking a graph full of cycles
 import Durus
 import DurusBerkeleyDB
 import Foundation
@@ -116,6 +118,180 @@ case "migrate":
     } catch {
         fail("error: \(error)")
     }
+case "cycles":
+    guard arguments.count == 4, let seed = UInt64(arguments[3]) else { fail("bad arguments") }
+    var configuration = BerkeleyDBStorage.Configuration()
+    configuration.durability = .writeNoSync
+    configuration.cacheSize = 16 << 20
+    configuration.collectionBatchSize = 64
+    configuration.checkpointInterval = .milliseconds(100)
+    configuration.logFileSize = 1 << 20
+    do {
+        let storage = try BerkeleyDBStorage(path: arguments[2], configuration: configuration)
+        try mutateWhileCollecting(storage, seed: seed)
+    } catch {
+        fail("error: \(error)")
+    }
 default:
     fail("unknown mode \(arguments[1])")
+}
+
+/// The `cycles` mode. The store starts as the root → 50 hubs → 4 rings of
+/// 100 objects each (hubs also reference each other: more cycles). The
+/// mutator then keeps relinking it, one commit at a time: a hub gains or
+/// loses a reference (dropping hubs and rings: garbage cycles), a new ring
+/// or hub is hung from a hub, or a ring that was dropped is brought back by
+/// storing every member again — a client with the ring in its cache would
+/// do that, and it is what the collector's tracking of commits made during
+/// marking is for. It only ever references what is reachable as of its last
+/// commit or what it stores in the same commit, so any write conflict (a
+/// reference to a deleted object) means the collector deleted something
+/// reachable. Meanwhile another thread runs `collectCycles` back to back.
+/// Prints "ready" once the graph is there.
+func mutateWhileCollecting(_ storage: BerkeleyDBStorage, seed: UInt64) throws {
+    var hubs: [OID: [OID]] = [:]
+    var rings: [OID: [OID]] = [:]
+    func newRing(_ size: Int) throws -> [Record] {
+        let members = try storage.newOIDs(count: size)
+        rings[members[0]] = members
+        return members.enumerated().map { index, oid in
+            Record(oid: oid, data: oid.bytes, references: [members[(index + 1) % members.count]])
+        }
+    }
+    if (try? storage.load(.root)) == nil {
+        _ = try storage.newOID()
+        let hubOIDs = try storage.newOIDs(count: 50)
+        // From the last hub back, so each references one already stored;
+        // the last then closes the cycle of hubs.
+        for index in hubOIDs.indices.reversed() {
+            let hub = hubOIDs[index]
+            var batch: [Record] = []
+            var refs = index + 1 < hubOIDs.count ? [hubOIDs[index + 1]] : []
+            for _ in 0 ..< 4 {
+                let ring = try newRing(100)
+                batch += ring
+                refs.append(ring[0].oid)
+            }
+            hubs[hub] = refs
+            try storage.commit(batch + [Record(oid: hub, data: hub.bytes, references: refs)]
+                + [Record(oid: .root, data: [0], references: Array(hubOIDs[index...]))])
+        }
+        let last = hubOIDs[hubOIDs.count - 1]
+        hubs[last] = [hubOIDs[0]] + hubs[last]!
+        try storage.commit([Record(oid: last, data: last.bytes, references: hubs[last]!)])
+        hubs[.root] = hubOIDs
+    } else {
+        // Rebuild the model from the store: hubs are what the root reaches
+        // outside rings; a ring is a run of objects that each reference one.
+        var records: [OID: [OID]] = [:]
+        try storage.forEachRecord { records[$0.oid] = $0.references }
+        var seen: Set<OID> = [.root]
+        var stack: [OID] = [.root]
+        while let oid = stack.popLast() {
+            guard let refs = records[oid] else { continue }
+            let isHub = oid == .root || refs.count != 1 || !isRingMember(oid, records)
+            if isHub {
+                hubs[oid] = refs
+                for ref in refs where seen.insert(ref).inserted { stack.append(ref) }
+            } else if rings[oid] == nil {
+                var members = [oid]
+                var next = refs[0]
+                while next != oid, let after = records[next], after.count == 1 {
+                    members.append(next)
+                    next = after[0]
+                }
+                if next == oid { rings[oid] = members }
+            }
+        }
+    }
+    var liveHubs: [OID] = []
+    var liveRings: Set<OID> = []
+    func findLive() {
+        var seen: Set<OID> = [.root]
+        var stack: [OID] = [.root]
+        liveRings = []
+        while let oid = stack.popLast() {
+            for ref in hubs[oid] ?? [] {
+                if rings[ref] != nil { liveRings.insert(ref) } else if hubs[ref] != nil, seen.insert(ref).inserted { stack.append(ref) }
+            }
+        }
+        liveHubs = Array(seen)
+    }
+    findLive()
+    let collector = Thread {
+        var run = 0
+        while true {
+            run += 1
+            say("run \(run)")
+            do {
+                let report = try storage.collectCycles(batchSize: 50)
+                say("collected \(report.collected) marked \(report.marked)")
+            } catch {
+                fail("collector error: \(error)")
+            }
+        }
+    }
+    collector.start()
+    say("ready \(liveHubs.count) hubs, \(liveRings.count) rings")
+    var random = SplitMix(seed: seed)
+    func pick<T>(_ items: [T]) -> T { items[Int(random.next() % UInt64(items.count))] }
+    while true {
+        let hub = pick(liveHubs)
+        var refs = hubs[hub] ?? []
+        var batch: [Record] = []
+        switch random.next() % 100 {
+        case 0 ..< 30:
+            if refs.count >= 6 { refs.remove(at: Int(random.next() % UInt64(refs.count))) }
+            refs.append(random.next() % 2 == 0 || liveRings.isEmpty ? pick(liveHubs) : pick(Array(liveRings)))
+        case 30 ..< 55:
+            if !refs.isEmpty { refs.remove(at: Int(random.next() % UInt64(refs.count))) }
+        case 55 ..< 70:
+            let ring = try newRing(Int(5 + random.next() % 20))
+            batch += ring
+            refs.append(ring[0].oid)
+        case 70 ..< 80:
+            let newHub = try storage.newOID()
+            let newRefs = liveRings.isEmpty ? [] : [pick(Array(liveRings))]
+            hubs[newHub] = newRefs
+            batch.append(Record(oid: newHub, data: newHub.bytes, references: newRefs))
+            refs.append(newHub)
+        default:
+            let dropped = rings.keys.filter { !liveRings.contains($0) }
+            guard !dropped.isEmpty, let members = rings[pick(dropped)] else { continue }
+            for (index, oid) in members.enumerated() {
+                batch.append(Record(oid: oid, data: oid.bytes, references: [members[(index + 1) % members.count]]))
+            }
+            refs.append(members[0])
+        }
+        if hub == .root && refs.isEmpty { continue }
+        hubs[hub] = refs
+        batch.append(Record(oid: hub, data: hub == .root ? [0] : hub.bytes, references: refs))
+        try storage.commit(batch)
+        findLive()
+        usleep(1_000)
+    }
+}
+
+/// Whether `oid` lies on a cycle of objects that each reference exactly one.
+func isRingMember(_ oid: OID, _ records: [OID: [OID]]) -> Bool {
+    var next = oid
+    for _ in 0 ..< 200 {
+        guard let refs = records[next], refs.count == 1 else { return false }
+        next = refs[0]
+        if next == oid { return true }
+    }
+    return false
+}
+
+/// SplitMix64: the mutations follow the seed.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
 }

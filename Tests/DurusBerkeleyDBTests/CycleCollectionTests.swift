@@ -29,6 +29,70 @@ import Testing
         #expect(last.collected == 0 && last.marked == 3)
     }
 
+    /// What `durus stats` reads: the last drain of the garbage queue, a cycle
+    /// collection's progress while it runs (polled from another thread), and
+    /// its figures after; `onCollection` hears each collection once.
+    @Test func reportsCollectionsAndCycleProgress() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let events = Mutex<[BerkeleyDBStorage.CollectionEvent]>([])
+        let storage = try openStore(directory.path) { configuration in
+            configuration.onCollection = { event in events.withLock { $0.append(event) } }
+        }
+        defer { try? storage.close() }
+        #expect(try storage.lastGarbageCollection() == nil)
+        #expect(try storage.cycleCollectionProgress() == nil)
+        let root = try storage.newOID()
+        // The root → a chain of 60,000 (marking takes a while); a separate
+        // chain of 1,000 dropped at once; a garbage ring of 500.
+        let live = try storage.newOIDs(count: 60_000)
+        try storage.commit(live.enumerated().map { index, oid in
+            Record(oid: oid, data: [2], references: index + 1 < live.count ? [live[index + 1]] : [])
+        } + [Record(oid: root, data: [0], references: [live[0]])])
+        let chain = try storage.newOIDs(count: 1_000)
+        try storage.commit(chain.enumerated().map { index, oid in
+            Record(oid: oid, data: [3], references: index + 1 < chain.count ? [chain[index + 1]] : [])
+        } + [Record(oid: root, data: [0], references: [live[0], chain[0]])])
+        let ring = try storage.newOIDs(count: 500)
+        try storage.commit(ring.enumerated().map { index, oid in
+            Record(oid: oid, data: [4], references: [ring[(index + 1) % ring.count]])
+        } + [Record(oid: root, data: [0], references: [live[0], ring[0]])])   // drops the chain
+        let drained = try #require(try storage.lastGarbageCollection())
+        #expect(drained.collected == 1_000)
+        #expect(abs(drained.finished.timeIntervalSinceNow) < 60)
+        try storage.commit([Record(oid: root, data: [0], references: [live[0]])])   // the ring leaks
+        #expect(try storage.lastGarbageCollection()?.collected == 1_000, "a drain that deleted nothing is not recorded")
+
+        let report = Mutex<Result<BerkeleyDBStorage.CycleCollectionReport, any Error>?>(nil)
+        let collector = Thread {
+            let result = Result { try storage.collectCycles(batchSize: 100) }
+            report.withLock { $0 = result }
+        }
+        collector.start()
+        var seen: [BerkeleyDBStorage.CycleCollectionProgress] = []
+        var polls = 0
+        while report.withLock({ $0 == nil }) {
+            polls += 1
+            if let progress = try storage.cycleCollectionProgress() { seen.append(progress) }
+            usleep(2_000)
+        }
+        let finished = try #require(report.withLock { $0 }).get()
+        #expect(finished.collected == 500 && finished.marked == 60_001)
+        #expect(seen.contains { $0.phase == .marking && $0.isRunning && $0.processID == getpid() }, "\(seen.count) of \(polls) polls saw progress")
+        #expect(zip(seen, seen.dropFirst()).allSatisfy { $0.marked <= $1.marked || $0.phase != $1.phase })
+        #expect(seen.allSatisfy { $0.phase == .marking || $0.unreachable == 500 })
+        #expect(try storage.cycleCollectionProgress() == nil)
+        let last = try #require(try storage.lastCycleCollection())
+        #expect(last.marked == finished.marked && last.collected == 500)
+        #expect(abs(last.finished.timeIntervalSinceNow) < 60)
+
+        let heard = events.withLock { $0 }
+        // The sweep's cascade may hand ring members to an ordinary drain too.
+        #expect(heard.count >= 2, "\(heard)")
+        if case .garbage(let first)? = heard.first { #expect(first.collected == drained.collected) } else { Issue.record("no garbage event first") }
+        if case .cycles(let cycles)? = heard.last { #expect(cycles.collected == finished.collected && cycles.marked == finished.marked) } else { Issue.record("no cycles event last") }
+    }
+
     /// Random commits with cycles; every fifth step a collection runs on
     /// another thread while that step's commits go on (linking garbage back
     /// in, sometimes). After every step, everything reachable is stored; at

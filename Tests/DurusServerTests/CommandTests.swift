@@ -23,16 +23,19 @@ import Testing
 
     /// Python writes a graph through `durus serve`; stats, census, verify and
     /// dump read the live store; backup copies it hot; migrate copies it through the server; gc asks
-    /// the server to pack; stop ends it.
+    /// the server to pack, which the server logs and stats then reports; stop ends it.
     @Test func inspectMigrateAndStopALiveServer() throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         let port = freePort()
         let store = directory.file("data")
-        let server = try ServerProcessTests.serve(["--db", store, "--port", "\(port)", "--durability", "none"])
+        let log = directory.file("server.log")
+        let server = try ServerProcessTests.serve(["--db", store, "--port", "\(port)", "--durability", "none", "--log-level", "info"],
+                                                  log: log)
         defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
         _ = try #require(ServerProcessTests.connect(port))
         try PythonDurus.run("graph.py", ["127.0.0.1:\(port)", "write"])
+        #expect(try Self.json(try Self.durus(["stats", store, "--json"]).output)["lastCycleCollection"] == nil)
 
         let stats = try Self.durus(["stats", store, "--json"])
         #expect(stats.status == 0)
@@ -57,9 +60,17 @@ import Testing
         let copy = directory.file("copy")
         #expect(try Self.durus(["migrate", "--server", "127.0.0.1:\(port)", copy]).status == 0)
         #expect(try Self.durus(["gc", "--server", "127.0.0.1:\(port)"]).status == 0)
+        let afterGC = try Self.json(try Self.durus(["stats", store, "--json"]).output)
+        let cycles = try #require(afterGC["lastCycleCollection"] as? [String: Any])
+        #expect(cycles["marked"] as? Int == objects)
+        #expect((cycles["finished"] as? String)?.hasPrefix("20") == true)
+        #expect(afterGC["cycleCollection"] == nil, "no run in progress")
+        #expect(try Self.durus(["stats", store]).output.contains("last cycle gc    0 collected, \(objects) marked live"))
         #expect(try Self.durus(["stop", "127.0.0.1:\(port)"]).status == 0)
         server.waitUntilExit()
         #expect(server.terminationStatus == 0)
+        let logged = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(logged.contains("cycles collected") && logged.contains("marked=\(objects)"), "server log: \(logged.suffix(2000))")
 
         let copied = try Self.json(try Self.durus(["stats", copy, "--json"]).output)
         #expect(copied["objects"] as? Int == objects)

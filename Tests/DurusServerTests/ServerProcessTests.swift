@@ -11,12 +11,18 @@ import Testing
         return proc.deletingLastPathComponent().appendingPathComponent("durus").path
     }
 
-    static func serve(_ arguments: [String]) throws -> Process {
+    /// Starts `durus serve`; its log goes to the file `log` when given.
+    static func serve(_ arguments: [String], log: String? = nil) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = ["serve"] + arguments
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        if let log {
+            FileManager.default.createFile(atPath: log, contents: nil)
+            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        } else {
+            process.standardError = FileHandle.nullDevice
+        }
         try process.run()
         return process
     }
