@@ -4,11 +4,20 @@
 #include <db.h>
 #include <string.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 /* Berkeley DB's API is a table of function pointers inside each handle, and
  * several of its parts are macros. Swift cannot call macros and calls the
  * pointers awkwardly, so each operation the Swift side uses is one inline
  * function here. */
+
+/* Lowers the calling thread's scheduling priority (Linux keeps a nice value
+ * per thread); for the background collector. */
+static inline int durus_lower_thread_priority(int nice_value) {
+    return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice_value);
+}
 
 /* Flags, as unsigned values (some do not fit the Int32 Swift would infer). */
 static const u_int32_t durus_DB_CREATE = DB_CREATE;

@@ -205,6 +205,9 @@ final class BackgroundCollector: Sendable {
     init(storage: BerkeleyDBStorage, pause: Duration) {
         let thread = Thread { [weak storage, self] in
             self.thread.withLock { $0 = pthread_self() }
+            // A lower priority (Linux sets it per thread): when loads and the
+            // collector want the same core, the scheduler lets the loads in first.
+            _ = durus_lower_thread_priority(10)
             while !self.stopped.withLock({ $0 }) {
                 guard self.signal.wait(timeout: .now() + .milliseconds(20)) == .success else { continue }
                 while !self.stopped.withLock({ $0 }), let storage, storage.collectOneBackgroundBatch() {

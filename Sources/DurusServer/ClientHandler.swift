@@ -336,8 +336,11 @@ final class ClientHandler: ChannelInboundHandler {
 
     private func flush(_ context: ChannelHandlerContext) {
         guard output.readableBytes > 0, context.channel.isActive else { return }
-        context.writeAndFlush(wrapOutboundOut(output), promise: nil)
+        // Swapped out before writing: the write can turn the channel writable
+        // again at once, which calls `process` (and so this) from inside it.
+        let pending = output
         output = context.channel.allocator.buffer(capacity: 256)
+        context.writeAndFlush(wrapOutboundOut(pending), promise: nil)
     }
 
     private func armFrameTimer(_ context: ChannelHandlerContext) {

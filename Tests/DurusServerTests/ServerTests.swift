@@ -176,6 +176,29 @@ import Testing
         #expect(throws: DurusError.keyNotFound(a)) { try client.load(a) }
     }
 
+    /// A sync answer far larger than the socket's buffers (60,000 new
+    /// objects' OIDs, 480 KB) arrives exactly once and the next answer
+    /// follows it. (The answer used to be written twice: the write turned
+    /// the channel writable again, which flushed the same buffer from inside.)
+    @Test func largeAnswersAreWrittenOnce() throws {
+        let server = try startServer()
+        defer { server.stop() }
+        let writer = try server.client()
+        let raw = try RawClient(port: server.port)
+        #expect(raw.hello() == 1)
+        let reader = try server.client()
+        let oids = try (0 ..< 60_000).map { _ in try writer.newOID() }
+        try writer.commit(oids.map { record($0, "x") })
+        raw.send([UInt8(ascii: "S")])
+        #expect(raw.read(4) == bigEndian(60_000))
+        let body = try #require(raw.read(8 * 60_000))
+        #expect(Set(stride(from: 0, to: body.count, by: 8).map { OID(bytes: body[$0 ..< $0 + 8])! }) == Set(oids))
+        raw.send([UInt8(ascii: "L")] + oids[7].bytes)
+        #expect(raw.read(1) == [WireProtocol.Status.okay.rawValue])
+        #expect(Set(try reader.sync()) == Set(oids))
+        #expect(Array(try reader.load(oids[7]).data) == Array("x".utf8))
+    }
+
     /// A client that never syncs while others commit is dropped once its
     /// pending invalidations pass the limit; the committer is unaffected.
     @Test func idleClientOverTheInvalidationLimitIsDropped() throws {
