@@ -5,7 +5,7 @@
 //                                                  commits forever, printing "ack N" after each
 //   durus-crash-child read DIR                     opens read-only and reports what it sees
 //   durus-crash-child migrate SRC DST              migrates store SRC into DST, printing "phase N" as it goes
-//   durus-crash-child cycles DIR SEED              one thread runs the cycle collector over and over while
+//   durus-crash-child cycles DIR                   one thread runs the cycle collector over and over while
 //                                                  another keeps relinking a graph full of cycles
 import Durus
 import DurusBerkeleyDB
@@ -119,7 +119,7 @@ case "migrate":
         fail("error: \(error)")
     }
 case "cycles":
-    guard arguments.count == 4, let seed = UInt64(arguments[3]) else { fail("bad arguments") }
+    guard arguments.count == 3 else { fail("bad arguments") }
     var configuration = BerkeleyDBStorage.Configuration()
     configuration.durability = .writeNoSync
     configuration.cacheSize = 16 << 20
@@ -128,7 +128,7 @@ case "cycles":
     configuration.logFileSize = 1 << 20
     do {
         let storage = try BerkeleyDBStorage(path: arguments[2], configuration: configuration)
-        try mutateWhileCollecting(storage, seed: seed)
+        try mutateWhileCollecting(storage)
     } catch {
         fail("error: \(error)")
     }
@@ -148,7 +148,7 @@ default:
 /// reference to a deleted object) means the collector deleted something
 /// reachable. Meanwhile another thread runs `collectCycles` back to back.
 /// Prints "ready" once the graph is there.
-func mutateWhileCollecting(_ storage: BerkeleyDBStorage, seed: UInt64) throws {
+func mutateWhileCollecting(_ storage: BerkeleyDBStorage) throws {
     var hubs: [OID: [OID]] = [:]
     var rings: [OID: [OID]] = [:]
     func newRing(_ size: Int) throws -> [Record] {
@@ -233,7 +233,7 @@ func mutateWhileCollecting(_ storage: BerkeleyDBStorage, seed: UInt64) throws {
     }
     collector.start()
     say("ready \(liveHubs.count) hubs, \(liveRings.count) rings")
-    var random = SplitMix(seed: seed)
+    var random = SystemRandomNumberGenerator()
     func pick<T>(_ items: [T]) -> T { items[Int(random.next() % UInt64(items.count))] }
     while true {
         let hub = pick(liveHubs)
@@ -281,17 +281,4 @@ func isRingMember(_ oid: OID, _ records: [OID: [OID]]) -> Bool {
         if next == oid { return true }
     }
     return false
-}
-
-/// SplitMix64: the mutations follow the seed.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

@@ -24,6 +24,27 @@ enum CrashChild {
         return (process, out, err)
     }
 
+    /// Starts the helper, waits until it prints "ready" (its store open,
+    /// recovery included, so the kill lands in its work however slow the
+    /// machine is), lets it run for `delay` microseconds, and kills it with
+    /// SIGKILL. Returns its output, its standard error, and whether it died
+    /// of the signal (rather than by itself).
+    static func killAfterReady(_ arguments: [String], delay: UInt32) throws -> (output: String, errors: String, killed: Bool) {
+        let (process, out, err) = try start(arguments)
+        var early = Data()
+        while !String(decoding: early, as: UTF8.self).contains("ready") {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            early.append(chunk)
+        }
+        usleep(delay)
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let output = String(decoding: early + out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return (output, errors, process.terminationReason == .uncaughtSignal)
+    }
+
     /// Runs the helper to its end and returns its standard output lines and status.
     static func run(_ arguments: [String]) throws -> (lines: [String], status: Int32, error: String) {
         let (process, out, err) = try start(arguments)

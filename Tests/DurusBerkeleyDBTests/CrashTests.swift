@@ -40,23 +40,12 @@ import Testing
         var highest: UInt64 = 0
         var acknowledgedKills = 0
         for round in 0 ..< kills {
-            let (process, out, err) = try CrashChild.start(["commit-loop", dir.path, durability.rawValue] + (background ? ["background"] : []))
-            // Wait for the child to have opened the store (recovery included),
-            // so the kill lands among commits however slow the machine is.
-            var early = Data()
-            while !String(decoding: early, as: UTF8.self).contains("ready") {
-                let chunk = out.fileHandleForReading.availableData
-                if chunk.isEmpty { break }
-                early.append(chunk)
-            }
-            usleep(UInt32.random(in: 20_000 ... 300_000, using: &random))
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            let lines = String(decoding: early + out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                .split(separator: "\n")
-            let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let (output, errors, killed) = try CrashChild.killAfterReady(
+                ["commit-loop", dir.path, durability.rawValue] + (background ? ["background"] : []),
+                delay: UInt32.random(in: 20_000 ... 300_000, using: &random))
+            let lines = output.split(separator: "\n")
             #expect(errors.isEmpty, "round \(round): the child failed by itself: \(errors)")
-            #expect(process.terminationReason == .uncaughtSignal, "round \(round): the child was not killed")
+            #expect(killed, "round \(round): the child was not killed")
             let lastAck = lines.last(where: { $0.hasPrefix("ack ") }).flatMap { UInt64($0.dropFirst(4)) }
             if lastAck != nil { acknowledgedKills += 1 }
             let found = try checkAfterKill(dir.path, lastAck: lastAck, durable: durability != .none, round: round)
@@ -97,21 +86,11 @@ import Testing
         var lastProgress: BerkeleyDBStorage.CycleCollectionProgress?
         while phases["marking", default: 0] < 20 && rounds < 80 {
             rounds += 1
-            let (process, out, err) = try CrashChild.start(["cycles", dir.path, "\(rounds)"])
-            var early = Data()
-            while !String(decoding: early, as: UTF8.self).contains("ready") {
-                let chunk = out.fileHandleForReading.availableData
-                if chunk.isEmpty { break }
-                early.append(chunk)
-            }
-            usleep(UInt32.random(in: 50_000 ... 1_500_000, using: &random))
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            let lines = String(decoding: early + out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let (output, errors, killed) = try CrashChild.killAfterReady(
+                ["cycles", dir.path], delay: UInt32.random(in: 50_000 ... 1_500_000, using: &random))
             #expect(errors.isEmpty, "round \(rounds): the child failed by itself: \(errors)")
-            #expect(process.terminationReason == .uncaughtSignal, "round \(rounds): the child was not killed")
-            #expect(lines.contains("ready"), "round \(rounds): the child never got going")
+            #expect(killed, "round \(rounds): the child was not killed")
+            #expect(output.contains("ready"), "round \(rounds): the child never got going")
 
             let storage = try openStore(dir.path)
             let progress = try storage.cycleCollectionProgress()

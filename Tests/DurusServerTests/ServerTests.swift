@@ -199,6 +199,33 @@ import Testing
         #expect(Array(try reader.load(oids[7]).data) == Array("x".utf8))
     }
 
+    /// Durus's `gcbytes`: once `packAfterBytes` have been committed the
+    /// server packs by itself; a garbage cycle (which counting alone never
+    /// frees) goes, and a client's sync names its members.
+    @Test func packsAfterTheConfiguredBytes() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let storage = try openStore(directory.file("store"))
+        let server = try startServer(storage: storage) { $0.packAfterBytes = 20_000 }
+        defer { server.stop(); try? storage.close() }
+        let client = try server.client()
+        let root = try client.newOID(), a = try client.newOID(), b = try client.newOID(), filler = try client.newOID()
+        try client.commit([record(root, "r", references: [a]), record(a, "a", references: [b]), record(b, "b", references: [a])])
+        try client.commit([record(root, "r")])                  // a ⇄ b: a cycle nothing reaches
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(storage.objectCount == 3, "no pack yet: the cycle stays")
+        for round in 0 ..< 5 {                                  // 5 × 5,000 bytes: over the limit
+            try client.commit([record(filler, String(repeating: "\(round)", count: 5_000)), record(root, "r", references: [filler])])
+        }
+        #expect(eventually { storage.objectCount == 2 }, "the cycle is collected by the automatic pack")
+        var synced: Set<OID> = []
+        #expect(eventually {
+            synced.formUnion((try? client.sync()) ?? [])
+            return synced.isSuperset(of: [a, b])
+        })
+        #expect(try storage.lastCycleCollection()?.collected == 2)
+    }
+
     /// A client that never syncs while others commit is dropped once its
     /// pending invalidations pass the limit; the committer is unaffected.
     @Test func idleClientOverTheInvalidationLimitIsDropped() throws {
