@@ -15,9 +15,10 @@ extension BerkeleyDBStorage {
     /// let copy = try BerkeleyDBStorage(path: "/backups/store-2026-12-01")
     /// ```
     ///
-    /// Log files are not removed in this process while a backup runs. A
-    /// backup taken by another process (`durus backup` beside a server) may
-    /// fail if the server removes a log file it still needed; run it again.
+    /// No process removes log files while a backup runs: the backup holds
+    /// `backup.lock` in the store's directory shared, and log removal needs
+    /// it exclusively (and skips a round when it cannot have it), so
+    /// `durus backup` beside a running server copies every log it needs.
     ///
     /// - Throws: ``Durus/DurusError/io(path:message:)`` when `directory`
     ///   exists and is not empty; a Berkeley DB error when copying or
@@ -29,8 +30,9 @@ extension BerkeleyDBStorage {
                 throw DurusError.io(path: directory, message: "exists and is not empty: back up into a new directory")
             }
             try files.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            backupsRunning.add(1, ordering: .acquiringAndReleasing)
-            defer { backupsRunning.subtract(1, ordering: .acquiringAndReleasing) }
+            let lock = Self.openBackupLock(path)
+            if lock >= 0 { _ = flock(lock, LOCK_SH) }   // waits only for a removal under way
+            defer { if lock >= 0 { Foundation.close(lock) } }
             do {
                 try Engine.check(durus_env_backup(env, directory, durus_DB_CREATE), "back up into \(directory)")
                 try Engine.check(durus_env_recover_backup(directory), "recover the backup in \(directory)")
@@ -39,5 +41,23 @@ extension BerkeleyDBStorage {
                 throw error
             }
         }
+    }
+
+    /// Removes the log files recovery no longer needs, unless a backup in
+    /// any process is copying them (see ``backup(to:)``).
+    func removeUnusedLogs() throws {
+        let lock = Self.openBackupLock(path)
+        defer { if lock >= 0 { Foundation.close(lock) } }
+        if lock >= 0, flock(lock, LOCK_EX | LOCK_NB) != 0 { return }
+        try Engine.check(durus_env_log_remove_unused(env), "remove old log files")
+    }
+
+    /// The store's `backup.lock`, created when missing; opened read-only
+    /// when the directory is not writable (a lock needs no write access);
+    /// -1 when it cannot be opened at all.
+    static func openBackupLock(_ path: String) -> Int32 {
+        let lockPath = path + "/backup.lock"
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        return fd >= 0 ? fd : open(lockPath, O_RDONLY | O_CLOEXEC)
     }
 }

@@ -65,9 +65,6 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     private var scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 8)
     private var checkpointer: Checkpointer?
     private var backgroundCollector: BackgroundCollector?
-    /// Backups running in this process: log files are not removed meanwhile,
-    /// since a backup copies them after the databases.
-    let backupsRunning = Atomic(0)
     /// While the cycle collector marks: every OID a commit stores or
     /// references, so what was relinked or created meanwhile counts as live.
     let cycleTracking = Mutex<CycleTracking?>(nil)
@@ -325,9 +322,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
             guard !configuration.readOnly else { return }
             try Engine.check(durus_env_memp_trickle(env, 100), "write dirty pages")
             try writer.withLock { _ in try Engine.check(durus_env_txn_checkpoint(env, 0, 0), "checkpoint") }
-            if backupsRunning.load(ordering: .acquiring) == 0 {
-                try Engine.check(durus_env_log_remove_unused(env), "remove old log files")
-            }
+            try removeUnusedLogs()
         }
     }
 

@@ -5,6 +5,7 @@
 //                                                  commits forever, printing "ack N" after each
 //   durus-crash-child read DIR                     opens read-only and reports what it sees
 //   durus-crash-child migrate SRC DST              migrates store SRC into DST, printing "phase N" as it goes
+//   durus-crash-child backup DIR DEST              opens DIR read-only and backs it up into DEST
 //   durus-crash-child cycles DIR                   one thread runs the cycle collector over and over while
 //                                                  another keeps relinking a graph full of cycles
 import Durus
@@ -115,6 +116,19 @@ case "migrate":
         try target.migrate(from: source, batchSize: 500) { say("\($0.phase.rawValue) \($0.records)") }
         try target.close()
         try source.close()
+    } catch {
+        fail("error: \(error)")
+    }
+case "backup":
+    guard arguments.count == 4 else { fail("bad arguments") }
+    var configuration = BerkeleyDBStorage.Configuration()
+    configuration.readOnly = true
+    configuration.createIfMissing = false
+    do {
+        let storage = try BerkeleyDBStorage(path: arguments[2], configuration: configuration)
+        try storage.backup(to: arguments[3])
+        try storage.close()
+        say("backed up")
     } catch {
         fail("error: \(error)")
     }

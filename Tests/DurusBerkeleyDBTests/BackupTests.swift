@@ -61,6 +61,58 @@ import Testing
         }
     }
 
+    /// `durus backup` beside a server: the backup runs in another process
+    /// (read-only, as the command opens the store) while the writer commits
+    /// 2 KB records without pause, rolls a 256 KiB log file every hundred
+    /// commits or so, and checkpoints and removes old logs every 10 ms. The
+    /// writer must keep every log file the backup still has to copy: each of
+    /// five backups succeeds, verifies clean, and holds every commit
+    /// acknowledged before it began.
+    @Test func backupThroughAnotherHandleWhileLogsRoll() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let live = directory.file("live")
+        let storage = try openStore(live) {
+            $0.durability = .writeNoSync
+            $0.logFileSize = 256 << 10
+            $0.logBufferSize = 64 << 10
+            $0.checkpointInterval = .milliseconds(10)
+        }
+        defer { try? storage.close() }
+        _ = try storage.newOID()
+        try storage.commit([Record(oid: .root, data: Self.count(0), references: [])])
+        let acknowledged = Mutex<UInt64>(0)
+        let stop = Mutex(false)
+        let payload = [UInt8](repeating: 0x5A, count: 2_000)
+        let writer = Thread {
+            var n: UInt64 = 0
+            while !stop.withLock({ $0 }) {
+                n += 1
+                guard (try? storage.commit([Record(oid: .root, data: Self.count(n) + payload, references: [])])) != nil else { return }
+                acknowledged.withLock { $0 = n }
+            }
+        }
+        writer.start()
+        defer {
+            stop.withLock { $0 = true }
+            while !writer.isFinished { usleep(1_000) }
+        }
+        while acknowledged.withLock({ $0 }) < 500 { usleep(1_000) }
+        for index in 0 ..< 5 {
+            let before = acknowledged.withLock { $0 }
+            let path = directory.file("backup-\(index)")
+            let run = try CrashChild.run(["backup", live, path])
+            #expect(run.status == 0 && run.lines == ["backed up"], "backup \(index): \(run.error)")
+            guard run.status == 0 else { continue }
+            let copy = try openStore(path)
+            #expect(try copy.verify().isClean)
+            let n = Self.value(try copy.load(.root).data.prefix(8))
+            #expect(n >= before, "backup \(index) lost commit \(before); it holds \(n)")
+            try copy.close()
+        }
+        #expect(acknowledged.withLock { $0 } > 1_000, "the writer kept committing")
+    }
+
     static func count(_ n: UInt64) -> [UInt8] { withUnsafeBytes(of: n.bigEndian) { Array($0) } }
     static func value(_ data: ArraySlice<UInt8>) -> UInt64 { data.reduce(0) { $0 << 8 | UInt64($1) } }
 }
