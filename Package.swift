@@ -67,9 +67,13 @@ let package = Package(
             dependencies: ["Durus", "DurusBerkeleyDB"],
             path: "Tests/CrashChild"
         ),
+        .target(
+            name: "DurusTestSupport",
+            path: "Tests/DurusTestSupport"
+        ),
         .testTarget(
             name: "DurusTests",
-            dependencies: ["Durus"],
+            dependencies: ["Durus", "DurusTestSupport"],
             exclude: ["Python"],
             resources: [.copy("Vectors")]
         ),
@@ -83,6 +87,7 @@ let package = Package(
                 "Durus",
                 "DurusBerkeleyDB",
                 "DurusServer",
+                "DurusTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["Python"]

@@ -134,11 +134,11 @@ func logCollection(_ event: BerkeleyDBStorage.CollectionEvent, _ logger: Logger)
     switch event {
     case .garbage(let report):
         logger.log(level: report.collected >= 1_000 ? .info : .debug, "garbage collected",
-                   metadata: ["objects": "\(report.collected)", "seconds": "\(formatted(report.duration))"])
+                   metadata: ["objects": "\(report.collected)", "duration": "\(formatted(report.duration))"])
     case .cycles(let report):
         logger.info("cycles collected",
                     metadata: ["collected": "\(report.collected)", "marked": "\(report.marked)",
-                               "seconds": "\(formatted(report.duration))"])
+                               "duration": "\(formatted(report.duration))"])
     }
 }
 

@@ -1,66 +1,28 @@
 @testable import Durus
+import DurusTestSupport
 import Foundation
 
 /// Python Durus 4.3, installed by the test command into a venv in the build
 /// folder (DURUS_PYTHON names its interpreter), and the test scripts beside this file.
 enum PythonDurus {
-    static let scripts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Python").path
+    static let scripts = PythonScripts(
+        folder: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Python").path)
 
-    static var python: String? {
-        if let path = ProcessInfo.processInfo.environment["DURUS_PYTHON"], FileManager.default.isExecutableFile(atPath: path) {
-            return path
-        }
-        let local = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../../.build/durus-venv/bin/python").standardized.path
-        return FileManager.default.isExecutableFile(atPath: local) ? local : nil
-    }
-
-    /// The interpreter, or an error saying how to get it: the interop tests
-    /// fail rather than pass silently without the real Durus.
-    static func interpreter() throws -> String {
-        guard let python else {
-            throw PythonError(message: "Python Durus 4.3 not found: run scripts/test, or set DURUS_PYTHON")
-        }
-        return python
-    }
-
-    struct PythonError: Error, CustomStringConvertible {
-        let message: String
-        var description: String { message }
-    }
+    static func interpreter() throws -> String { try PythonScripts.interpreter() }
 
     /// Starts `script` (in the Python folder) with `arguments`.
     static func start(_ script: String, _ arguments: [String], stdin: Pipe? = nil) throws -> (Process, Pipe, Pipe) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try interpreter())
-        process.arguments = [scripts + "/" + script] + arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: scripts)
-        var environment = ProcessInfo.processInfo.environment
-        environment["PYTHONDONTWRITEBYTECODE"] = "1"
-        process.environment = environment
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        if let stdin { process.standardInput = stdin }
-        try process.run()
-        return (process, out, err)
+        try scripts.start(script, arguments, stdin: stdin)
     }
 
     /// Runs `script` to its end; throws with its error output when it fails.
     @discardableResult
     static func run(_ script: String, _ arguments: [String]) throws -> String {
-        let (process, out, err) = try start(script, arguments)
-        return try finish(process, out, err, script)
+        String(decoding: try scripts.run(script, arguments), as: UTF8.self)
     }
 
     static func finish(_ process: Process, _ out: Pipe, _ err: Pipe, _ script: String) throws -> String {
-        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw PythonError(message: "\(script) exited with \(process.terminationStatus):\n\(output)\n\(errors)")
-        }
-        return output
+        String(decoding: try scripts.finish(process, out, err, script), as: UTF8.self)
     }
 
     /// Starts Durus 4.3's own server (`durus -s`) on a free port over a new file.
@@ -85,7 +47,7 @@ enum PythonDurus {
         }
         guard up else {
             process.terminate()
-            throw PythonError(message: "durus -s did not start on port \(port)")
+            throw PythonFailure("durus -s did not start on port \(port)")
         }
         return (process, port)
     }
@@ -109,11 +71,11 @@ enum AccountPickle {
     /// The balance in an Account record written by Python or by `data(balance:)`.
     static func balance(_ data: ArraySlice<UInt8>) throws -> Int {
         let bytes = Array(data)
-        guard bytes.starts(with: classPickle) else { throw PythonDurus.PythonError(message: "not an accounts.Account record") }
+        guard bytes.starts(with: classPickle) else { throw PythonFailure("not an accounts.Account record") }
         var state = Array(bytes[classPickle.count...])
         if state.first == 0x78, let inflated = Zlib.decompress(state[...]) { state = inflated }
         guard let key = state.firstRange(of: Array("balance".utf8)) else {
-            throw PythonDurus.PythonError(message: "no balance in \(state)")
+            throw PythonFailure("no balance in \(state)")
         }
         var index = key.upperBound
         if state[index] == 0x71 { index += 2 }   // BINPUT n
@@ -130,7 +92,7 @@ enum AccountPickle {
             for offset in (0 ..< count).reversed() { value = value << 8 | Int(state[index + 2 + offset]) }
             if count > 0, count < 8, state[index + 1 + count] & 0x80 != 0 { value -= 1 << (8 * count) }
             return value
-        default: throw PythonDurus.PythonError(message: "unexpected pickle op \(state[index]) for the balance")
+        default: throw PythonFailure("unexpected pickle op \(state[index]) for the balance")
         }
     }
 }

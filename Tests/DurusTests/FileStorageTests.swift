@@ -1,49 +1,12 @@
 @testable import Durus
+import DurusTestSupport
 import Foundation
 import Synchronization
 import Testing
 
-/// Python Durus 4.3 and the scripts in Python/ beside this file. Without the
-/// interpreter the interop tests fail, saying how to get it.
-private enum DurusPython {
-    static let scripts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Python")
-
-    static func interpreter() throws -> String {
-        let candidates: [String?] = [
-            ProcessInfo.processInfo.environment["DURUS_PYTHON"],
-            "/work/main/.build/durus-venv/bin/python",
-            scripts.appendingPathComponent("../../../.build/durus-venv/bin/python").standardized.path,
-        ]
-        guard let python = candidates.compactMap({ $0 }).first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw Failure("Python Durus 4.3 not found: set DURUS_PYTHON to a python with Durus 4.3 installed")
-        }
-        return python
-    }
-
-    /// Runs `script` and returns its standard output; throws with its errors when it fails.
-    static func run(_ script: String, _ arguments: [String]) throws -> Data {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try interpreter())
-        process.arguments = [scripts.appendingPathComponent(script).path] + arguments
-        var environment = ProcessInfo.processInfo.environment
-        environment["PYTHONDONTWRITEBYTECODE"] = "1"
-        process.environment = environment
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let output = out.fileHandleForReading.readDataToEndOfFile()
-        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw Failure("\(script) \(arguments) failed:\n\(errors)") }
-        return output
-    }
-
-    struct Failure: Error, CustomStringConvertible {
-        let description: String
-        init(_ description: String) { self.description = description }
-    }
-}
+/// Python Durus 4.3 and the scripts in Python/ beside this file.
+private let durusPython = PythonScripts(
+    folder: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Python").path)
 
 /// What make_files.py reports about a file Durus built.
 private struct MadeFile: Decodable {
@@ -80,7 +43,7 @@ private final class Fixture: Sendable {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("FileStorageFixtures-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         path = directory.appendingPathComponent("\(kind).durus").path
-        made = try JSONDecoder().decode(MadeFile.self, from: DurusPython.run("make_files.py", [kind, path]))
+        made = try JSONDecoder().decode(MadeFile.self, from: durusPython.run("make_files.py", [kind, path]))
     }
 
     /// A private copy of the file at a fresh path.
@@ -232,7 +195,7 @@ private func makeThreeTransactions(at path: String) throws -> [Int] {
             try storage.close()
             #expect(expected.count == 8)
             #expect(expected[0] == record(0, "root again", [1, 2, 3, 4, 5, 6, 7]).bytes)
-            let read = try JSONDecoder().decode(ReadBack.self, from: DurusPython.run("read_file.py", [path]))
+            let read = try JSONDecoder().decode(ReadBack.self, from: durusPython.run("read_file.py", [path]))
             #expect(read.recordBytes == expected)
             #expect(read.loaded == read.records)
         }
@@ -250,7 +213,7 @@ private func makeThreeTransactions(at path: String) throws -> [Int] {
             #expect(second.rawValue == first.rawValue + 1)
             try storage.commit([record(first, "from swift", [second, 1]), record(second, "leaf")])
             try storage.close()
-            let read = try JSONDecoder().decode(ReadBack.self, from: DurusPython.run("read_file.py", [path, "--objects"]))
+            let read = try JSONDecoder().decode(ReadBack.self, from: durusPython.run("read_file.py", [path, "--objects"]))
             #expect(read.items == 2200)
             #expect(read.recordBytes[first] == record(first, "from swift", [second, 1]).bytes)
             #expect(read.recordBytes[second] == record(second, "leaf").bytes)
@@ -289,7 +252,7 @@ private func makeThreeTransactions(at path: String) throws -> [Int] {
             #expect(try reopened.newOID().rawValue > beforePack.rawValue)
             try reopened.close()
 
-            let read = try JSONDecoder().decode(ReadBack.self, from: DurusPython.run("read_file.py", [path, "--objects"]))
+            let read = try JSONDecoder().decode(ReadBack.self, from: durusPython.run("read_file.py", [path, "--objects"]))
             #expect(read.items == 2200)
             // Durus hands out a hole of the map Swift wrote: a collected OID or a fresh one.
             let durusOID = try #require(read.new_oid)
@@ -322,7 +285,7 @@ private func makeThreeTransactions(at path: String) throws -> [Int] {
             #expect(try repaired.newOID() == 6)
             try repaired.commit([record(6, "after repair")])
             try repaired.close()
-            let read = try JSONDecoder().decode(ReadBack.self, from: DurusPython.run("read_file.py", [path]))
+            let read = try JSONDecoder().decode(ReadBack.self, from: durusPython.run("read_file.py", [path]))
             #expect(read.records.count == 7)
         }
     }
@@ -460,7 +423,7 @@ private func makeThreeTransactions(at path: String) throws -> [Int] {
                         mine.append(oid)
                         let head = heads[worker]
                         try storage.commit([new, record(head, "head", mine)])
-                        guard try storage.load(oid) == new else { throw DurusPython.Failure("lost \(oid)") }
+                        guard try storage.load(oid) == new else { throw PythonFailure("lost \(oid)") }
                     }
                 } catch {
                     failures.withLock { $0.append("\(error)") }
@@ -537,7 +500,7 @@ private func lastWins(_ records: [Record]) -> [OID: [UInt8]] {
             try truncate(dfs20, to: try fileSize(dfs20) - 10)
             var opening: DurusError?
             do { _ = try FileStorage(path: dfs20) } catch { opening = error as? DurusError }
-            guard case .tornTransaction = try #require(opening) else { throw DurusPython.Failure("not torn: \(opening!)") }
+            guard case .tornTransaction = try #require(opening) else { throw PythonFailure("not torn: \(opening!)") }
             records = []
             #expect(throws: opening!) { try FileScan(path: dfs20).forEachRecord { records.append($0) } }
             // Durus's last commit stored the root and a new list.
