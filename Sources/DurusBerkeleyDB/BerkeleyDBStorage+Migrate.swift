@@ -294,14 +294,16 @@ private struct Frontier {
 extension BerkeleyDBStorage.Configuration {
     /// The settings to open a store with for
     /// ``BerkeleyDBStorage/migrate(from:batchSize:progress:)``, as `durus
-    /// migrate` does: the defaults with a 16 MiB cache. A migration reads and
+    /// migrate` does: the defaults with a 32 MiB cache. A migration reads and
     /// writes the store nearly front to back, so a bigger cache holds little
-    /// it reads again, and its memory would grow with the source up to the
-    /// cache size. The cache is chosen at each open: opened again afterwards,
-    /// the store gets the cache its new configuration asks for.
+    /// it reads again, while its memory would grow with the source up to the
+    /// cache size (and a smaller one makes the copy slower: Berkeley DB then
+    /// writes more page versions out to freezer files). The cache is chosen at
+    /// each open: opened again afterwards, the store gets the cache its new
+    /// configuration asks for.
     public static var migration: Self {
         var configuration = Self()
-        configuration.cacheSize = 16 << 20
+        configuration.cacheSize = 32 << 20
         return configuration
     }
 }
