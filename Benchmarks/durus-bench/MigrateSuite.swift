@@ -100,7 +100,7 @@ func runMigrateChild(_ arguments: [String]) throws {
     var phaseStart = start
     var phase = BerkeleyDBStorage.MigrationProgress.Phase.copying
     let scan = try FileScan(path: arguments[0])
-    let store = try BerkeleyDBStorage(path: arguments[1])
+    let store = try BerkeleyDBStorage(path: arguments[1], configuration: .migration)
     try store.migrate(from: scan) { progress in
         if progress.phase == .copying { result.records = progress.records }
         guard progress.phase != phase else { return }

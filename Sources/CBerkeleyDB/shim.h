@@ -239,4 +239,36 @@ static inline int durus_bulk_next(void *buffer, u_int32_t capacity, void **state
 
 static inline const char *durus_strerror(int code) { return db_strerror(code); }
 
+/* ---- migration ---- */
+static const u_int32_t durus_DB_SET_RANGE = DB_SET_RANGE;
+
+/* Puts key/data in txn unless key is there already (DB_KEYEXIST). */
+static inline int durus_db_put_new_in(DB *db, DB_TXN *txn, const void *key, u_int32_t klen,
+                                      const void *data, u_int32_t dlen) {
+    DBT k, d;
+    memset(&k, 0, sizeof k); memset(&d, 0, sizeof d);
+    k.data = (void *)key; k.size = klen;
+    d.data = (void *)data; d.size = dlen;
+    return db->put(db, txn, &k, &d, DB_NOOVERWRITE);
+}
+/* Removes every key of the database, in txn. */
+static inline int durus_db_truncate(DB *db, DB_TXN *txn) {
+    u_int32_t count = 0;
+    return db->truncate(db, txn, &count, 0);
+}
+/* Moves the cursor (DB_SET_RANGE: to the first key at or after the *klen
+ * bytes in `key`; DB_NEXT: one on) and reads only its key into `key`. */
+static inline int durus_cursor_key(DBC *cursor, u_int32_t position, void *key, u_int32_t capacity, u_int32_t *klen) {
+    DBT k, d;
+    char none;
+    memset(&k, 0, sizeof k); memset(&d, 0, sizeof d);
+    k.data = key; k.size = *klen; k.ulen = capacity; k.flags = DB_DBT_USERMEM;
+    d.data = &none; d.ulen = 0; d.flags = DB_DBT_USERMEM | DB_DBT_PARTIAL;
+    int r = cursor->get(cursor, &k, &d, position);
+    *klen = k.size;
+    return r;
+}
+/* Deletes the pair under the cursor. */
+static inline int durus_cursor_del(DBC *cursor) { return cursor->del(cursor, 0); }
+
 #endif

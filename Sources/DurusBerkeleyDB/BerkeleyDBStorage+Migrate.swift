@@ -8,9 +8,11 @@ extension BerkeleyDBStorage {
         public enum Phase: String, Sendable {
             /// Records are copied from the source in batches.
             case copying
-            /// Everything reachable from the root is marked.
+            /// Everything reachable from the root is visited once, its
+            /// references counted and the objects and bytes summed.
             case marking
-            /// Unreachable records are removed and reference counts rebuilt.
+            /// Unreachable records are removed: one pass over the store, which
+            /// ends at once when every record copied was reachable.
             case counting
             /// The store is ready.
             case done
@@ -30,14 +32,23 @@ extension BerkeleyDBStorage {
     /// Memory stays flat however many objects the source holds: records go in
     /// by batches of `batchSize` in their own transactions (a later record for
     /// an OID simply overrides an earlier one, so a file's sequential scan
-    /// needs no index), the marks from the root live in a temporary Berkeley
-    /// DB table, and the reference counts are rebuilt by one streaming pass.
+    /// needs no index); then one walk from the root visits each reachable
+    /// record once and counts its references straight into the reference
+    /// counts (an OID's first count is its mark), smallest OID first, the
+    /// order Python Durus's pack writes a file in, so the walk reads the
+    /// store nearly front to back; the OIDs waiting for a visit spill into a
+    /// temporary table past a bound. Records nothing counted are deleted by a
+    /// last pass, skipped when the walk found as many records as were copied.
     /// Afterwards every record reachable from the root is byte-identical under
     /// its OID, unreachable ones (cycles included) are gone, new OIDs continue
     /// above the source's highest, and ``verify()`` is clean.
     ///
+    /// Berkeley DB's cache is most of the memory a migration takes: open the
+    /// store with ``Configuration/migration`` (as `durus migrate` does) for a
+    /// cache that its access pattern needs, whatever the size of the source.
+    ///
     /// ```swift
-    /// let store = try BerkeleyDBStorage(path: "new-store")
+    /// let store = try BerkeleyDBStorage(path: "new-store", configuration: .migration)
     /// try store.migrate(from: ClientStorage(address: .standard)) { print($0.phase, $0.records) }
     /// ```
     ///
@@ -52,13 +63,16 @@ extension BerkeleyDBStorage {
                 guard marker != nil || counters.objects == 0 else {
                     throw DurusError.io(path: path, message: "holds \(counters.objects) objects: migrate into a new store")
                 }
-                try writeTransaction { txn in try meta.putString("migration", "running", txn: txn) }
-                if marker != nil { try clearDerivedTables() }
-                let highest = try copy(from: source, batchSize: max(1, batchSize), progress: progress)
-                let marks = try temporaryTable("migrate-marks")
-                defer { marks.close() }
-                try markReachable(marks, progress: progress)
-                counters = try sweepAndCount(marks: marks, batchSize: max(1, batchSize), progress: progress)
+                try migrationTransaction { txn in
+                    try meta.putString("migration", "running", txn: txn)
+                    // A rerun starts from empty tables, so the copy's count of distinct records is exact.
+                    if marker != nil { for table in [records, refcounts, garbage] { try table.truncate(txn: txn) } }
+                }
+                let batchSize = max(1, batchSize)
+                let (highest, distinct) = try copy(from: source, batchSize: batchSize, progress: progress)
+                counters = try markAndCount(batchSize: batchSize, progress: progress)
+                progress(MigrationProgress(phase: .counting, records: 0, bytes: 0))
+                if counters.objects != distinct { try sweep(batchSize: batchSize, progress: progress) }
                 try oids.withLock { allocator in
                     let next = max(allocator.next, highest.map { $0.rawValue + 1 } ?? 0)
                     try writeTransaction { txn in
@@ -74,29 +88,45 @@ extension BerkeleyDBStorage {
         }
     }
 
-    /// An interrupted run may have left counts and queue entries: drop them
-    /// (the records are simply put again).
-    private func clearDerivedTables() throws {
-        for table in [refcounts, garbage] {
-            while true {
-                let batch = try table.firstOIDs(limit: 10_000, txn: nil)
-                if batch.isEmpty { break }
-                try writeTransaction(flags: durus_DB_TXN_NOSYNC) { txn in
-                    for oid in batch { _ = try table.delete(oid, txn: txn) }
-                }
-            }
+    /// Runs `body` in a transaction committed without a log flush, never
+    /// retried (its effects outside the store, on counts and the frontier,
+    /// would happen twice): a failure leaves the migration to be run again.
+    private func migrationTransaction<T>(_ body: (Txn) throws -> T) throws -> T {
+        var txn: Txn?
+        try Engine.check(durus_txn_begin(env, &txn, 0), "begin a transaction")
+        let result: T
+        do {
+            result = try body(txn!)
+        } catch {
+            _ = durus_txn_abort(txn)
+            throw error
         }
+        try Engine.check(durus_txn_commit(txn, durus_DB_TXN_NOSYNC), "commit a transaction")
+        return result
     }
 
-    private func copy(from source: any Storage, batchSize: Int, progress: (MigrationProgress) -> Void) throws -> OID? {
+    /// Copies every record; returns the highest OID and how many distinct
+    /// OIDs the store holds now.
+    private func copy(from source: any Storage, batchSize: Int,
+                      progress: (MigrationProgress) -> Void) throws -> (highest: OID?, distinct: UInt64) {
         var batch: [Record] = []
         batch.reserveCapacity(batchSize)
         var highest: OID?
+        var distinct: UInt64 = 0
         var copied = MigrationProgress(phase: .copying, records: 0, bytes: 0)
+        progress(copied)
         func flush() throws {
             guard !batch.isEmpty else { return }
-            try writeTransaction(flags: durus_DB_TXN_NOSYNC) { txn in
-                for record in batch { try records.put(record.oid, record.bytes, txn: txn) }
+            distinct += try migrationTransaction { txn in
+                var added: UInt64 = 0
+                for record in batch {
+                    if try records.insert(record.oid, record.bytes, txn: txn) {
+                        added += 1
+                    } else {
+                        try records.put(record.oid, record.bytes, txn: txn)
+                    }
+                }
+                return added
             }
             try keepCacheClean()
             copied.records += batch.count
@@ -110,17 +140,72 @@ extension BerkeleyDBStorage {
             if batch.count >= batchSize { try flush() }
         }
         try flush()
-        return highest
+        return (highest, distinct)
     }
 
-    /// Marks the root and everything it reaches.
-    private func markReachable(_ marks: Table, progress: (MigrationProgress) -> Void) throws {
-        guard try records.exists(.root, txn: nil) else { return }
-        let frontier = try temporaryTable("migrate-frontier")
-        defer { frontier.close() }
-        let marked = try markFrom([.root], marks: marks, frontier: frontier, txn: nil)
-        try keepCacheClean()
-        progress(MigrationProgress(phase: .marking, records: marked, bytes: 0))
+    /// Visits every record reachable from the root once, `batchSize` visits
+    /// per transaction, counting each reference of each one: the counts are
+    /// then complete, and an OID counted for the first time is one to visit
+    /// (the root is visited first, whether or not anything references it).
+    /// Returns the objects and bytes visited.
+    private func markAndCount(batchSize: Int, progress: (MigrationProgress) -> Void) throws -> Counters {
+        var counters = Counters(objects: 0, bytes: 0, garbageQueued: false)
+        var marked = MigrationProgress(phase: .marking, records: 0, bytes: 0)
+        progress(marked)
+        let spill = try temporaryTable("migrate-frontier")
+        defer { spill.close() }
+        var frontier = Frontier(spill: spill)
+        try frontier.push(.root)
+        var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 8)
+        defer { buffer.deallocate() }
+        var references: [UInt64] = []
+        var finished = false
+        while !finished {
+            try migrationTransaction { txn in
+                for _ in 0 ..< batchSize {
+                    guard let oid = try frontier.pop() else {
+                        finished = true
+                        return
+                    }
+                    // A dangling reference is counted and has no record: nothing to visit.
+                    guard let length = try records.read(oid, into: &buffer, txn: txn) else { continue }
+                    counters.objects += 1
+                    counters.bytes += UInt64(length)
+                    distinctReferences(UnsafeRawBufferPointer(rebasing: buffer[..<length]), of: oid, into: &references)
+                    for ref in references where try refcounts.countUp(OID(ref), txn: txn) && ref != OID.root.rawValue {
+                        try frontier.push(OID(ref))
+                    }
+                }
+            }
+            try keepCacheClean()
+            marked.records = Int(counters.objects)
+            marked.bytes = Int(counters.bytes)
+            progress(marked)
+        }
+        return counters
+    }
+
+    /// Deletes every record but the root that no reference counted, in
+    /// transactions of `batchSize` records, reading keys only.
+    private func sweep(batchSize: Int, progress: (MigrationProgress) -> Void) throws {
+        var swept = MigrationProgress(phase: .counting, records: 0, bytes: 0)
+        var next: OID? = .root
+        while let start = next {
+            next = try migrationTransaction { txn in
+                try records.withCursor(txn: txn) { cursor in
+                    var oid = try cursor.key(atOrAfter: start)
+                    for _ in 0 ..< batchSize {
+                        guard let current = oid else { break }
+                        if current != .root, try !refcounts.exists(current, txn: txn) { try cursor.deleteCurrent() }
+                        swept.records += 1
+                        oid = try cursor.key()
+                    }
+                    return oid
+                }
+            }
+            try keepCacheClean()
+            progress(swept)
+        }
     }
 
     /// Writes dirty pages out until a fifth of the cache is clean. The
@@ -131,47 +216,94 @@ extension BerkeleyDBStorage {
     private func keepCacheClean() throws {
         try Engine.check(durus_env_memp_trickle(env, 20), "write dirty pages")
     }
+}
 
-    /// Deletes every unmarked record and counts the references of the marked
-    /// ones, in one pass over a snapshot (which takes no locks, so the batches
-    /// written meanwhile never wait for it); returns the new counters.
-    private func sweepAndCount(marks: Table, batchSize: Int, progress: (MigrationProgress) -> Void) throws -> Counters {
-        var counters = Counters(objects: 0, bytes: 0, garbageQueued: false)
-        var counted = MigrationProgress(phase: .counting, records: 0, bytes: 0)
-        var batch: [(OID, [UInt8])] = []
-        func flush() throws {
-            guard !batch.isEmpty else { return }
-            try writeTransaction(flags: durus_DB_TXN_NOSYNC) { txn in
-                for (oid, bytes) in batch {
-                    guard try marks.exists(oid, txn: nil) else {
-                        _ = try records.delete(oid, txn: txn)
-                        continue
-                    }
-                    guard let record = try? Record(bytes: bytes) else { continue }
-                    for ref in record.referenceSet where try marks.exists(ref, txn: nil) {
-                        try refcounts.putCount(ref, try refcounts.count(ref, txn: txn) + 1, txn: txn)
-                    }
-                }
-            }
-            for (oid, bytes) in batch where try marks.exists(oid, txn: nil) {
-                counters.objects += 1
-                counters.bytes += UInt64(bytes.count)
-            }
-            try keepCacheClean()
-            counted.records += batch.count
-            counted.bytes += batch.reduce(0) { $0 + $1.1.count }
-            batch.removeAll(keepingCapacity: true)
-            progress(counted)
+/// The distinct references of the encoded record `bytes` (as
+/// ``Durus/Record/referenceSet``: without `oid` itself), sorted, into
+/// `references`; none for a malformed record.
+private func distinctReferences(_ bytes: UnsafeRawBufferPointer, of oid: OID, into references: inout [UInt64]) {
+    references.removeAll(keepingCapacity: true)
+    guard bytes.count >= 12 else { return }
+    let start = 12 + Int(UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
+    guard start <= bytes.count, (bytes.count - start) % 8 == 0 else { return }
+    for offset in stride(from: start, to: bytes.count, by: 8) {
+        references.append(UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
+    }
+    references.sort()
+    var kept = 0
+    for ref in references where ref != oid.rawValue && (kept == 0 || references[kept - 1] != ref) {
+        references[kept] = ref
+        kept += 1
+    }
+    references.removeLast(references.count - kept)
+}
+
+/// The OIDs counted but not yet visited, smallest first: a packed Durus file
+/// holds its records in about that order, so the visits go through the
+/// store nearly front to back. Up to `bound` wait in memory, the rest in a
+/// temporary table (ordered by OID too), taken back a bound at a time.
+private struct Frontier {
+    let spill: Table
+    private var heap: [UInt64] = []
+    private var spilled = 0
+    private let bound = 100_000
+
+    init(spill: Table) {
+        self.spill = spill
+    }
+
+    mutating func push(_ oid: OID) throws {
+        guard heap.count < bound else {
+            try spill.put(oid, [], txn: nil)
+            spilled += 1
+            return
         }
-        try snapshot { txn in
-            try records.scan(txn: txn) { key, value in
-                guard let oid = OID(bytes: key) else { return true }
-                batch.append((oid, Array(value)))
-                if batch.count >= batchSize { try flush() }
-                return true
-            }
+        heap.append(oid.rawValue)
+        var child = heap.count - 1
+        while child > 0, case let parent = (child - 1) / 2, heap[parent] > heap[child] {
+            heap.swapAt(parent, child)
+            child = parent
         }
-        try flush()
-        return counters
+    }
+
+    mutating func pop() throws -> OID? {
+        if heap.isEmpty, spilled > 0 {
+            let taken = try spill.firstOIDs(limit: bound, txn: nil)
+            for oid in taken { _ = try spill.delete(oid, txn: nil) }
+            spilled -= taken.count
+            heap = taken.map(\.rawValue)   // ascending: already a heap
+        }
+        guard let smallest = heap.first else { return nil }
+        let last = heap.removeLast()
+        guard !heap.isEmpty else { return OID(smallest) }
+        heap[0] = last
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1, right = left + 1
+            var least = parent
+            if left < heap.count, heap[left] < heap[least] { least = left }
+            if right < heap.count, heap[right] < heap[least] { least = right }
+            if least == parent { break }
+            heap.swapAt(parent, least)
+            parent = least
+        }
+        return OID(smallest)
+    }
+}
+
+extension BerkeleyDBStorage.Configuration {
+    /// The settings to open a store with for
+    /// ``BerkeleyDBStorage/migrate(from:batchSize:progress:)``, as `durus
+    /// migrate` does: the defaults with a 32 MiB cache. A migration reads and
+    /// writes the store nearly front to back, so a bigger cache holds little
+    /// it reads again, while its memory would grow with the source up to the
+    /// cache size (and a smaller one makes the copy slower: Berkeley DB then
+    /// writes more page versions out to freezer files). The cache is chosen at
+    /// each open: opened again afterwards, the store gets the cache its new
+    /// configuration asks for.
+    public static var migration: Self {
+        var configuration = Self()
+        configuration.cacheSize = 32 << 20
+        return configuration
     }
 }

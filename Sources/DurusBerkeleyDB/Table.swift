@@ -221,3 +221,77 @@ struct WriteCursor {
         try Engine.check(code, "put into \(table.name)")
     }
 }
+
+// MARK: for migrating
+
+extension Table {
+    /// Puts `value` under `oid` in `txn` unless the key is there; true when
+    /// it was added.
+    func insert(_ oid: OID, _ value: [UInt8], txn: Txn) throws -> Bool {
+        var raw = oid.rawValue.bigEndian
+        let code = value.withUnsafeBytes { v in
+            durus_db_put_new_in(handle, txn, &raw, 8, v.baseAddress, UInt32(v.count))
+        }
+        if code == durus_DB_KEYEXIST { return false }
+        try Engine.check(code, "put into \(name)")
+        return true
+    }
+
+    /// Adds one to the count under `oid` (1 when absent); true when it was
+    /// absent. One call for a first count, where get-then-put takes two.
+    func countUp(_ oid: OID, txn: Txn) throws -> Bool {
+        var raw = oid.rawValue.bigEndian
+        var one = UInt64(1).bigEndian
+        let code = durus_db_put_new_in(handle, txn, &raw, 8, &one, 8)
+        if code == durus_DB_KEYEXIST {
+            try putCount(oid, try count(oid, txn: txn) + 1, txn: txn)
+            return false
+        }
+        try Engine.check(code, "put into \(name)")
+        return true
+    }
+
+    /// Reads the value under `oid` into `buffer` (grown when too small);
+    /// its length, or nil when absent. No allocation per read.
+    func read(_ oid: OID, into buffer: inout UnsafeMutableRawBufferPointer, txn: Txn?) throws -> Int? {
+        var raw = oid.rawValue.bigEndian
+        while true {
+            var length: UInt32 = 0
+            let code = durus_db_get_into(handle, txn, &raw, 8, buffer.baseAddress, UInt32(buffer.count), &length)
+            if code == durus_DB_NOTFOUND { return nil }
+            if code == durus_DB_BUFFER_SMALL {
+                buffer.deallocate()
+                buffer = .allocate(byteCount: Int(length) * 2, alignment: 8)
+                continue
+            }
+            try Engine.check(code, "get from \(name)")
+            return Int(length)
+        }
+    }
+
+    /// Removes every key, in `txn`.
+    func truncate(txn: Txn) throws {
+        try Engine.check(durus_db_truncate(handle, txn), "empty \(name)")
+    }
+}
+
+extension WriteCursor {
+    /// Moves to the first OID key at or after `oid`, or (nil) to the next
+    /// key; nil at the end. Reads no value.
+    func key(atOrAfter oid: OID? = nil) throws -> OID? {
+        var raw = (oid?.rawValue ?? 0).bigEndian
+        var length: UInt32 = 8
+        let code = durus_cursor_key(cursor, oid == nil ? durus_DB_NEXT : durus_DB_SET_RANGE, &raw, 8, &length)
+        if code == durus_DB_NOTFOUND { return nil }
+        try Engine.check(code, "read a key of \(table.name)")
+        guard length == 8 else {
+            throw DurusError.corruptStore(path: table.name, reason: "a key of \(length) bytes, not an OID")
+        }
+        return OID(UInt64(bigEndian: raw))
+    }
+
+    /// Deletes the pair under the cursor.
+    func deleteCurrent() throws {
+        try Engine.check(durus_cursor_del(cursor), "delete from \(table.name)")
+    }
+}

@@ -30,7 +30,7 @@ struct Migrate: ParsableCommand {
         try reporting {
             let (storage, total) = try openSource()
             defer { try? storage.close() }
-            var configuration = BerkeleyDBStorage.Configuration()
+            var configuration = BerkeleyDBStorage.Configuration.migration
             configuration.durability = durability
             let store = try BerkeleyDBStorage(path: destination, configuration: configuration)
             defer { try? store.close() }
