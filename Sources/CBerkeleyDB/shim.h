@@ -33,6 +33,7 @@ static const u_int32_t durus_DB_INIT_MPOOL = DB_INIT_MPOOL;
 static const u_int32_t durus_DB_AUTO_COMMIT = DB_AUTO_COMMIT;
 static const u_int32_t durus_DB_MULTIVERSION = DB_MULTIVERSION;
 static const u_int32_t durus_DB_TXN_SNAPSHOT = DB_TXN_SNAPSHOT;
+static const u_int32_t durus_DB_READ_COMMITTED = DB_READ_COMMITTED;
 static const u_int32_t durus_DB_TXN_NOSYNC = DB_TXN_NOSYNC;
 static const u_int32_t durus_DB_TXN_WRITE_NOSYNC = DB_TXN_WRITE_NOSYNC;
 static const u_int32_t durus_DB_FIRST = DB_FIRST;

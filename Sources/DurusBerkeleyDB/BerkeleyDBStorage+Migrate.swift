@@ -83,6 +83,8 @@ extension BerkeleyDBStorage {
                     allocator = OIDAllocator(next: next, reserved: next)
                 }
                 try Engine.check(durus_env_txn_checkpoint(env, 0, 0), "checkpoint")
+                // The copy's log is no longer needed: the new store starts without it.
+                try removeUnusedLogs()
                 progress(MigrationProgress(phase: .done, records: Int(counters.objects), bytes: Int(counters.bytes)))
             }
         }
@@ -294,16 +296,20 @@ private struct Frontier {
 extension BerkeleyDBStorage.Configuration {
     /// The settings to open a store with for
     /// ``BerkeleyDBStorage/migrate(from:batchSize:progress:)``, as `durus
-    /// migrate` does: the defaults with a 32 MiB cache. A migration reads and
-    /// writes the store nearly front to back, so a bigger cache holds little
-    /// it reads again, while its memory would grow with the source up to the
-    /// cache size (and a smaller one makes the copy slower: Berkeley DB then
-    /// writes more page versions out to freezer files). The cache is chosen at
-    /// each open: opened again afterwards, the store gets the cache its new
+    /// migrate` does: the defaults with a 16 MiB cache and without
+    /// ``snapshotReads``. A migration reads and writes the store nearly front
+    /// to back, so a bigger cache holds little it reads again, while its
+    /// memory would grow with the source up to the cache size; and with
+    /// multi-version pages every page it fills is copied, and the copies go
+    /// out to freezer files once the store outgrows the cache (a
+    /// 1,000,000-object migration took 31 s with them and 10–17 s without).
+    /// Both are chosen at each open: opened again afterwards with the
+    /// defaults, the store serves snapshot reads from the cache its new
     /// configuration asks for.
     public static var migration: Self {
         var configuration = Self()
-        configuration.cacheSize = 32 << 20
+        configuration.cacheSize = 16 << 20
+        configuration.snapshotReads = false
         return configuration
     }
 }

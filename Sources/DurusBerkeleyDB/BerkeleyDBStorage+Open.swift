@@ -113,7 +113,8 @@ extension BerkeleyDBStorage {
             _ = durus_db_close(db)
             throw Engine.error(code, "enable checksums for \(file)")
         }
-        var flags = durus_DB_THREAD | durus_DB_AUTO_COMMIT | durus_DB_MULTIVERSION
+        var flags = durus_DB_THREAD | durus_DB_AUTO_COMMIT
+        if configuration.snapshotReads { flags |= durus_DB_MULTIVERSION }
         if create { flags |= durus_DB_CREATE }
         if configuration.readOnly { flags |= durus_DB_RDONLY }
         let code = durus_db_open(db, nil, file, type, flags, 0o644)

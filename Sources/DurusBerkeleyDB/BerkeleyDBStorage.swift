@@ -275,7 +275,8 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         }
         guard wasOpen else { return }
         if !configuration.readOnly {
-            _ = durus_env_txn_checkpoint(env, 0, 0)
+            // Checkpointed, the store needs only its last log file to open.
+            if durus_env_txn_checkpoint(env, 0, 0) == 0 { try? removeUnusedLogs() }
         }
         for table in [garbage, refcounts, records, meta] { table.close() }
         let code = durus_env_close(env)
@@ -528,9 +529,12 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
 
     /// Runs `body` in a read-only snapshot transaction: it sees the store as
     /// of its start and takes no read locks, so it never waits for a writer.
+    /// Without ``Configuration/snapshotReads`` it reads committed data instead,
+    /// holding each read lock only for the read.
     func snapshot<T>(_ body: (Txn) throws -> T) throws -> T {
         var txn: Txn?
-        try Engine.check(durus_txn_begin(env, &txn, durus_DB_TXN_SNAPSHOT), "begin a snapshot")
+        let isolation = configuration.snapshotReads ? durus_DB_TXN_SNAPSHOT : durus_DB_READ_COMMITTED
+        try Engine.check(durus_txn_begin(env, &txn, isolation), "begin a snapshot")
         let result: T
         do {
             result = try body(txn!)

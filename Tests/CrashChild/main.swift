@@ -109,7 +109,7 @@ case "migrate":
         var sourceConfiguration = BerkeleyDBStorage.Configuration()
         sourceConfiguration.readOnly = true
         let source = try BerkeleyDBStorage(path: arguments[2], configuration: sourceConfiguration)
-        var configuration = BerkeleyDBStorage.Configuration()
+        var configuration = BerkeleyDBStorage.Configuration.migration
         configuration.durability = .writeNoSync
         configuration.cacheSize = 8 << 20
         let target = try BerkeleyDBStorage(path: arguments[3], configuration: configuration)

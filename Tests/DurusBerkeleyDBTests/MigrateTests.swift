@@ -17,12 +17,14 @@ import Testing
         return (source, reachable, [c, d, e])
     }
 
-    @Test func copiesTheReachableAndOnlyThat() throws {
+    /// With and without snapshot reads (``Configuration/migration`` turns
+    /// them off); a store migrated without them is reopened with them.
+    @Test(arguments: [true, false])
+    func copiesTheReachableAndOnlyThat(snapshotReads: Bool) throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         let (source, reachable, unreachable) = try Self.graph()
-        let store = try openStore(directory.path)
-        defer { try? store.close() }
+        let store = try openStore(directory.path) { $0.snapshotReads = snapshotReads }
         var phases: [BerkeleyDBStorage.MigrationProgress.Phase] = []
         try store.migrate(from: source, batchSize: 3) { if phases.last != $0.phase { phases.append($0.phase) } }
         #expect(phases == [.copying, .marking, .counting, .done])
@@ -32,12 +34,18 @@ import Testing
         #expect(try store.verify().isClean)
         #expect(try store.newOID().rawValue >= 8)
         #expect(throws: DurusError.self) { try store.migrate(from: source) }   // not empty any more
+        try store.close()
+        let reopened = try openStore(directory.path)
+        defer { try? reopened.close() }
+        for record in reachable { #expect(try reopened.load(record.oid) == record) }
+        #expect(try reopened.verify().isClean)
     }
 
     /// A source that fails halfway (as a killed run would stop) leaves the
     /// store marked; running the migration again finishes it, identical to
     /// an uninterrupted one.
-    @Test func rerunAfterAnInterruptionFinishes() throws {
+    @Test(arguments: [true, false])
+    func rerunAfterAnInterruptionFinishes(snapshotReads: Bool) throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         let source = try openStore(directory.file("source"))
@@ -50,10 +58,10 @@ import Testing
         }
         try source.commit(chain)
 
-        let interrupted = try openStore(directory.file("interrupted"))
+        let interrupted = try openStore(directory.file("interrupted")) { $0.snapshotReads = snapshotReads }
         #expect(throws: Interruption.self) { try interrupted.migrate(from: Failing(source: source, after: 1_200), batchSize: 500) }
         try interrupted.migrate(from: source, batchSize: 500)
-        let clean = try openStore(directory.file("clean"))
+        let clean = try openStore(directory.file("clean")) { $0.snapshotReads = snapshotReads }
         try clean.migrate(from: source, batchSize: 500)
         for record in chain {
             #expect(try interrupted.load(record.oid) == record)
