@@ -98,7 +98,7 @@ final class ProfileV2: Persistent<ProfileV2.State> {
         let bank = try conn.root(Bank.self)
         let kept = bank.ledger[0]
         _ = kept.balance
-        weak var watched = bank.ledger[1]
+        weak let watched = bank.ledger[1]
         _ = watched?.balance
         var most = 0
         for start in stride(from: 0, to: 1000, by: 50) {
