@@ -70,6 +70,9 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     let cycleTracking = Mutex<CycleTracking?>(nil)
     /// Serializes cycle collections.
     let cycleCollector = Mutex(())
+    /// Bytes committed since the last automatic cycle collection, and
+    /// whether one is running (see ``Configuration/collectCyclesAfterBytes``).
+    private let cycleTrigger = Mutex((bytes: 0, running: false))
 
     struct CollectionFailure: Error, CustomStringConvertible {
         var description: String
@@ -227,7 +230,27 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
                     collectGarbageAfterCommit(&counters)
                 }
             }
+            startCycleCollectionIfDue(after: records.reduce(0) { $0 + $1.bytes.count })
         }
+    }
+
+    /// Counts committed bytes towards ``Configuration/collectCyclesAfterBytes``
+    /// and, past it, starts a cycle collection on a thread of its own
+    /// (unless one is running): its failure is kept for ``lastCollectionError``.
+    private func startCycleCollectionIfDue(after bytes: Int) {
+        let limit = configuration.collectCyclesAfterBytes
+        guard limit > 0 else { return }
+        let due = cycleTrigger.withLock { trigger in
+            trigger.bytes += bytes
+            guard trigger.bytes >= limit, !trigger.running else { return false }
+            trigger = (0, true)
+            return true
+        }
+        guard due else { return }
+        Thread { [self] in
+            defer { cycleTrigger.withLock { $0.running = false } }
+            do { _ = try collectCycles() } catch DurusError.closed {} catch { noteCollectionFailure(error) }
+        }.start()
     }
 
     /// The error that stopped the last collection, if it failed; the queue

@@ -83,6 +83,11 @@ extension BerkeleyDBStorage {
         /// With ``collectsInBackground``, a pause between batches, so that a
         /// large collection leaves the disk and the cache to loads.
         public var collectionPause: Duration = .zero
+        /// Runs the cycle collector (``BerkeleyDBStorage/collectCycles(batchSize:)``)
+        /// on a background thread each time commits have stored this many
+        /// bytes since the last run, as Durus's `gcbytes` packs; 0 (the
+        /// default) never does. `close()` waits for a run under way.
+        public var collectCyclesAfterBytes = 0
         /// Called after each collection that deleted anything: a drain of the
         /// garbage queue, or a run of the cycle collector. It runs on the
         /// collecting thread while commits wait, so keep it short (log, count).

@@ -93,6 +93,39 @@ import Testing
         if case .cycles(let cycles)? = heard.last { #expect(cycles.collected == finished.collected && cycles.marked == finished.marked) } else { Issue.record("no cycles event last") }
     }
 
+    /// `collectCyclesAfterBytes` (Durus's `gcbytes`, embedded): a garbage
+    /// cycle stays until commits have stored that many bytes, then a
+    /// background run collects it and sync names its members.
+    @Test func collectsCyclesAfterTheConfiguredBytes() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let storage = try openStore(directory.path) { $0.collectCyclesAfterBytes = 20_000 }
+        defer { try? storage.close() }
+        let oids = try storage.newOIDs(count: 4)
+        let (root, a, b, filler) = (oids[0], oids[1], oids[2], oids[3])
+        try storage.commit([Record(oid: root, data: [0], references: [a]), Record(oid: a, data: [1], references: [b]),
+                            Record(oid: b, data: [2], references: [a])])
+        try storage.commit([Record(oid: root, data: [0], references: [])])   // a ⇄ b: nothing reaches them
+        _ = try storage.sync()
+        Thread.sleep(forTimeInterval: 0.2)
+        let none = try storage.lastCycleCollection()
+        #expect(storage.objectCount == 3 && none == nil, "not yet: too few bytes")
+        for round in 0 ..< 5 {
+            try storage.commit([Record(oid: filler, data: [UInt8](repeating: UInt8(round), count: 5_000), references: []),
+                                Record(oid: root, data: [0], references: [filler])])
+        }
+        var collected: Set<OID> = []
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(20)
+        // The run's figures are recorded as it ends, just after its last sweep.
+        while try storage.lastCycleCollection() == nil, clock.now < deadline { usleep(5_000) }
+        collected.formUnion(try storage.sync())
+        #expect(storage.objectCount == 2)
+        #expect(collected.isSuperset(of: [a, b]))
+        #expect(try storage.lastCycleCollection()?.collected == 2)
+        #expect(storage.lastCollectionError == nil)
+    }
+
     /// Random commits with cycles; every fifth step a collection runs on
     /// another thread while that step's commits go on (linking garbage back
     /// in, sometimes). After every step, everything reachable is stored; at
