@@ -3,6 +3,7 @@
 //
 //   durus-crash-child commit-loop DIR DURABILITY [background]
 //                                                  commits forever, printing "ack N" after each
+//                                                  (and, collecting in the background, "queued N")
 //   durus-crash-child read DIR                     opens read-only and reports what it sees
 //   durus-crash-child migrate SRC DST              migrates store SRC into DST, printing "phase N" as it goes
 //   durus-crash-child backup DIR DEST              opens DIR read-only and backs it up into DEST
@@ -81,6 +82,8 @@ case "commit-loop":
             batch.append(Record(oid: .root, data: rootData(commit: commit, chain: chain), references: refs))
             try storage.commit(batch)
             say("ack \(commit)")
+            // What the background collector still has to do as the next commit starts.
+            if configuration.collectsInBackground { say("queued \(try storage.pendingGarbageCount())") }
         }
     } catch {
         fail("error: \(error)")

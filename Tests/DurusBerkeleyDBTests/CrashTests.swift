@@ -33,13 +33,19 @@ import Testing
         return graph
     }
 
+    /// `kills` rounds; collecting in the background, rounds go on (up to
+    /// three times as many) until `kills` of them killed the child while its
+    /// collector had garbage queued (its last report before the kill).
     func killRepeatedly(_ durability: Durability, kills: Int, seed: UInt64, background: Bool = false) throws {
         let dir = TemporaryDirectory("crash-\(durability.rawValue)\(background ? "-background" : "")")
         defer { dir.remove() }
         var random = SeededRandom(seed: seed)
         var highest: UInt64 = 0
         var acknowledgedKills = 0
-        for round in 0 ..< kills {
+        var killsWhileCollecting = 0
+        var round = 0
+        while background ? killsWhileCollecting < kills && round < 3 * kills : round < kills {
+            defer { round += 1 }
             let (output, errors, killed) = try CrashChild.killAfterReady(
                 ["commit-loop", dir.path, durability.rawValue] + (background ? ["background"] : []),
                 delay: UInt32.random(in: 20_000 ... 300_000, using: &random))
@@ -48,12 +54,18 @@ import Testing
             #expect(killed, "round \(round): the child was not killed")
             let lastAck = lines.last(where: { $0.hasPrefix("ack ") }).flatMap { UInt64($0.dropFirst(4)) }
             if lastAck != nil { acknowledgedKills += 1 }
+            let queued = lines.last(where: { $0.hasPrefix("queued ") }).flatMap { Int($0.dropFirst(7)) } ?? 0
+            if queued > 0 { killsWhileCollecting += 1 }
             let found = try checkAfterKill(dir.path, lastAck: lastAck, durable: durability != .none, round: round)
             if durability != .none { #expect(found >= highest, "round \(round): the store went back in time") }
             highest = max(highest, found)
         }
         #expect(acknowledgedKills >= kills / 2, "most kills must land after commits began")
         #expect(highest > 0)
+        if background {
+            print("background collection: \(killsWhileCollecting) of \(round) kills with garbage queued")
+            #expect(killsWhileCollecting >= kills, "\(killsWhileCollecting) of \(round) kills landed while garbage was queued")
+        }
     }
 
     @Test func fullDurabilityKeepsEveryAcknowledgedCommit() throws {
@@ -64,7 +76,8 @@ import Testing
         try killRepeatedly(.writeNoSync, kills: 20, seed: 2)
     }
 
-    /// Kills land while the background collector drains chains of 60 objects.
+    /// Kills land while the background collector drains chains of 60 objects
+    /// (at least 20 of them with garbage queued).
     @Test func backgroundCollectionSurvivesKills() throws {
         try killRepeatedly(.writeNoSync, kills: 20, seed: 4, background: true)
     }
