@@ -94,17 +94,7 @@ extension BerkeleyDBStorage {
     /// retried (its effects outside the store, on counts and the frontier,
     /// would happen twice): a failure leaves the migration to be run again.
     private func migrationTransaction<T>(_ body: (Txn) throws -> T) throws -> T {
-        var txn: Txn?
-        try Engine.check(durus_txn_begin(env, &txn, 0), "begin a transaction")
-        let result: T
-        do {
-            result = try body(txn!)
-        } catch {
-            _ = durus_txn_abort(txn)
-            throw error
-        }
-        try Engine.check(durus_txn_commit(txn, durus_DB_TXN_NOSYNC), "commit a transaction")
-        return result
+        try writeTransaction(flags: durus_DB_TXN_NOSYNC, retries: 0, body)
     }
 
     /// Copies every record; returns the highest OID and how many distinct

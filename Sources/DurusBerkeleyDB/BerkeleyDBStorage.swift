@@ -97,7 +97,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     }
 
     static let oidReservationBlock: UInt64 = 1024
-    private static let deadlockRetries = 100
+    static let deadlockRetries = 100
 
     /// Opens the store at `path`, creating it when missing (unless
     /// ``Configuration/createIfMissing`` is off). Recovery runs first when a
@@ -527,7 +527,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
 
     /// Runs `body` in a write transaction and commits it, retrying from the
     /// start when Berkeley DB picks it as a deadlock victim.
-    func writeTransaction<T>(flags: UInt32 = 0, _ body: (Txn) throws -> T) throws -> T {
+    func writeTransaction<T>(flags: UInt32 = 0, retries: Int = deadlockRetries, _ body: (Txn) throws -> T) throws -> T {
         var attempt = 0
         while true {
             var txn: Txn?
@@ -537,7 +537,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
                 result = try body(txn!)
             } catch let error as BerkeleyDBError
                 where (error.code == durus_DB_LOCK_DEADLOCK || error.code == durus_DB_LOCK_NOTGRANTED)
-                && attempt < Self.deadlockRetries {
+                && attempt < retries {
                 _ = durus_txn_abort(txn)
                 attempt += 1
                 continue

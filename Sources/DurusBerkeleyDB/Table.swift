@@ -201,17 +201,8 @@ struct WriteCursor {
     /// small); nil when absent.
     func find(_ oid: OID, into buffer: inout UnsafeMutableRawBufferPointer) throws -> Int? {
         var raw = oid.rawValue.bigEndian
-        while true {
-            var length: UInt32 = 0
-            let code = durus_cursor_find_into(cursor, &raw, 8, buffer.baseAddress, UInt32(buffer.count), &length)
-            if code == durus_DB_NOTFOUND { return nil }
-            if code == durus_DB_BUFFER_SMALL {
-                buffer.deallocate()
-                buffer = .allocate(byteCount: Int(length) * 2, alignment: 8)
-                continue
-            }
-            try Engine.check(code, "get from \(table.name)")
-            return Int(length)
+        return try readGrowing(into: &buffer, from: table.name) { base, capacity, length in
+            durus_cursor_find_into(cursor, &raw, 8, base, capacity, &length)
         }
     }
 
@@ -255,17 +246,8 @@ extension Table {
     /// its length, or nil when absent. No allocation per read.
     func read(_ oid: OID, into buffer: inout UnsafeMutableRawBufferPointer, txn: Txn?) throws -> Int? {
         var raw = oid.rawValue.bigEndian
-        while true {
-            var length: UInt32 = 0
-            let code = durus_db_get_into(handle, txn, &raw, 8, buffer.baseAddress, UInt32(buffer.count), &length)
-            if code == durus_DB_NOTFOUND { return nil }
-            if code == durus_DB_BUFFER_SMALL {
-                buffer.deallocate()
-                buffer = .allocate(byteCount: Int(length) * 2, alignment: 8)
-                continue
-            }
-            try Engine.check(code, "get from \(name)")
-            return Int(length)
+        return try readGrowing(into: &buffer, from: name) { base, capacity, length in
+            durus_db_get_into(handle, txn, &raw, 8, base, capacity, &length)
         }
     }
 
@@ -293,5 +275,24 @@ extension WriteCursor {
     /// Deletes the pair under the cursor.
     func deleteCurrent() throws {
         try Engine.check(durus_cursor_del(cursor), "delete from \(table.name)")
+    }
+}
+
+/// Runs `get` (a Berkeley DB read into `buffer`, reporting the value's
+/// length) until the buffer is big enough, growing it; the length, or nil
+/// when the key is absent.
+private func readGrowing(into buffer: inout UnsafeMutableRawBufferPointer, from table: String,
+                         _ get: (UnsafeMutableRawPointer?, UInt32, inout UInt32) -> Int32) throws -> Int? {
+    while true {
+        var length: UInt32 = 0
+        let code = get(buffer.baseAddress, UInt32(buffer.count), &length)
+        if code == durus_DB_NOTFOUND { return nil }
+        if code == durus_DB_BUFFER_SMALL {
+            buffer.deallocate()
+            buffer = .allocate(byteCount: Int(length) * 2, alignment: 8)
+            continue
+        }
+        try Engine.check(code, "get from \(table)")
+        return Int(length)
     }
 }
