@@ -15,7 +15,8 @@ extension BerkeleyDBStorage {
     /// let copy = try BerkeleyDBStorage(path: "/backups/store-2026-12-01")
     /// ```
     ///
-    /// No process removes log files while a backup runs: the backup holds
+    /// No store of this library removes log files while a backup runs, in
+    /// this process or another: the backup holds
     /// `backup.lock` in the store's directory shared, and log removal needs
     /// it exclusively (and skips a round when it cannot have it), so
     /// `durus backup` beside a running server copies every log it needs.

@@ -162,37 +162,28 @@ extension BerkeleyDBStorage {
     }
 
     /// Marks `starts` and everything they reach (not yet marked); returns how
-    /// many it marked. The frontier is kept in memory up to a bound and spills
-    /// into a table past it, so a store of any shape marks in bounded memory.
-    /// `progress` hears the count every 10,000 marks.
+    /// many it marked, visiting them through a ``Frontier`` that spills into
+    /// the table `spill`. `progress` hears the count every 10,000 marks.
     func markFrom(_ starts: [OID], marks: Table, frontier spill: Table, txn: Txn?,
                   progress: (Int) throws -> Void = { _ in }) throws -> Int {
-        let bound = 100_000
         var count = 0
-        var pending: [OID] = []
-        var spilled = 0
+        var frontier = Frontier(spill: spill)
         func push(_ oid: OID) throws {
             guard try marks.insert(oid) else { return }
             count += 1
             if count % 10_000 == 0 { try progress(count) }
-            if pending.count < bound {
-                pending.append(oid)
-            } else {
-                try spill.put(oid, [], txn: nil)
-                spilled += 1
-            }
+            try frontier.push(oid)
         }
         for oid in starts { try push(oid) }
-        while true {
-            if pending.isEmpty, spilled > 0 {
-                pending = try spill.firstOIDs(limit: bound, txn: nil)
-                for oid in pending { _ = try spill.delete(oid, txn: nil) }
-                spilled -= pending.count
-            }
-            guard let oid = pending.popLast() else { return count }
+        var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 8)
+        defer { buffer.deallocate() }
+        var references: [UInt64] = []
+        while let oid = try frontier.pop() {
             // A dangling reference marks an OID with no record: harmless, it is never swept.
-            guard let bytes = try records.get(oid, txn: txn), let record = try? Record(bytes: bytes) else { continue }
-            for ref in record.referenceSet { try push(ref) }
+            guard let length = try records.read(oid, into: &buffer, txn: txn) else { continue }
+            distinctReferences(UnsafeRawBufferPointer(rebasing: buffer[..<length]), of: oid, into: &references)
+            for ref in references { try push(OID(ref)) }
         }
+        return count
     }
 }

@@ -210,79 +210,6 @@ extension BerkeleyDBStorage {
     }
 }
 
-/// The distinct references of the encoded record `bytes` (as
-/// ``Durus/Record/referenceSet``: without `oid` itself), sorted, into
-/// `references`; none for a malformed record.
-private func distinctReferences(_ bytes: UnsafeRawBufferPointer, of oid: OID, into references: inout [UInt64]) {
-    references.removeAll(keepingCapacity: true)
-    guard bytes.count >= 12 else { return }
-    let start = 12 + Int(UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
-    guard start <= bytes.count, (bytes.count - start) % 8 == 0 else { return }
-    for offset in stride(from: start, to: bytes.count, by: 8) {
-        references.append(UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
-    }
-    references.sort()
-    var kept = 0
-    for ref in references where ref != oid.rawValue && (kept == 0 || references[kept - 1] != ref) {
-        references[kept] = ref
-        kept += 1
-    }
-    references.removeLast(references.count - kept)
-}
-
-/// The OIDs counted but not yet visited, smallest first: a packed Durus file
-/// holds its records in about that order, so the visits go through the
-/// store nearly front to back. Up to `bound` wait in memory, the rest in a
-/// temporary table (ordered by OID too), taken back a bound at a time.
-private struct Frontier {
-    let spill: Table
-    private var heap: [UInt64] = []
-    private var spilled = 0
-    private let bound = 100_000
-
-    init(spill: Table) {
-        self.spill = spill
-    }
-
-    mutating func push(_ oid: OID) throws {
-        guard heap.count < bound else {
-            try spill.put(oid, [], txn: nil)
-            spilled += 1
-            return
-        }
-        heap.append(oid.rawValue)
-        var child = heap.count - 1
-        while child > 0, case let parent = (child - 1) / 2, heap[parent] > heap[child] {
-            heap.swapAt(parent, child)
-            child = parent
-        }
-    }
-
-    mutating func pop() throws -> OID? {
-        if heap.isEmpty, spilled > 0 {
-            let taken = try spill.firstOIDs(limit: bound, txn: nil)
-            for oid in taken { _ = try spill.delete(oid, txn: nil) }
-            spilled -= taken.count
-            heap = taken.map(\.rawValue)   // ascending: already a heap
-        }
-        guard let smallest = heap.first else { return nil }
-        let last = heap.removeLast()
-        guard !heap.isEmpty else { return OID(smallest) }
-        heap[0] = last
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1, right = left + 1
-            var least = parent
-            if left < heap.count, heap[left] < heap[least] { least = left }
-            if right < heap.count, heap[right] < heap[least] { least = right }
-            if least == parent { break }
-            heap.swapAt(parent, least)
-            parent = least
-        }
-        return OID(smallest)
-    }
-}
-
 extension BerkeleyDBStorage.Configuration {
     /// The settings to open a store with for
     /// ``BerkeleyDBStorage/migrate(from:batchSize:progress:)``, as `durus
@@ -292,7 +219,7 @@ extension BerkeleyDBStorage.Configuration {
     /// memory would grow with the source up to the cache size; and with
     /// multi-version pages every page it fills is copied, and the copies go
     /// out to freezer files once the store outgrows the cache (a
-    /// 1,000,000-object migration took 31 s with them and 10–17 s without).
+    /// 1,000,000-object migration took 31 s with them and 11–18 s without).
     /// Both are chosen at each open: opened again afterwards with the
     /// defaults, the store serves snapshot reads from the cache its new
     /// configuration asks for.

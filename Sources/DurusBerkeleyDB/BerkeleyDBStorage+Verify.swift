@@ -87,22 +87,18 @@ extension BerkeleyDBStorage {
         }
     }
 
-    /// Pass 3: marks everything reachable from the root; the frontier is a
-    /// table too, so a store of any shape marks in flat memory.
-    private func mark(_ marks: Table, frontier: Table, txn: Txn) throws {
+    /// Pass 3: marks everything reachable from the root, through a
+    /// ``Frontier`` that spills into the table `frontier`.
+    private func mark(_ marks: Table, frontier spill: Table, txn: Txn) throws {
         guard try records.exists(.root, txn: txn) else { return }
         try marks.put(.root, [], txn: nil)
-        try frontier.put(.root, [], txn: nil)
-        while true {
-            let batch = try frontier.firstOIDs(limit: 1_000, txn: nil)
-            if batch.isEmpty { return }
-            for oid in batch {
-                try frontier.delete(oid, txn: nil)
-                guard let bytes = try records.get(oid, txn: txn), let record = try? Record(bytes: bytes) else { continue }
-                for ref in record.referenceSet where try !marks.exists(ref, txn: nil) {
-                    try marks.put(ref, [], txn: nil)
-                    if try records.exists(ref, txn: txn) { try frontier.put(ref, [], txn: nil) }
-                }
+        var frontier = Frontier(spill: spill)
+        try frontier.push(.root)
+        while let oid = try frontier.pop() {
+            guard let bytes = try records.get(oid, txn: txn), let record = try? Record(bytes: bytes) else { continue }
+            for ref in record.referenceSet where try !marks.exists(ref, txn: nil) {
+                try marks.put(ref, [], txn: nil)
+                if try records.exists(ref, txn: txn) { try frontier.push(ref) }
             }
         }
     }

@@ -230,7 +230,9 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
                     collectGarbageAfterCommit(&counters)
                 }
             }
-            startCycleCollectionIfDue(after: records.reduce(0) { $0 + $1.bytes.count })
+            if configuration.collectCyclesAfterBytes > 0 {
+                startCycleCollectionIfDue(after: records.reduce(0) { $0 + $1.bytes.count })
+            }
         }
     }
 
@@ -239,7 +241,6 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     /// (unless one is running): its failure is kept for ``lastCollectionError``.
     private func startCycleCollectionIfDue(after bytes: Int) {
         let limit = configuration.collectCyclesAfterBytes
-        guard limit > 0 else { return }
         let due = cycleTrigger.withLock { trigger in
             trigger.bytes += bytes
             guard trigger.bytes >= limit, !trigger.running else { return false }
