@@ -96,6 +96,7 @@ public final class Connection {
     private var objects: [OID: UnownedObject] = [:]
     /// Types met so far, so a ghost costs no trip to the shared registry.
     private var types: [String: PersistentObject.Type] = [:]
+    private var lastGhostType: (name: [UInt8], type: PersistentObject.Type)?
     private var resident: [OID: PersistentObject] = [:]
     private var changed: [OID: PersistentObject] = [:]
     private var invalid: Set<OID> = []
@@ -299,21 +300,20 @@ public final class Connection {
             throw DurusError.badState(oid: oid, reason: "the record holds a \(typeName), where a \(expected) was expected")
         }
         var offset = 0
-        let value: StateValue
         do {
-            value = try StateValue.read(body, at: &offset)
+            try StateValue.skip(body, at: &offset)
         } catch {
             throw DurusError.badState(oid: oid, reason: error.description)
         }
         guard offset == body.count else {
             throw DurusError.badState(oid: oid, reason: "\(body.count - offset) bytes follow the state")
         }
-        let decoder = StateDecoder(resolve: { [unowned self] target, typeName, declared in
+        let reader = StateReader(bytes: body, resolve: { [unowned self] target, typeName, declared in
             if let known = objects[target]?.object { return known }
-            return try makeGhost(target, typeName: typeName, declared: declared)
+            return try makeGhost(target, type: try ghostType(named: typeName, declared: declared))
         })
         do {
-            try object.decodeState(PersistentStateDecoder(decoder: decoder, value: value))
+            try object.decodeState(PersistentStateDecoder(reader: reader))
         } catch let error as DurusError {
             object.clearState()
             throw error
@@ -332,16 +332,29 @@ public final class Connection {
     /// that is its name: a generic specialization such as
     /// `PersistentList<Account>` loads without ever having been registered.
     private func makeGhost(_ oid: OID, typeName: String, declared: PersistentObject.Type? = nil) throws -> PersistentObject {
-        guard let type = types[typeName] ?? PersistentTypes.type(named: typeName)
-                ?? declared.flatMap({ PersistentTypes.name(of: $0) == typeName ? $0 : nil }) else {
-            throw DurusError.unknownType(typeName)
-        }
-        types[typeName] = type
+        try makeGhost(oid, type: try ghostType(named: Array(typeName.utf8)[...], declared: declared))
+    }
+
+    private func makeGhost(_ oid: OID, type: PersistentObject.Type) -> PersistentObject {
         let ghost = type.init(ghost: GhostMarker())
         ghost.oid = oid
         ghost.core = self
         objects[oid] = UnownedObject(ghost)
         return ghost
+    }
+
+    /// The type a stored name stands for. The last one found is kept by its
+    /// bytes: a state's references mostly name one type, found without a String.
+    private func ghostType(named name: ArraySlice<UInt8>, declared: PersistentObject.Type?) throws -> PersistentObject.Type {
+        if let last = lastGhostType, last.name.elementsEqual(name) { return last.type }
+        let typeName = String(decoding: name, as: UTF8.self)
+        guard let type = types[typeName] ?? PersistentTypes.type(named: typeName)
+                ?? declared.flatMap({ PersistentTypes.name(of: $0) == typeName ? $0 : nil }) else {
+            throw DurusError.unknownType(typeName)
+        }
+        types[typeName] = type
+        lastGhostType = (Array(name), type)
+        return type
     }
 
     private func ghostify(_ object: PersistentObject) {

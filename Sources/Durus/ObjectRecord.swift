@@ -87,47 +87,97 @@ public struct PersistentStateEncoder {
 
 /// Reads an object's state for ``PersistentObject/decodeState(_:)``.
 public struct PersistentStateDecoder {
-    let decoder: StateDecoder
-    let value: StateValue
+    let reader: StateReader
 
     /// Decodes the whole state as `T`. For a ``PersistentState``, properties
     /// missing from the record take `T()`'s values, renamed ones are found
     /// under their old names, and ones the type dropped are ignored.
     public func decode<T: Decodable>(_ type: T.Type) throws -> T {
-        if let evolving = T.self as? any PersistentState.Type {
-            return try decoder.decode(T.self, from: SchemaEvolution.fill(value, as: evolving))
+        var reader = self.reader
+        if let evolving = T.self as? any PersistentState.Type,
+           let evolved = try SchemaEvolution.fill(reader.bytes, as: evolving) {
+            reader = StateReader(bytes: evolved, resolve: reader.resolve)
         }
-        return try decoder.decode(T.self, from: value)
+        return try reader.unbox(T.self, .at(0), parent: nil, key: nil)
     }
 }
 
 enum SchemaEvolution {
-    /// The encoded `init()` of each state type, computed once, and the keys
-    /// whose default holds a persistent object (a new object cannot stand in
-    /// for a property an old record lacks).
-    private static let defaults = Mutex<[ObjectIdentifier: (pairs: [(String, StateValue)], withObjects: Set<String>)]>([:])
-
-    static func fill(_ stored: StateValue, as type: any PersistentState.Type) throws -> StateValue {
-        guard case .keyed(var pairs) = stored else { return stored }
-        let renamed = type.renamedProperties
-        if !renamed.isEmpty { pairs = pairs.map { (renamed[$0.0] ?? $0.0, $0.1) } }
-        let present = Set(pairs.map(\.0))
-        // Properties the record lacks take the defaults of `init()`. Keys the
-        // type no longer has stay: decoding ignores them. (An optional that
-        // defaults to nil has no default key at all, and needs none.)
-        let template = try defaultPairs(type)
-        let missing = template.pairs.filter { !present.contains($0.0) }
-        if let key = missing.first(where: { template.withObjects.contains($0.0) })?.0 {
-            throw DurusError.badState(oid: .root, reason: "the record has no '\(key)', and its default is a new persistent "
-                + "object, which loading cannot create; store it once with a value")
-        }
-        if missing.isEmpty && renamed.isEmpty { return stored }
-        return .keyed(pairs + missing)
+    /// What a state type's `init()` encodes to, key by key, computed once per
+    /// type, with the keys whose default holds a persistent object (a new
+    /// object cannot stand in for a property an old record lacks).
+    struct Template {
+        var keys: [[UInt8]] = []
+        var values: [[UInt8]] = []
+        var withObjects: Set<String> = []
+        var renamed: [String: String] = [:]
     }
 
-    private static func defaultPairs(_ type: any PersistentState.Type) throws
-        -> (pairs: [(String, StateValue)], withObjects: Set<String>) {
-        if let known = defaults.withLock({ $0[ObjectIdentifier(type)] }) { return known }
+    private static let templates = Mutex<[ObjectIdentifier: Template]>([:])
+
+    /// The state rewritten into `type`'s present shape (renamed keys under
+    /// their new names, missing ones with their defaults), or nil when the
+    /// record already has it, as records written by the present type do.
+    static func fill(_ bytes: [UInt8], as type: any PersistentState.Type) throws -> [UInt8]? {
+        guard bytes.first == Tag.keyed.rawValue else { return nil }
+        let template = try template(type)
+        var at = 1
+        let count = try Varint.readCount(bytes, at: &at, each: 2)
+        var stored: [(key: Range<Int>, value: Range<Int>)] = []
+        stored.reserveCapacity(count)
+        for _ in 0 ..< count {
+            let length = try Varint.readCount(bytes, at: &at)
+            let key = at ..< at + length
+            at += length
+            let start = at
+            try StateValue.skip(bytes, at: &at)
+            stored.append((key, start ..< at))
+        }
+        if template.renamed.isEmpty {
+            // Usually the keys are the template's, in its order: one comparison each.
+            let complete = template.keys.enumerated().allSatisfy { index, key in
+                (index < stored.count && bytes[stored[index].key].elementsEqual(key))
+                    || stored.contains { bytes[$0.key].elementsEqual(key) }
+            }
+            if complete { return nil }
+        }
+        var names: [String] = []
+        var renamedAny = false
+        for entry in stored {
+            let name = String(decoding: bytes[entry.key], as: UTF8.self)
+            if let new = template.renamed[name] {
+                names.append(new)
+                renamedAny = true
+            } else {
+                names.append(name)
+            }
+        }
+        // Keys the type no longer has stay: decoding ignores them. (An
+        // optional that defaults to nil has no default key, and needs none.)
+        let present = Set(names)
+        let missing = template.keys.indices.filter { !present.contains(String(decoding: template.keys[$0], as: UTF8.self)) }
+        if let index = missing.first(where: { template.withObjects.contains(String(decoding: template.keys[$0], as: UTF8.self)) }) {
+            throw DurusError.badState(oid: .root, reason: "the record has no '\(String(decoding: template.keys[index], as: UTF8.self))', "
+                + "and its default is a new persistent object, which loading cannot create; store it once with a value")
+        }
+        if missing.isEmpty && !renamedAny { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count + missing.reduce(0) { $0 + template.keys[$1].count + template.values[$1].count + 2 })
+        StateValue.writeHeader(.keyed, count: stored.count + missing.count, to: &out)
+        for (name, entry) in zip(names, stored) {
+            Varint.writeString(name, to: &out)
+            out.append(contentsOf: bytes[entry.value])
+        }
+        for index in missing {
+            Varint.write(UInt64(template.keys[index].count), to: &out)
+            out.append(contentsOf: template.keys[index])
+            out.append(contentsOf: template.values[index])
+        }
+        return out
+    }
+
+    private static func template(_ type: any PersistentState.Type) throws -> Template {
+        if let known = templates.withLock({ $0[ObjectIdentifier(type)] }) { return known }
         var referenced = false
         func encodeDefault<S: PersistentState>(_: S.Type) throws -> [(String, StateValue)] {
             let encoder = StateEncoder(reference: { _ in
@@ -137,13 +187,17 @@ enum SchemaEvolution {
             guard case .keyed(let pairs) = try encoder.encode(S()) else { return [] }
             return pairs
         }
-        let pairs = try encodeDefault(type)
-        var withObjects: Set<String> = []
-        if referenced {
-            for (key, value) in pairs where value.containsReference { withObjects.insert(key) }
+        var template = Template()
+        for (key, value) in try encodeDefault(type) {
+            template.keys.append(Array(key.utf8))
+            var bytes: [UInt8] = []
+            value.write(to: &bytes)
+            template.values.append(bytes)
+            if referenced && value.containsReference { template.withObjects.insert(key) }
         }
-        let result = (pairs, withObjects)
-        defaults.withLock { $0[ObjectIdentifier(type)] = result }
+        template.renamed = type.renamedProperties
+        let result = template
+        templates.withLock { $0[ObjectIdentifier(type)] = result }
         return result
     }
 }

@@ -4,141 +4,275 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// Turns ``StateValue`` trees back into `Decodable` values. A reference
-/// becomes the instance `resolve` gives for it (the identity map's, perhaps
-/// a ghost), never a new object.
-struct StateDecoder {
+/// Decodes `Decodable` values straight from a state's bytes (the format of
+/// ``StateValue``), without building a value tree first: a container reads
+/// its header when asked for, a keyed one indexes where its values start,
+/// and every leaf is read in place. A reference becomes the instance
+/// `resolve` gives for it (the identity map's, perhaps a ghost), never a
+/// new object.
+///
+/// The bytes must have passed ``StateValue/skip(_:at:depth:)``, which
+/// `Connection` runs on every record before decoding, so the reads here
+/// meet well-formed values only (they still check bounds, and throw rather
+/// than trap); what they decide is whether a value fits its Swift type.
+final class StateReader {
+    let bytes: [UInt8]
     /// The instance for a reference: its OID, the type name the record
-    /// stored, and the static type the state declares there (a type that
-    /// was never registered resolves to it when the names match).
-    var resolve: (OID, String, PersistentObject.Type) throws -> PersistentObject
+    /// stored (UTF-8), and the static type the state declares there.
+    let resolve: (OID, ArraySlice<UInt8>, PersistentObject.Type) throws -> PersistentObject
 
-    func decode<T: Decodable>(_ type: T.Type, from value: StateValue) throws -> T {
-        try unbox(value, as: type, path: [])
+    init(bytes: [UInt8], resolve: @escaping (OID, ArraySlice<UInt8>, PersistentObject.Type) throws -> PersistentObject) {
+        self.bytes = bytes
+        self.resolve = resolve
     }
 
-    func unbox<T: Decodable>(_ value: StateValue, as type: T.Type, path: [any CodingKey]) throws -> T {
-        func mismatch(_ what: String) -> DecodingError {
-            .typeMismatch(T.self, .init(codingPath: path, debugDescription: "expected \(T.self), found \(what)"))
-        }
-        if T.self == String.self {
-            guard case .string(let s) = value else { throw mismatch("\(value.kind)") }
-            return s as! T
-        }
-        if T.self == Int.self { return try number(value, Int.self, path) as! T }
-        if T.self == Bool.self {
-            guard case .bool(let b) = value else { throw mismatch("\(value.kind)") }
-            return b as! T
-        }
-        if T.self == Double.self { return try floating(value, path) as! T }
-        if T.self == [Int].self, case .array(let items) = value {
-            return try items.map { try number($0, Int.self, path) } as! T
-        }
-        if T.self == [String].self, case .array(let items) = value {
-            return try items.map { item -> String in
-                guard case .string(let s) = item else { throw mismatch("\(item.kind) in an array of String") }
-                return s
-            } as! T
-        }
-        if T.self == [Double].self, case .array(let items) = value {
-            return try items.map { try floating($0, path) } as! T
-        }
+    /// Decodes the value at `slot` as `T`. `parent` and `key` name where it
+    /// sits, for coding paths, which are built only when asked for.
+    func unbox<T: Decodable>(_ type: T.Type, _ slot: Slot, parent: DecoderImpl?, key: (any CodingKey)?) throws -> T {
+        // Exact metatype checks for the common types: cheap, and no decoder.
+        if T.self == String.self { return try string(slot, parent, key) as! T }
+        if T.self == Int.self { return try integer(slot, Int.self, parent, key) as! T }
+        if T.self == Bool.self { return try bool(slot, parent, key) as! T }
+        if T.self == Double.self { return try floating(slot, parent, key) as! T }
         if let declared = T.self as? PersistentObject.Type {
-            guard case .reference(let oid, let typeName) = value else { throw mismatch("\(value.kind)") }
-            let object = try resolve(oid, typeName, declared)
-            guard let typed = object as? T else {
-                throw mismatch("a reference to \(typeName)")
+            guard let typed = try object(slot, declared, parent, key) as? T else {
+                throw DecodingError.typeMismatch(T.self, .init(codingPath: DecoderImpl.path(parent, key),
+                                                               debugDescription: "expected \(T.self), found \(kind(slot))"))
             }
             return typed
         }
+        if T.self == [Int].self, case .at(let offset) = slot, bytes[offset] == Tag.array.rawValue {
+            return try elements(offset, parent, key) { try self.integer($0, Int.self, parent, key) } as! T
+        }
+        if T.self == [String].self, case .at(let offset) = slot, bytes[offset] == Tag.array.rawValue {
+            return try elements(offset, parent, key) { try self.string($0, parent, key) } as! T
+        }
+        if T.self == [Double].self, case .at(let offset) = slot, bytes[offset] == Tag.array.rawValue {
+            return try elements(offset, parent, key) { try self.floating($0, parent, key) } as! T
+        }
+        if T.self == [UInt8].self, let raw = rawBytes(slot) { return Array(raw) as! T }
         if T.self == Data.self {
-            guard case .bytes(let b) = value else { throw mismatch("\(value.kind)") }
-            return Data(b) as! T
+            guard let raw = rawBytes(slot) else { throw mismatch(T.self, slot, parent, key) }
+            return Data(raw) as! T
         }
-        if T.self == [UInt8].self {
-            guard case .bytes(let b) = value else { throw mismatch("\(value.kind)") }
-            return b as! T
-        }
-        if T.self == Date.self {
-            return Date(timeIntervalSinceReferenceDate: try floating(value, path)) as! T
-        }
+        if T.self == Date.self { return Date(timeIntervalSinceReferenceDate: try floating(slot, parent, key)) as! T }
         if T.self == UUID.self {
-            guard case .bytes(let b) = value, b.count == 16 else { throw mismatch("\(value.kind)") }
-            let uuid = UUID(uuid: (b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
-                                   b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]))
+            guard let b = rawBytes(slot), b.count == 16 else { throw mismatch(T.self, slot, parent, key) }
+            let s = b.startIndex
+            let uuid = UUID(uuid: (b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7],
+                                   b[s + 8], b[s + 9], b[s + 10], b[s + 11], b[s + 12], b[s + 13], b[s + 14], b[s + 15]))
             return uuid as! T
         }
-        return try T(from: DecoderImpl(value: value, codingPath: path, owner: self))
+        if let dictionary = T.self as? any StateCodableDictionary.Type, case .at(let offset) = slot {
+            return try dictionary.decodeState(from: self, at: offset, parent: parent, key: key) as! T
+        }
+        return try T(from: DecoderImpl(reader: self, slot: slot, parent: parent, key: key))
     }
 
-    func number<T: FixedWidthInteger>(_ value: StateValue, _ type: T.Type, _ path: [any CodingKey]) throws -> T {
-        let result: T?
-        switch value {
-        case .int(let v): result = T(exactly: v)
-        case .uint(let v): result = T(exactly: v)
-        default: result = nil
+    // MARK: Leaves
+
+    func integer<T: FixedWidthInteger>(_ slot: Slot, _ type: T.Type, _ parent: DecoderImpl?, _ key: (any CodingKey)?) throws -> T {
+        switch slot {
+        case .byte(let b):
+            if let value = T(exactly: b) { return value }
+        case .at(let offset):
+            var at = offset + 1
+            switch bytes[offset] {
+            case Tag.int.rawValue:
+                let raw = try Varint.read(bytes, at: &at)
+                if let value = T(exactly: Int64(bitPattern: raw >> 1) ^ -Int64(bitPattern: raw & 1)) { return value }
+            case Tag.uint.rawValue:
+                if let value = T(exactly: try Varint.read(bytes, at: &at)) { return value }
+            default: break
+            }
         }
-        guard let result else {
-            throw DecodingError.typeMismatch(T.self, .init(codingPath: path, debugDescription: "\(value.kind) does not fit \(T.self)"))
+        throw DecodingError.typeMismatch(T.self, .init(codingPath: DecoderImpl.path(parent, key),
+                                                       debugDescription: "\(kind(slot)) does not fit \(T.self)"))
+    }
+
+    func floating(_ slot: Slot, _ parent: DecoderImpl?, _ key: (any CodingKey)?) throws -> Double {
+        guard case .at(let offset) = slot else { return try Double(integer(slot, UInt8.self, parent, key)) }
+        var at = offset + 1
+        switch bytes[offset] {
+        case Tag.double.rawValue: return Double(bitPattern: try fixed(&at, as: UInt64.self))
+        case Tag.float.rawValue: return Double(Float(bitPattern: try fixed(&at, as: UInt32.self)))
+        case Tag.int.rawValue: return Double(try integer(slot, Int64.self, parent, key))
+        case Tag.uint.rawValue: return Double(try integer(slot, UInt64.self, parent, key))
+        default:
+            throw DecodingError.typeMismatch(Double.self, .init(codingPath: DecoderImpl.path(parent, key),
+                                                                debugDescription: "found \(kind(slot))"))
+        }
+    }
+
+    func string(_ slot: Slot, _ parent: DecoderImpl?, _ key: (any CodingKey)?) throws -> String {
+        guard case .at(let offset) = slot, bytes[offset] == Tag.string.rawValue else {
+            throw mismatch(String.self, slot, parent, key)
+        }
+        var at = offset + 1
+        return try Varint.readString(bytes, at: &at)
+    }
+
+    func bool(_ slot: Slot, _ parent: DecoderImpl?, _ key: (any CodingKey)?) throws -> Bool {
+        if case .at(let offset) = slot {
+            if bytes[offset] == Tag.trueValue.rawValue { return true }
+            if bytes[offset] == Tag.falseValue.rawValue { return false }
+        }
+        throw mismatch(Bool.self, slot, parent, key)
+    }
+
+    func isNull(_ slot: Slot) -> Bool {
+        if case .at(let offset) = slot { return bytes[offset] == Tag.null.rawValue }
+        return false
+    }
+
+    /// The payload of a bytes value; nil for any other value.
+    func rawBytes(_ slot: Slot) -> ArraySlice<UInt8>? {
+        guard case .at(let offset) = slot, bytes[offset] == Tag.bytes.rawValue else { return nil }
+        var at = offset + 1
+        guard let count = try? Varint.readCount(bytes, at: &at) else { return nil }
+        return bytes[at ..< at + count]
+    }
+
+    func object(_ slot: Slot, _ declared: PersistentObject.Type, _ parent: DecoderImpl?, _ key: (any CodingKey)?) throws -> PersistentObject {
+        guard case .at(let offset) = slot, bytes[offset] == Tag.reference.rawValue else {
+            throw mismatch(declared, slot, parent, key)
+        }
+        var at = offset + 1
+        let oid = OID(try fixed(&at, as: UInt64.self))
+        let count = try Varint.readCount(bytes, at: &at)
+        return try resolve(oid, bytes[at ..< at + count], declared)
+    }
+
+    /// The elements of the array at `offset`, each read by `element`.
+    private func elements<E>(_ offset: Int, _ parent: DecoderImpl?, _ key: (any CodingKey)?,
+                             _ element: (Slot) throws -> E) throws -> [E] {
+        var at = offset + 1
+        let count = try Varint.readCount(bytes, at: &at, each: 1)
+        var result: [E] = []
+        result.reserveCapacity(count)
+        for _ in 0 ..< count {
+            result.append(try element(.at(at)))
+            try StateValue.skip(bytes, at: &at)
         }
         return result
     }
 
-    func floating(_ value: StateValue, _ path: [any CodingKey]) throws -> Double {
-        switch value {
-        case .double(let v): return v
-        case .float(let v): return Double(v)
-        case .int(let v): return Double(v)
-        case .uint(let v): return Double(v)
-        default:
-            throw DecodingError.typeMismatch(Double.self, .init(codingPath: path, debugDescription: "found \(value.kind)"))
+    func fixed<T: FixedWidthInteger>(_ offset: inout Int, as: T.Type) throws(StateError) -> T {
+        let size = MemoryLayout<T>.size
+        guard bytes.count - offset >= size else { throw .malformed("state ends inside a \(size)-byte number at byte \(offset)") }
+        var value: T = 0
+        for i in 0 ..< size { value = value << 8 | T(bytes[offset + i]) }
+        offset += size
+        return value
+    }
+
+    func mismatch(_ type: Any.Type, _ slot: Slot, _ parent: DecoderImpl?, _ key: (any CodingKey)?) -> DecodingError {
+        .typeMismatch(type, .init(codingPath: DecoderImpl.path(parent, key), debugDescription: "expected \(type), found \(kind(slot))"))
+    }
+
+    func kind(_ slot: Slot) -> String {
+        guard case .at(let offset) = slot else { return "an integer" }
+        switch Tag(rawValue: bytes[offset]) {
+        case .null: return "nil"
+        case .falseValue, .trueValue: return "a Bool"
+        case .int, .uint: return "an integer"
+        case .double, .float: return "a floating-point number"
+        case .string: return "a String"
+        case .bytes: return "bytes"
+        case .array: return "an array"
+        case .keyed: return "a keyed value"
+        case .reference:
+            var at = offset + 9
+            return "a reference to \((try? Varint.readString(bytes, at: &at)) ?? "?")"
+        case nil: return "an unknown value"
         }
+    }
+
+    // MARK: Keyed values
+
+    /// Where each key and value of the keyed value at `offset` starts.
+    func keyedEntries(_ offset: Int) throws -> [KeyedEntry] {
+        var at = offset + 1
+        let count = try Varint.readCount(bytes, at: &at, each: 2)
+        var entries: [KeyedEntry] = []
+        entries.reserveCapacity(count)
+        for _ in 0 ..< count {
+            let length = try Varint.readCount(bytes, at: &at)
+            let key = at
+            at += length
+            entries.append(KeyedEntry(key: key, keyLength: length, value: at))
+            try StateValue.skip(bytes, at: &at)
+        }
+        return entries
+    }
+
+    func keyString(_ entry: KeyedEntry) -> String {
+        String(decoding: bytes[entry.key ..< entry.key + entry.keyLength], as: UTF8.self)
+    }
+
+    func keyEquals(_ entry: KeyedEntry, _ utf8: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard entry.keyLength == utf8.count else { return false }
+        for i in 0 ..< utf8.count where bytes[entry.key + i] != utf8[i] { return false }
+        return true
     }
 }
 
-extension StateValue {
-    var kind: String {
-        switch self {
-        case .null: "nil"
-        case .bool: "a Bool"
-        case .int, .uint: "an integer"
-        case .double, .float: "a floating-point number"
-        case .string: "a String"
-        case .bytes: "bytes"
-        case .array: "an array"
-        case .keyed: "a keyed value"
-        case .reference(_, let typeName): "a reference to \(typeName)"
-        }
-    }
+/// Where a value is: at an offset of the state, or one element of a bytes
+/// value, read as an unsigned integer (so `[UInt8]`-like values written as
+/// bytes also decode as arrays of numbers).
+enum Slot {
+    case at(Int)
+    case byte(UInt8)
 }
 
-private final class DecoderImpl: Decoder {
-    let value: StateValue
-    let codingPath: [any CodingKey]
+struct KeyedEntry {
+    var key: Int
+    var keyLength: Int
+    var value: Int
+}
+
+/// A `Decoder` for one value of a state; its coding path is built only when asked for.
+final class DecoderImpl: Decoder {
+    let reader: StateReader
+    let slot: Slot
+    let parent: DecoderImpl?
+    let key: (any CodingKey)?
     let userInfo: [CodingUserInfoKey: Any] = [:]
-    let owner: StateDecoder
 
-    init(value: StateValue, codingPath: [any CodingKey], owner: StateDecoder) {
-        self.value = value
-        self.codingPath = codingPath
-        self.owner = owner
+    init(reader: StateReader, slot: Slot, parent: DecoderImpl?, key: (any CodingKey)?) {
+        self.reader = reader
+        self.slot = slot
+        self.parent = parent
+        self.key = key
+    }
+
+    var codingPath: [any CodingKey] { (parent?.codingPath ?? []) + (key.map { [$0] } ?? []) }
+
+    static func path(_ parent: DecoderImpl?, _ key: (any CodingKey)?) -> [any CodingKey] {
+        (parent?.codingPath ?? []) + (key.map { [$0] } ?? [])
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
-        guard case .keyed(let pairs) = value else {
-            throw DecodingError.typeMismatch([String: Any].self, .init(codingPath: codingPath, debugDescription: "found \(value.kind)"))
+        guard case .at(let offset) = slot, reader.bytes[offset] == Tag.keyed.rawValue else {
+            throw DecodingError.typeMismatch([String: Any].self, .init(codingPath: codingPath, debugDescription: "found \(reader.kind(slot))"))
         }
-        return KeyedDecodingContainer(KeyedContainer<Key>(decoder: self, pairs: pairs))
+        return KeyedDecodingContainer(KeyedContainer<Key>(decoder: self, entries: try reader.keyedEntries(offset)))
     }
 
     func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
-        switch value {
-        case .array(let items): return UnkeyedContainer(decoder: self, items: items)
-        // Bytes written for [UInt8]-like sequences decode as arrays of numbers too.
-        case .bytes(let bytes): return UnkeyedContainer(decoder: self, items: bytes.map { .uint(UInt64($0)) })
-        default:
-            throw DecodingError.typeMismatch([Any].self, .init(codingPath: codingPath, debugDescription: "found \(value.kind)"))
+        if case .at(let offset) = slot {
+            var at = offset + 1
+            switch reader.bytes[offset] {
+            case Tag.array.rawValue:
+                let count = try Varint.readCount(reader.bytes, at: &at, each: 1)
+                return UnkeyedContainer(decoder: self, count: count, cursor: at, bytesMode: false)
+            case Tag.bytes.rawValue:
+                let count = try Varint.readCount(reader.bytes, at: &at)
+                return UnkeyedContainer(decoder: self, count: count, cursor: at, bytesMode: true)
+            default: break
+            }
         }
+        throw DecodingError.typeMismatch([Any].self, .init(codingPath: codingPath, debugDescription: "found \(reader.kind(slot))"))
     }
 
     func singleValueContainer() throws -> any SingleValueDecodingContainer {
@@ -148,47 +282,62 @@ private final class DecoderImpl: Decoder {
 
 private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     let decoder: DecoderImpl
-    let pairs: [(String, StateValue)]
-    /// Built only for large containers (dictionaries); a struct's few
-    /// properties are found faster by a scan, without hashing.
+    let entries: [KeyedEntry]
+    /// Built only for large containers; a struct's few properties are found
+    /// faster by a scan of their bytes, without hashing or a String.
     let index: [String: Int]?
+    var reader: StateReader { decoder.reader }
     var codingPath: [any CodingKey] { decoder.codingPath }
-    var allKeys: [Key] { pairs.compactMap { Key(stringValue: $0.0) } }
+    var allKeys: [Key] { entries.compactMap { Key(stringValue: reader.keyString($0)) } }
 
-    init(decoder: DecoderImpl, pairs: [(String, StateValue)]) {
+    init(decoder: DecoderImpl, entries: [KeyedEntry]) {
         self.decoder = decoder
-        self.pairs = pairs
-        if pairs.count > 12 {
+        self.entries = entries
+        if entries.count > 12 {
             var index: [String: Int] = [:]
-            index.reserveCapacity(pairs.count)
-            for (position, pair) in pairs.enumerated() { index[pair.0] = position }
+            index.reserveCapacity(entries.count)
+            for entry in entries { index[decoder.reader.keyString(entry)] = entry.value }
             self.index = index
         } else {
             index = nil
         }
     }
 
-    /// The value under `name`; the last one when a key repeats.
-    private func lookup(_ name: String) -> StateValue? {
-        if let index { return index[name].map { pairs[$0].1 } }
-        return pairs.last(where: { $0.0 == name })?.1
+    /// Where the value under `key` starts; the last one when a key repeats.
+    private func find(_ key: Key) -> Int? {
+        if let index { return index[key.stringValue] }
+        var name = key.stringValue
+        return name.withUTF8 { utf8 in
+            for entry in entries.reversed() where reader.keyEquals(entry, utf8) { return entry.value }
+            return nil
+        }
     }
 
-    func contains(_ key: Key) -> Bool { lookup(key.stringValue) != nil }
+    func contains(_ key: Key) -> Bool { find(key) != nil }
 
-    private func value(_ key: Key) throws -> StateValue {
-        guard let value = lookup(key.stringValue) else {
+    private func slot(_ key: Key) throws -> Slot {
+        guard let offset = find(key) else {
             throw DecodingError.keyNotFound(key, .init(codingPath: codingPath, debugDescription: "the state has no \(key.stringValue)"))
         }
-        return value
+        return .at(offset)
     }
 
-    func decodeNil(forKey key: Key) throws -> Bool { try value(key) == .null }
+    func decodeNil(forKey key: Key) throws -> Bool { reader.isNull(try slot(key)) }
 
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
-        try decoder.owner.unbox(try value(key), as: T.self, path: codingPath + [key])
+        try reader.unbox(T.self, try slot(key), parent: decoder, key: key)
     }
 
+    func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
+        guard let offset = find(key), !reader.isNull(.at(offset)) else { return nil }
+        return try reader.unbox(T.self, .at(offset), parent: decoder, key: key)
+    }
+
+    func decode(_ type: String.Type, forKey key: Key) throws -> String { try reader.string(try slot(key), decoder, key) }
+    func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool { try reader.bool(try slot(key), decoder, key) }
+    func decode(_ type: Double.Type, forKey key: Key) throws -> Double { try reader.floating(try slot(key), decoder, key) }
+    func decode(_ type: Float.Type, forKey key: Key) throws -> Float { Float(try reader.floating(try slot(key), decoder, key)) }
+    func decode(_ type: Int.Type, forKey key: Key) throws -> Int { try int(key) }
     func decode(_ type: Int8.Type, forKey key: Key) throws -> Int8 { try int(key) }
     func decode(_ type: Int16.Type, forKey key: Key) throws -> Int16 { try int(key) }
     func decode(_ type: Int32.Type, forKey key: Key) throws -> Int32 { try int(key) }
@@ -198,102 +347,210 @@ private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     func decode(_ type: UInt16.Type, forKey key: Key) throws -> UInt16 { try int(key) }
     func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 { try int(key) }
     func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try int(key) }
-    func decode(_ type: Float.Type, forKey key: Key) throws -> Float {
-        Float(try decoder.owner.floating(try value(key), codingPath + [key]))
-    }
 
     private func int<T: FixedWidthInteger>(_ key: Key) throws -> T {
-        try decoder.owner.number(try value(key), T.self, codingPath + [key])
+        try reader.integer(try slot(key), T.self, decoder, key)
     }
 
     func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws
         -> KeyedDecodingContainer<NestedKey> {
-        try DecoderImpl(value: try value(key), codingPath: codingPath + [key], owner: decoder.owner).container(keyedBy: type)
+        try DecoderImpl(reader: reader, slot: try slot(key), parent: decoder, key: key).container(keyedBy: type)
     }
 
     func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer {
-        try DecoderImpl(value: try value(key), codingPath: codingPath + [key], owner: decoder.owner).unkeyedContainer()
+        try DecoderImpl(reader: reader, slot: try slot(key), parent: decoder, key: key).unkeyedContainer()
     }
 
     func superDecoder() throws -> any Decoder {
-        DecoderImpl(value: lookup("super") ?? .null, codingPath: codingPath, owner: decoder.owner)
+        var name = "super"
+        let offset = name.withUTF8 { utf8 in entries.last(where: { reader.keyEquals($0, utf8) })?.value }
+        guard let offset else {
+            // A missing "super" reads as nil, as an empty superclass state would.
+            return DecoderImpl(reader: StateReader(bytes: [Tag.null.rawValue], resolve: reader.resolve), slot: .at(0),
+                               parent: decoder, key: nil)
+        }
+        return DecoderImpl(reader: reader, slot: .at(offset), parent: decoder, key: nil)
     }
 
     func superDecoder(forKey key: Key) throws -> any Decoder {
-        DecoderImpl(value: try value(key), codingPath: codingPath + [key], owner: decoder.owner)
+        DecoderImpl(reader: reader, slot: try slot(key), parent: decoder, key: key)
     }
 }
 
 private struct UnkeyedContainer: UnkeyedDecodingContainer {
     let decoder: DecoderImpl
-    let items: [StateValue]
+    let total: Int
+    /// Where the next element starts (for bytes: where the payload starts).
+    var cursor: Int
+    let bytesMode: Bool
     var currentIndex = 0
     var codingPath: [any CodingKey] { decoder.codingPath }
-    var count: Int? { items.count }
-    var isAtEnd: Bool { currentIndex >= items.count }
+    var count: Int? { total }
+    var isAtEnd: Bool { currentIndex >= total }
+    var reader: StateReader { decoder.reader }
 
-    init(decoder: DecoderImpl, items: [StateValue]) {
+    init(decoder: DecoderImpl, count: Int, cursor: Int, bytesMode: Bool) {
         self.decoder = decoder
-        self.items = items
+        total = count
+        self.cursor = cursor
+        self.bytesMode = bytesMode
     }
 
-    private mutating func next() throws -> StateValue {
+    private mutating func next() throws -> Slot {
         guard !isAtEnd else {
             throw DecodingError.valueNotFound(Any.self, .init(codingPath: codingPath + [IndexKey(currentIndex)],
-                                                              debugDescription: "the array has only \(items.count) values"))
+                                                              debugDescription: "the array has only \(total) values"))
         }
         defer { currentIndex += 1 }
-        return items[currentIndex]
+        if bytesMode { return .byte(reader.bytes[cursor + currentIndex]) }
+        let slot = Slot.at(cursor)
+        try StateValue.skip(reader.bytes, at: &cursor)
+        return slot
     }
 
     mutating func decodeNil() throws -> Bool {
-        guard !isAtEnd else { return false }
-        if items[currentIndex] == .null {
-            currentIndex += 1
-            return true
-        }
-        return false
+        guard !isAtEnd, !bytesMode, reader.isNull(.at(cursor)) else { return false }
+        _ = try next()
+        return true
     }
 
     mutating func decode<T: Decodable>(_ type: T.Type) throws -> T {
-        let path = codingPath + [IndexKey(currentIndex)]
-        return try decoder.owner.unbox(try next(), as: T.self, path: path)
+        let index = IndexKey(currentIndex)
+        return try reader.unbox(T.self, try next(), parent: decoder, key: index)
+    }
+
+    mutating func decode(_ type: String.Type) throws -> String {
+        let index = IndexKey(currentIndex)
+        return try reader.string(try next(), decoder, index)
+    }
+
+    mutating func decode(_ type: Int.Type) throws -> Int {
+        let index = IndexKey(currentIndex)
+        return try reader.integer(try next(), Int.self, decoder, index)
+    }
+
+    mutating func decode(_ type: UInt8.Type) throws -> UInt8 {
+        let index = IndexKey(currentIndex)
+        return try reader.integer(try next(), UInt8.self, decoder, index)
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws -> KeyedDecodingContainer<NestedKey> {
-        let path = codingPath + [IndexKey(currentIndex)]
-        return try DecoderImpl(value: try next(), codingPath: path, owner: decoder.owner).container(keyedBy: type)
+        let index = IndexKey(currentIndex)
+        return try DecoderImpl(reader: reader, slot: try next(), parent: decoder, key: index).container(keyedBy: type)
     }
 
     mutating func nestedUnkeyedContainer() throws -> any UnkeyedDecodingContainer {
-        let path = codingPath + [IndexKey(currentIndex)]
-        return try DecoderImpl(value: try next(), codingPath: path, owner: decoder.owner).unkeyedContainer()
+        let index = IndexKey(currentIndex)
+        return try DecoderImpl(reader: reader, slot: try next(), parent: decoder, key: index).unkeyedContainer()
     }
 
     mutating func superDecoder() throws -> any Decoder {
-        let path = codingPath + [IndexKey(currentIndex)]
-        return DecoderImpl(value: try next(), codingPath: path, owner: decoder.owner)
+        let index = IndexKey(currentIndex)
+        return DecoderImpl(reader: reader, slot: try next(), parent: decoder, key: index)
     }
 }
 
 private struct SingleContainer: SingleValueDecodingContainer {
     let decoder: DecoderImpl
     var codingPath: [any CodingKey] { decoder.codingPath }
+    var reader: StateReader { decoder.reader }
+    var slot: Slot { decoder.slot }
 
-    func decodeNil() -> Bool { decoder.value == .null }
+    func decodeNil() -> Bool { reader.isNull(slot) }
 
     func decode<T: Decodable>(_ type: T.Type) throws -> T {
-        try decoder.owner.unbox(decoder.value, as: T.self, path: codingPath)
+        try reader.unbox(T.self, slot, parent: decoder.parent, key: decoder.key)
     }
 
-    func decode(_ type: Int8.Type) throws -> Int8 { try decoder.owner.number(decoder.value, Int8.self, codingPath) }
-    func decode(_ type: Int16.Type) throws -> Int16 { try decoder.owner.number(decoder.value, Int16.self, codingPath) }
-    func decode(_ type: Int32.Type) throws -> Int32 { try decoder.owner.number(decoder.value, Int32.self, codingPath) }
-    func decode(_ type: Int64.Type) throws -> Int64 { try decoder.owner.number(decoder.value, Int64.self, codingPath) }
-    func decode(_ type: UInt.Type) throws -> UInt { try decoder.owner.number(decoder.value, UInt.self, codingPath) }
-    func decode(_ type: UInt8.Type) throws -> UInt8 { try decoder.owner.number(decoder.value, UInt8.self, codingPath) }
-    func decode(_ type: UInt16.Type) throws -> UInt16 { try decoder.owner.number(decoder.value, UInt16.self, codingPath) }
-    func decode(_ type: UInt32.Type) throws -> UInt32 { try decoder.owner.number(decoder.value, UInt32.self, codingPath) }
-    func decode(_ type: UInt64.Type) throws -> UInt64 { try decoder.owner.number(decoder.value, UInt64.self, codingPath) }
-    func decode(_ type: Float.Type) throws -> Float { Float(try decoder.owner.floating(decoder.value, codingPath)) }
+    func decode(_ type: String.Type) throws -> String { try reader.string(slot, decoder.parent, decoder.key) }
+    func decode(_ type: Bool.Type) throws -> Bool { try reader.bool(slot, decoder.parent, decoder.key) }
+    func decode(_ type: Double.Type) throws -> Double { try reader.floating(slot, decoder.parent, decoder.key) }
+    func decode(_ type: Float.Type) throws -> Float { Float(try reader.floating(slot, decoder.parent, decoder.key)) }
+    func decode(_ type: Int.Type) throws -> Int { try int() }
+    func decode(_ type: Int8.Type) throws -> Int8 { try int() }
+    func decode(_ type: Int16.Type) throws -> Int16 { try int() }
+    func decode(_ type: Int32.Type) throws -> Int32 { try int() }
+    func decode(_ type: Int64.Type) throws -> Int64 { try int() }
+    func decode(_ type: UInt.Type) throws -> UInt { try int() }
+    func decode(_ type: UInt8.Type) throws -> UInt8 { try int() }
+    func decode(_ type: UInt16.Type) throws -> UInt16 { try int() }
+    func decode(_ type: UInt32.Type) throws -> UInt32 { try int() }
+    func decode(_ type: UInt64.Type) throws -> UInt64 { try int() }
+
+    private func int<T: FixedWidthInteger>() throws -> T { try reader.integer(slot, T.self, decoder.parent, decoder.key) }
+}
+
+// MARK: Dictionaries
+
+/// A dictionary key stored as a keyed value's key, as Swift's own
+/// `Dictionary` coding writes it: a String as itself, an Int in decimal.
+protocol StateDictionaryKey: Hashable {
+    init?(stateKey: ArraySlice<UInt8>)
+    var stateKey: String { get }
+    /// The key in coding paths.
+    var codingKey: any CodingKey { get }
+}
+
+extension String: StateDictionaryKey {
+    init?(stateKey: ArraySlice<UInt8>) { self = String(decoding: stateKey, as: UTF8.self) }
+    var stateKey: String { self }
+    var codingKey: any CodingKey { NameKey(stringValue: self) }
+}
+
+extension Int: StateDictionaryKey {
+    init?(stateKey: ArraySlice<UInt8>) {
+        var digits = stateKey[...]
+        let negative = digits.first == UInt8(ascii: "-")
+        if negative { digits = digits.dropFirst() }
+        guard !digits.isEmpty, digits.count <= 18 else {
+            // Past 18 digits overflow is possible: let the standard parser decide.
+            guard let value = Int(String(decoding: stateKey, as: UTF8.self)) else { return nil }
+            self = value
+            return
+        }
+        var value = 0
+        for digit in digits {
+            guard digit >= UInt8(ascii: "0"), digit <= UInt8(ascii: "9") else { return nil }
+            value = value * 10 + Int(digit - UInt8(ascii: "0"))
+        }
+        self = negative ? -value : value
+    }
+
+    var stateKey: String { String(self) }
+    var codingKey: any CodingKey { IndexKey(self) }
+}
+
+/// Dictionaries keyed by String or Int: coded in the same form as Swift's
+/// `Dictionary` coding (a keyed value), without a coding key per entry.
+protocol StateCodableDictionary {
+    static func decodeState(from reader: StateReader, at offset: Int, parent: DecoderImpl?, key: (any CodingKey)?) throws -> Self
+    func encodeState(_ encoder: StateEncoder, path: [any CodingKey]) throws -> Node
+}
+
+extension Dictionary: StateCodableDictionary where Key: StateDictionaryKey, Value: Codable {
+    static func decodeState(from reader: StateReader, at offset: Int, parent: DecoderImpl?, key: (any CodingKey)?) throws -> Self {
+        guard reader.bytes[offset] == Tag.keyed.rawValue else { throw reader.mismatch(Self.self, .at(offset), parent, key) }
+        let entries = try reader.keyedEntries(offset)
+        // Entries with a coding path, so that an error inside a value names where it is.
+        let holder = DecoderImpl(reader: reader, slot: .at(offset), parent: parent, key: key)
+        var result: [Key: Value] = [:]
+        result.reserveCapacity(entries.count)
+        for entry in entries {
+            let raw = reader.bytes[entry.key ..< entry.key + entry.keyLength]
+            guard let dictionaryKey = Key(stateKey: raw) else {
+                throw DecodingError.dataCorrupted(.init(codingPath: holder.codingPath,
+                                                        debugDescription: "the key \(reader.keyString(entry)) is not a \(Key.self)"))
+            }
+            result[dictionaryKey] = try reader.unbox(Value.self, .at(entry.value), parent: holder, key: dictionaryKey.codingKey)
+        }
+        return result
+    }
+}
+
+/// A key met in a dictionary, for coding paths.
+struct NameKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
 }

@@ -19,6 +19,12 @@ struct StateEncoder {
     /// a ``StateValue`` tree in between.
     func entry<T: Encodable>(_ value: T, path: [any CodingKey]) throws -> Node.Entry {
         if let scalar = try scalar(value) { return .value(scalar) }
+        return try composite(value, path: path)
+    }
+
+    /// `entry` for a value `scalar` declined.
+    func composite<T: Encodable>(_ value: T, path: [any CodingKey]) throws -> Node.Entry {
+        if let dictionary = value as? any StateCodableDictionary { return .node(try dictionary.encodeState(self, path: path)) }
         let encoder = EncoderImpl(codingPath: path, owner: self)
         try value.encode(to: encoder)
         return encoder.node.kind == .value ? .value(encoder.node.scalar) : .node(encoder.node)
@@ -138,7 +144,9 @@ private final class EncoderImpl: Encoder {
     }
 
     func entry<T: Encodable>(_ value: T, key: (any CodingKey)?) throws -> Node.Entry {
-        try owner.entry(value, path: key.map { codingPath + [$0] } ?? codingPath)
+        // Leaves first: their coding path is never needed, so never built.
+        if let scalar = try owner.scalar(value) { return .value(scalar) }
+        return try owner.composite(value, path: key.map { codingPath + [$0] } ?? codingPath)
     }
 }
 
@@ -285,5 +293,23 @@ private struct SingleContainer: SingleValueEncodingContainer {
             node.entries = n.entries
             node.keys = n.keys
         }
+    }
+}
+
+extension Dictionary {
+    func encodeState(_ encoder: StateEncoder, path: [any CodingKey]) throws -> Node where Key: StateDictionaryKey, Value: Codable {
+        let node = Node()
+        node.become(.keyed)
+        node.keys.reserveCapacity(count)
+        node.entries.reserveCapacity(count)
+        for (key, value) in self {
+            node.keys.append(key.stateKey)
+            if let scalar = try encoder.scalar(value) {
+                node.entries.append(.value(scalar))
+            } else {
+                node.entries.append(try encoder.composite(value, path: path + [key.codingKey]))
+            }
+        }
+        return node
     }
 }

@@ -133,6 +133,45 @@ extension StateValue {
         }
     }
 
+    /// Steps over one value at `offset`, checking it as ``read(_:at:depth:)``
+    /// would, without building it: the check every state passes before
+    /// ``StateReader`` decodes it in place.
+    static func skip(_ bytes: [UInt8], at offset: inout Int, depth: Int = 0) throws(StateError) {
+        guard depth < 512 else { throw .malformed("nesting deeper than 512 levels") }
+        guard offset < bytes.count else { throw .malformed("state ends at byte \(offset) where a value was expected") }
+        guard let tag = Tag(rawValue: bytes[offset]) else {
+            throw .malformed("unknown value tag \(bytes[offset]) at byte \(offset)")
+        }
+        offset += 1
+        func advance(_ size: Int) throws(StateError) {
+            guard bytes.count - offset >= size else { throw .malformed("state ends inside a \(size)-byte number at byte \(offset)") }
+            offset += size
+        }
+        switch tag {
+        case .null, .falseValue, .trueValue: return
+        case .int, .uint: _ = try Varint.read(bytes, at: &offset)
+        case .double: try advance(8)
+        case .float: try advance(4)
+        case .string, .bytes:
+            let count = try Varint.readCount(bytes, at: &offset)
+            offset += count
+        case .array:
+            let count = try Varint.readCount(bytes, at: &offset, each: 1)
+            for _ in 0 ..< count { try skip(bytes, at: &offset, depth: depth + 1) }
+        case .keyed:
+            let count = try Varint.readCount(bytes, at: &offset, each: 2)
+            for _ in 0 ..< count {
+                let length = try Varint.readCount(bytes, at: &offset)
+                offset += length
+                try skip(bytes, at: &offset, depth: depth + 1)
+            }
+        case .reference:
+            try advance(8)
+            let length = try Varint.readCount(bytes, at: &offset)
+            offset += length
+        }
+    }
+
     private static func fixed<T: FixedWidthInteger>(_ bytes: [UInt8], _ offset: inout Int, as: T.Type) throws(StateError) -> T {
         let size = MemoryLayout<T>.size
         guard bytes.count - offset >= size else { throw .malformed("state ends inside a \(size)-byte number at byte \(offset)") }

@@ -364,8 +364,11 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         var result = counters
         // Records are written as they are read; a conflict found below
         // aborts the transaction, so nothing of a refused commit remains.
+        // In OID order: new objects' OIDs ascend, so their records append at
+        // the B-tree's right edge (Berkeley DB then splits without leaving
+        // half-empty pages) and rewrites walk the pages in order.
         try records.withCursor(txn: txn) { cursor in
-            for record in storing.values {
+            for record in storing.values.sorted(by: { $0.oid < $1.oid }) {
                 guard let oldLength = try cursor.find(record.oid, into: &scratch) else {
                     try records.put(record.oid, record.bytes, txn: txn)
                     for ref in record.referenceSet { deltas[ref, default: 0] += 1 }
@@ -392,7 +395,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         }
         if !missing.isEmpty { throw ConflictError(.write, oids: missing.sorted()) }
         var counted: [OID: UInt64] = [:]
-        for (ref, delta) in deltas where delta != 0 {
+        for (ref, delta) in deltas.sorted(by: { $0.key < $1.key }) where delta != 0 {
             let old = try refcounts.count(ref, txn: txn)
             guard let oldCount = Int64(exactly: old), case let new = oldCount + Int64(delta), new >= 0 else {
                 throw DurusError.corruptStore(path: path, reason: "reference count of \(ref) would go below zero")
