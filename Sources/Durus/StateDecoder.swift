@@ -502,17 +502,15 @@ extension Int: StateDictionaryKey {
         var digits = stateKey[...]
         let negative = digits.first == UInt8(ascii: "-")
         if negative { digits = digits.dropFirst() }
-        guard !digits.isEmpty, digits.count <= 18 else {
-            // Past 18 digits overflow is possible: let the standard parser decide.
+        // Plain decimal, as `String(Int)` writes it, is read here; anything
+        // else (a sign, 19 digits that may overflow) the standard parser decides.
+        guard !digits.isEmpty, digits.count <= 18,
+              digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
             guard let value = Int(String(decoding: stateKey, as: UTF8.self)) else { return nil }
             self = value
             return
         }
-        var value = 0
-        for digit in digits {
-            guard digit >= UInt8(ascii: "0"), digit <= UInt8(ascii: "9") else { return nil }
-            value = value * 10 + Int(digit - UInt8(ascii: "0"))
-        }
+        let value = digits.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
         self = negative ? -value : value
     }
 

@@ -1,0 +1,135 @@
+@testable import Durus
+import Foundation
+import Testing
+
+/// The state codec below the object layer: bytes written as the format
+/// documents them decode in place, encoder and decoder agree with each other
+/// and with the value tree tools read, and damage or a misfit is a typed
+/// error that names where it is.
+@Suite struct StateCodecTests {
+    struct Sample: Codable, Equatable {
+        enum Mood: Codable, Equatable { case calm, busy(level: Int, note: String?) }
+        struct Point: Codable, Equatable { var x: Double; var y: Float }
+        var name = "héllo ✓"
+        var count = -42
+        var small: Int8 = -8
+        var big: UInt64 = .max
+        var flag = true
+        var ratio = 0.25
+        var missing: String? = nil
+        var present: Int? = 7
+        var bytes: [UInt8] = [0, 1, 255]
+        var data = Data([9, 8, 7])
+        var when = Date(timeIntervalSinceReferenceDate: 1_000_000.5)
+        var id = UUID(uuid: (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16))
+        var words = ["a", "", "ünï"]
+        var numbers = [3, -1, Int.max, Int.min]
+        var reals = [0.5, -2]
+        var set: Set<Int> = [5, 1, 3]
+        var byName: [String: [Int: [String]]] = ["one": [1: ["x"], -7: []], "": [:]]
+        var byNumber: [Int: Point] = [0: Point(x: 1, y: 2), -3: Point(x: -0.5, y: 8)]
+        var moods: [Mood] = [.calm, .busy(level: 3, note: nil), .busy(level: -1, note: "late")]
+        var nested: [[Int?]] = [[1, nil], [], [nil]]
+    }
+
+    static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        let encoder = StateEncoder(reference: { _ in throw DurusError.readOnly })
+        var bytes: [UInt8] = []
+        try encoder.entry(value, path: []).write(to: &bytes)
+        return bytes
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) throws -> T {
+        var offset = 0
+        try StateValue.skip(bytes, at: &offset)
+        #expect(offset == bytes.count)
+        let reader = StateReader(bytes: bytes, resolve: { oid, _, _ in throw DurusError.keyNotFound(oid) })
+        return try reader.unbox(T.self, .at(0), parent: nil, key: nil)
+    }
+
+    @Test func everyKindOfValueRoundTrips() throws {
+        let sample = Sample()
+        let bytes = try Self.encode(sample)
+        #expect(try Self.decode(Sample.self, bytes) == sample)
+        // The value tree that tools read says the same, byte for byte.
+        var offset = 0
+        let tree = try StateValue.read(bytes, at: &offset)
+        var rewritten: [UInt8] = []
+        tree.write(to: &rewritten)
+        #expect(rewritten == bytes)
+        guard case .keyed(let pairs) = tree else { Issue.record("a struct is a keyed value"); return }
+        #expect(pairs.first { $0.0 == "missing" } == nil, "nil optionals are left out, as Codable does")
+        #expect(pairs.first { $0.0 == "byNumber" }.map { pair in
+            if case .keyed(let entries) = pair.1 { return Set(entries.map(\.0)) == ["0", "-3"] }
+            return false
+        } == true, "Int keys are stored in decimal, as Swift's Dictionary coding writes them")
+    }
+
+    /// Bytes built from the documented format (not by our encoder) decode:
+    /// keys in any order, a repeated key (the last wins), a key the type does
+    /// not have (ignored), integers where floats are declared, bytes read as
+    /// an array of numbers, and dictionary keys as Swift writes them.
+    @Test func theDocumentedFormatDecodes() throws {
+        struct Shape: Decodable, Equatable {
+            var title: String
+            var size: Double
+            var codes: [UInt16]
+            var counts: [Int: Int]
+            var labels: [String: String]
+        }
+        let value = StateValue.keyed([
+            ("labels", .keyed([("a", .string("A")), ("b", .string("B"))])),
+            ("size", .int(3)),
+            ("title", .string("first")),
+            ("unknown", .array([.null, .reference(OID(9), typeName: "Gone.Type")])),
+            ("codes", .bytes([1, 200])),
+            ("counts", .keyed([("10", .int(1)), ("-2", .uint(2)), ("007", .int(3)), ("+4", .int(4))])),
+            ("title", .string("last")),
+        ])
+        var bytes: [UInt8] = []
+        value.write(to: &bytes)
+        let shape = try Self.decode(Shape.self, bytes)
+        #expect(shape == Shape(title: "last", size: 3, codes: [1, 200], counts: [10: 1, -2: 2, 7: 3, 4: 4],
+                               labels: ["a": "A", "b": "B"]))
+    }
+
+    @Test func aMisfitNamesItsPath() throws {
+        struct Item: Codable { var value: Int }
+        struct Holder: Codable { var items: [Int: Item] }
+        var bytes: [UInt8] = []
+        StateValue.keyed([("items", .keyed([("5", .keyed([("value", .string("five"))]))]))]).write(to: &bytes)
+        #expect { try Self.decode(Holder.self, bytes) } throws: { error in
+            guard case DecodingError.typeMismatch(_, let context) = error else { return false }
+            return context.codingPath.map(\.stringValue) == ["items", "5", "value"]
+        }
+        var overflow: [UInt8] = []
+        StateValue.keyed([("value", .int(300))]).write(to: &overflow)
+        struct Small: Decodable { var value: Int8 }
+        #expect(throws: DecodingError.self) { try Self.decode(Small.self, overflow) }
+        var badKey: [UInt8] = []
+        StateValue.keyed([("items", .keyed([("five", .keyed([("value", .int(5))]))]))]).write(to: &badKey)
+        #expect(throws: DecodingError.self, "a key that is no Int") { try Self.decode(Holder.self, badKey) }
+    }
+
+    /// Damage is found before any decoding, even inside a value the type
+    /// would ignore, and a cut anywhere is an error, never a crash.
+    @Test func damageIsATypedErrorWherever() throws {
+        struct Tiny: Decodable { var kept: Int }
+        var hidden: [UInt8] = []
+        StateValue.keyed([("kept", .int(1)), ("ignored", .array([.int(2)]))]).write(to: &hidden)
+        #expect(try Self.decode(Tiny.self, hidden).kept == 1)
+        // The last value is the int inside "ignored": its tag is 2 bytes from the end.
+        hidden[hidden.count - 2] = 0xEE
+        var offset = 0
+        #expect(throws: StateError.malformed("unknown value tag 238 at byte \(hidden.count - 2)")) {
+            try StateValue.skip(hidden, at: &offset)
+        }
+        let bytes = try Self.encode(Sample())
+        for cut in 0 ..< bytes.count {
+            var offset = 0
+            #expect(throws: StateError.self, "cut at \(cut)") {
+                try StateValue.skip(Array(bytes.prefix(cut)), at: &offset)
+            }
+        }
+    }
+}
