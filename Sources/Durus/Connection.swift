@@ -87,7 +87,9 @@ public final class Connection {
 
     let storage: any Storage
     let configuration: Database.Configuration
-    @usableFromInline private(set) var serial = 1
+    /// Read at every property access of every object: unchecked for
+    /// exclusivity, since only the connection writes it, never during an access.
+    @usableFromInline @exclusivity(unchecked) private(set) var serial = 1
     private(set) var loadCount = 0
 
     /// The identity map. Unowned, not weak: weak references would give every

@@ -26,16 +26,20 @@ open class PersistentObject: Codable {
     public internal(set) final var oid: OID?
     /// The connection this object belongs to, once committed or loaded.
     public final var connection: Connection? { core?.handle }
+    // The bookkeeping below is read or written at every property access, and
+    // only by the library, in accesses that never overlap: exempt from the
+    // run-time exclusivity checks, which cost more than the accesses.
+
     /// Held strongly: an object the program keeps can always load its state.
-    @usableFromInline final var core: ConnectionCore?
+    @usableFromInline @exclusivity(unchecked) final var core: ConnectionCore?
     /// Where the object is in its life.
     public internal(set) final var status: Status {
         get { _status }
         set { _status = newValue }
     }
-    @usableFromInline final var _status: Status = .unsaved
+    @usableFromInline @exclusivity(unchecked) final var _status: Status = .unsaved
     /// The transaction serial of the connection when the object was last accessed.
-    @usableFromInline final var serial = 0
+    @usableFromInline @exclusivity(unchecked) final var serial = 0
 
     /// A new object, unsaved and unattached to any connection.
     public init() {}
@@ -99,7 +103,9 @@ open class PersistentObject: Codable {
     @inlinable final func noteAccess() {
         guard let core else { return }
         if _status == .ghost { core.loadFromAccessor(self) }
-        serial = core.serial
+        // Written only when it changes: a warm read then writes no memory.
+        let current = core.serial
+        if serial != current { serial = current }
     }
 
     @usableFromInline final func noteChange() {
