@@ -88,7 +88,7 @@ func runObjectsSuite(_ arguments: [String]) throws {
         let freshRoot = try fresh.root(BenchRoot.self)
         let before = fresh.loadCount
         var checksum = 0
-        ours["cold_loads_per_s"] = try rate(cold) { _ in
+        ours["cold_loads_per_s"] = rate(cold) { _ in
             checksum &+= freshRoot.item(Int.random(in: 0 ..< objects, using: &random))?.value ?? 0
         }
         ours["cold_loads_records"] = Double(fresh.loadCount - before)
@@ -108,7 +108,7 @@ func runObjectsSuite(_ arguments: [String]) throws {
             throw DurusError.corruptStore(path: path, reason: "stored values sum to \(total)")
         }
         let strays = fresh.loadCount
-        ours["warm_reads_per_s"] = try rate(warm) { _ in
+        ours["warm_reads_per_s"] = rate(warm) { _ in
             checksum &+= freshRoot.item(Int.random(in: 0 ..< objects, using: &random))?.value ?? 0
         }
         guard fresh.loadCount == strays else { throw DurusError.corruptStore(path: path, reason: "warm reads loaded records") }

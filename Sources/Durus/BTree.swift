@@ -166,7 +166,24 @@ public final class BTree<Key: Comparable & Codable, Value: Codable>: Persistent<
 
     /// An in-order walk over a range of the tree, loading nodes as it goes.
     public struct Items: Sequence, IteratorProtocol {
-        @usableFromInline var stack: [(node: Node, index: Int)] = []
+        /// A node on the walk's path, its arrays read once when the walk
+        /// reaches it (each read of a node's state is an access to note).
+        @usableFromInline struct Frame {
+            @usableFromInline let keys: [Key]
+            @usableFromInline let values: [Value]
+            @usableFromInline let children: [Node]
+            @usableFromInline var index: Int
+
+            @usableFromInline init(_ node: Node, index: Int) {
+                let state = node.state
+                keys = state.keys
+                values = state.values
+                children = state.children
+                self.index = index
+            }
+        }
+
+        @usableFromInline var stack: [Frame] = []
         @usableFromInline let upper: Key?
 
         @usableFromInline init(root: Node, lower: Key?, upper: Key?) {
@@ -174,30 +191,32 @@ public final class BTree<Key: Comparable & Codable, Value: Codable>: Persistent<
             var node = root
             while true {
                 let index = lower.map { node.search($0).index } ?? 0
-                stack.append((node, index))
-                if node.isLeaf { break }
-                node = node.children[index]
+                let frame = Frame(node, index: index)
+                stack.append(frame)
+                if frame.children.isEmpty { break }
+                node = frame.children[index]
             }
         }
 
         @inlinable public mutating func next() -> (key: Key, value: Value)? {
-            while let top = stack.last {
-                let (node, index) = top
-                if index < node.keys.count {
-                    let key = node.keys[index]
+            while !stack.isEmpty {
+                let last = stack.count - 1
+                let index = stack[last].index
+                if index < stack[last].keys.count {
+                    let key = stack[last].keys[index]
                     if let upper, key >= upper {
                         stack.removeAll()
                         return nil
                     }
-                    let value = node.values[index]
-                    stack[stack.count - 1].index = index + 1
-                    if !node.isLeaf {
+                    let value = stack[last].values[index]
+                    stack[last].index = index + 1
+                    if !stack[last].children.isEmpty {
                         // Everything in the child after this entry comes next.
-                        var child = node.children[index + 1]
+                        var frame = Frame(stack[last].children[index + 1], index: 0)
                         while true {
-                            stack.append((child, 0))
-                            if child.isLeaf { break }
-                            child = child.children[0]
+                            stack.append(frame)
+                            if frame.children.isEmpty { break }
+                            frame = Frame(frame.children[0], index: 0)
                         }
                     }
                     return (key, value)

@@ -1,3 +1,10 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Dispatch
+
 /// A view of a store through which a program works with persistent objects:
 /// an identity map, a cache, and the transaction between two commits.
 ///
@@ -99,6 +106,12 @@ public final class Connection {
     /// Types met so far, so a ghost costs no trip to the shared registry.
     private var types: [String: PersistentObject.Type] = [:]
     private var lastGhostType: (name: [UInt8], type: PersistentObject.Type)?
+    /// Types whose last compressed state shrank by less than an eighth, and
+    /// how many of their states to write before trying again: deflating
+    /// states that barely shrink (nodes of random numbers) would cost about
+    /// half of every commit.
+    private var compressionSkips: [ObjectIdentifier: Int] = [:]
+    static let compressionRetry = 15
     private var resident: [OID: PersistentObject] = [:]
     private var changed: [OID: PersistentObject] = [:]
     private var invalid: Set<OID> = []
@@ -160,6 +173,7 @@ public final class Connection {
         do {
             var queue = Array(changed.values)
             var written: Set<OID> = []
+            var states: [EncodedState] = []
             while let object = queue.popLast() {
                 guard let oid = object.oid, written.insert(oid).inserted else { continue }
                 var references: Set<OID> = []
@@ -181,10 +195,9 @@ public final class Connection {
                 try object.encodeState(&encoder)
                 var body: [UInt8] = []
                 encoder.write(to: &body)
-                let data = ObjectRecord.data(typeName: PersistentTypes.name(of: type(of: object)), body: body,
-                                             compress: configuration.compression)
-                records.append(Record(oid: oid, data: data, references: references))
+                states.append(EncodedState(oid: oid, type: type(of: object), body: body, references: references))
             }
+            records = recordData(states)
             try storage.commit(records, handleInvalidations: { oids in try handleInvalidations(oids, readOID: nil) })
         } catch {
             for object in newObjects {
@@ -274,6 +287,49 @@ public final class Connection {
 
     // MARK: Internals
 
+    /// The records of encoded states, compressed as ``Database/Configuration/compression``
+    /// says: a type whose last compressed state shrank by less than an eighth
+    /// is written plain for its next `compressionRetry` states. Large commits
+    /// compress on several threads: deflate is most of their cost.
+    private func recordData(_ states: [EncodedState]) -> [Record] {
+        var compress = [Bool](repeating: configuration.compression, count: states.count)
+        if configuration.compression {
+            for (index, state) in states.enumerated() {
+                let kind = ObjectIdentifier(state.type)
+                guard let skips = compressionSkips[kind] else { continue }
+                // A type that compressed poorly: plain, or a trial (assumed poor until it pays).
+                compress[index] = skips == 0
+                compressionSkips[kind] = skips == 0 ? Self.compressionRetry : skips - 1
+            }
+        }
+        var results = [(bytes: [UInt8], compression: ObjectRecord.Compression)](repeating: ([], .notTried), count: states.count)
+        let bodyBytes = states.reduce(0) { $0 + $1.body.count }
+        let lanes = bodyBytes >= 256 << 10 && states.count >= 16 ? Swift.min(8, ProcessInfo.processInfo.activeProcessorCount) : 1
+        let decided = compress
+        results.withUnsafeMutableBufferPointer { output in
+            let output = UncheckedSendable(output)
+            let work: @Sendable (Int) -> Void = { lane in
+                for index in stride(from: lane, to: states.count, by: lanes) {
+                    let state = states[index]
+                    output.value[index] = ObjectRecord.data(typeName: PersistentTypes.name(of: state.type), body: state.body,
+                                                            compress: decided[index])
+                }
+            }
+            if lanes > 1 { DispatchQueue.concurrentPerform(iterations: lanes, execute: work) } else { work(0) }
+        }
+        var records: [Record] = []
+        records.reserveCapacity(states.count)
+        for (state, result) in zip(states, results) {
+            switch result.compression {
+            case .paid: compressionSkips[ObjectIdentifier(state.type)] = nil
+            case .poor: if compressionSkips[ObjectIdentifier(state.type)] == nil { compressionSkips[ObjectIdentifier(state.type)] = Self.compressionRetry }
+            case .notTried: break
+            }
+            records.append(Record(oid: state.oid, data: result.bytes, references: state.references))
+        }
+        return records
+    }
+
     private func endTransaction() {
         shrinkCache()
         serial += 1
@@ -312,7 +368,7 @@ public final class Connection {
         }
         let reader = StateReader(bytes: body, resolve: { [unowned self] target, typeName, declared in
             if let known = objects[target]?.object { return known }
-            return try makeGhost(target, type: try ghostType(named: typeName, declared: declared))
+            return makeGhost(target, type: try ghostType(named: typeName, declared: declared))
         })
         do {
             try object.decodeState(PersistentStateDecoder(reader: reader))
@@ -334,7 +390,7 @@ public final class Connection {
     /// that is its name: a generic specialization such as
     /// `PersistentList<Account>` loads without ever having been registered.
     private func makeGhost(_ oid: OID, typeName: String, declared: PersistentObject.Type? = nil) throws -> PersistentObject {
-        try makeGhost(oid, type: try ghostType(named: Array(typeName.utf8)[...], declared: declared))
+        makeGhost(oid, type: try ghostType(named: Array(typeName.utf8)[...], declared: declared))
     }
 
     private func makeGhost(_ oid: OID, type: PersistentObject.Type) -> PersistentObject {
@@ -397,6 +453,20 @@ public final class Connection {
 
 @available(*, unavailable)
 extension Connection: Sendable {}
+
+/// An object's state as a commit encoded it, before it becomes a record.
+private struct EncodedState: Sendable {
+    let oid: OID
+    let type: PersistentObject.Type
+    let body: [UInt8]
+    let references: Set<OID>
+}
+
+/// Each lane of a parallel compression writes only its own slots.
+private struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
 
 /// An identity-map entry: valid while the object lives, removed by its deinit.
 struct UnownedObject {

@@ -17,8 +17,12 @@ public final class Database: Sendable {
     public struct Configuration: Sendable {
         /// The number of objects each connection keeps loaded between transactions.
         public var cacheSize: Int
-        /// Compresses states with zlib when that makes them smaller. Reading
-        /// accepts both, whatever this says.
+        /// Compresses states with zlib when that pays. A state is stored
+        /// compressed when that makes it smaller; a type whose state shrank
+        /// by less than an eighth (random or already compressed bytes) is
+        /// tried again only after its next 15 states are written plain,
+        /// sparing a deflate pass that gains nothing. Reading accepts both,
+        /// whatever this says.
         public var compression: Bool
 
         public init(cacheSize: Int = 100_000, compression: Bool = true) {

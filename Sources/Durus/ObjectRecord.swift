@@ -13,20 +13,35 @@ enum ObjectRecord {
     static let version: UInt8 = 1
     static let compressedFlag: UInt8 = 1
 
-    static func data(typeName: String, body: [UInt8], compress: Bool) -> [UInt8] {
+    /// What compressing a state gave.
+    enum Compression {
+        /// Not tried: not asked, or a body too small to gain.
+        case notTried
+        /// Shrank the body by an eighth or more.
+        case paid
+        /// Shrank it by less (the record holds whichever is smaller).
+        case poor
+    }
+
+    static func data(typeName: String, body: [UInt8], compress: Bool) -> (bytes: [UInt8], compression: Compression) {
         var name = Array(typeName.utf8)
         if name.count > Int(UInt16.max) { name = Array(name.prefix(Int(UInt16.max))) }
         var payload = body
         var flags: UInt8 = 0
-        if compress, body.count > 64, let packed = Zlib.compress(body), packed.count < body.count {
-            payload = packed
-            flags |= compressedFlag
+        var outcome = Compression.notTried
+        if compress, body.count > 64 {
+            outcome = .poor
+            if let packed = Zlib.compress(body), packed.count < body.count {
+                if packed.count <= body.count - body.count / 8 { outcome = .paid }
+                payload = packed
+                flags |= compressedFlag
+            }
         }
         var out: [UInt8] = [marker, version, flags, UInt8(name.count >> 8), UInt8(name.count & 0xFF)]
         out.reserveCapacity(out.count + name.count + payload.count)
         out.append(contentsOf: name)
         out.append(contentsOf: payload)
-        return out
+        return (out, outcome)
     }
 
     /// The type name and the (inflated) body of a record's data.

@@ -2,17 +2,31 @@ import CZlib
 
 /// zlib, as Durus uses it for object state.
 enum Zlib {
-    /// `bytes` compressed at the default level.
+    /// `bytes` compressed at zlib's fastest level, with a window and hash
+    /// table sized to the input. Object states are small and written at every
+    /// commit: zlib's defaults (a 32 KiB window, a 64 Ki-entry hash table to
+    /// clear, level 6) cost several times the compression itself for a state
+    /// of a few kilobytes. Any inflater reads the result (the header names the
+    /// window).
     static func compress(_ bytes: [UInt8]) -> [UInt8]? {
-        var length = compressBound(uLong(bytes.count))
-        var output = [UInt8](repeating: 0, count: Int(length))
+        var stream = z_stream()
+        let windowBits = Swift.min(15, Swift.max(9, Int.bitWidth - (bytes.count - 1).leadingZeroBitCount))
+        let memoryLevel = Swift.min(8, Swift.max(2, windowBits - 6))
+        guard deflateInit2_(&stream, Z_BEST_SPEED, Z_DEFLATED, Int32(windowBits), Int32(memoryLevel), Z_DEFAULT_STRATEGY,
+                            ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else { return nil }
+        defer { deflateEnd(&stream) }
+        var output = [UInt8](repeating: 0, count: Int(deflateBound(&stream, uLong(bytes.count))))
         let code = output.withUnsafeMutableBufferPointer { out in
             bytes.withUnsafeBufferPointer { input in
-                CZlib.compress2(out.baseAddress, &length, input.baseAddress, uLong(input.count), Z_DEFAULT_COMPRESSION)
+                stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress)
+                stream.avail_in = uInt(input.count)
+                stream.next_out = out.baseAddress
+                stream.avail_out = uInt(out.count)
+                return deflate(&stream, Z_FINISH)
             }
         }
-        guard code == Z_OK else { return nil }
-        output.removeLast(output.count - Int(length))
+        guard code == Z_STREAM_END else { return nil }
+        output.removeLast(Int(stream.avail_out))
         return output
     }
 

@@ -149,6 +149,57 @@ final class ProfileV2: Persistent<ProfileV2.State> {
         #expect((try reader.open().root(Bank.self).objects.first as? Document)?.text == text)
     }
 
+    /// Commits of 200 states, 1.6 MB (large enough to compress on several
+    /// threads). Text shrinks: compressed every time. A blob of random bytes
+    /// with a short run of zeros shrinks by about 5%: in the first commit its
+    /// type is not known to compress poorly, so every blob is compressed (and
+    /// stored so, being smaller); after that, a blob is tried only after 15
+    /// written plain, so rewriting all 100 compresses exactly 6. Everything
+    /// reads back as written, and a plain text compresses again at once.
+    @Test func compressionIsSkippedWhereItDoesNotPay() throws {
+        let storage = MemoryStorage()
+        let db = try Database(storage: storage, root: Bank.self, types: testTypes + [Blob.self])
+        var random = SystemRandomNumberGenerator()
+        let texts = (0 ..< 100).map { String(repeating: "durus \($0) ", count: 800) }
+        let noise = (0 ..< 100).map { _ in
+            (0 ..< 7_600).map { _ in UInt8.random(in: 0 ... 255, using: &random) } + [UInt8](repeating: 0, count: 400)
+        }
+        let (documents, blobs) = try db.transaction { conn -> ([OID], [OID]) in
+            let documents = texts.map { text in
+                let document = Document()
+                document.text = text
+                return document
+            }
+            let blobs = noise.map { bytes in
+                let blob = Blob()
+                blob.state.bytes = bytes
+                return blob
+            }
+            try conn.root(Bank.self).objects = documents + blobs
+            try conn.commit()
+            return (documents.compactMap(\.oid), blobs.compactMap(\.oid))
+        }
+        #expect(documents.count == 100 && blobs.count == 100)
+        func compressedCount(_ oids: [OID]) throws -> Int {
+            try oids.filter { try storage.load($0).data.dropFirst(2).first! & 1 == 1 }.count
+        }
+        #expect(try compressedCount(documents) == 100, "text shrinks: always compressed")
+        #expect(try compressedCount(blobs) == 100, "first commit: tried, and stored compressed, being smaller")
+
+        try db.transaction { conn in
+            let objects = try conn.root(Bank.self).objects
+            for case let blob as Blob in objects { blob.state.bytes[0] ^= 1 }
+            for case let document as Document in objects { document.text += "!" }
+        }
+        let reread = try db.open().root(Bank.self).objects
+        let rereadBlobs = reread.compactMap { $0 as? Blob }
+        let rereadDocuments = reread.compactMap { $0 as? Document }
+        #expect(try compressedCount(blobs) == 6, "poor compression: one try after every 15 plain")
+        #expect(try compressedCount(documents) == 100, "another type is not affected")
+        #expect(rereadDocuments.map(\.text) == texts.map { $0 + "!" })
+        #expect(rereadBlobs.map(\.state.bytes) == noise.map { var bytes = $0; bytes[0] ^= 1; return bytes })
+    }
+
     /// Damaged records: each a typed error; the connection goes on working.
     @Test(arguments: StorageKind.allCases)
     func badRecordsAreTypedErrorsAndTheConnectionStaysUsable(_ kind: StorageKind) throws {

@@ -85,4 +85,9 @@ final class Document: Persistent<Document.State> {
     var text: String { get { state.text } set { state.text = newValue } }
 }
 
+/// Raw bytes, for compression tests.
+final class Blob: Persistent<Blob.State> {
+    struct State: PersistentState { var bytes: [UInt8] = [] }
+}
+
 let testTypes: [PersistentObject.Type] = [Account.self, Bank.self, Counter.self, Everything.self, Document.self]
