@@ -18,7 +18,7 @@ struct StateEncoder {
     /// Encodes `value` as a node tree, written out later without building
     /// a ``StateValue`` tree in between.
     func entry<T: Encodable>(_ value: T, path: [any CodingKey]) throws -> Node.Entry {
-        if let scalar = try scalar(value) { return .value(scalar) }
+        if let leaf = try leaf(value) { return leaf }
         return try composite(value, path: path)
     }
 
@@ -30,6 +30,25 @@ struct StateEncoder {
         return encoder.node.kind == .value ? .value(encoder.node.scalar) : .node(encoder.node)
     }
 
+    /// A value encoded without an encoder: a common leaf type, or an array
+    /// of Int, String or Double written straight to bytes (B-tree nodes);
+    /// nil for anything else.
+    func leaf<T: Encodable>(_ value: T) throws -> Node.Entry? {
+        if let scalar = try scalar(value) { return .value(scalar) }
+        if T.self == [Int].self { return .raw(Self.array(value as! [Int]) { out, v in StateValue.int(Int64(v)).write(to: &out) }) }
+        if T.self == [String].self { return .raw(Self.array(value as! [String]) { out, v in StateValue.string(v).write(to: &out) }) }
+        if T.self == [Double].self { return .raw(Self.array(value as! [Double]) { out, v in StateValue.double(v).write(to: &out) }) }
+        return nil
+    }
+
+    private static func array<E>(_ elements: [E], _ write: (inout [UInt8], E) -> Void) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(2 + elements.count * 4)
+        StateValue.writeHeader(.array, count: elements.count, to: &out)
+        for element in elements { write(&out, element) }
+        return out
+    }
+
     /// The common leaf types, encoded without an encoder; nil for anything else.
     func scalar<T: Encodable>(_ value: T) throws -> StateValue? {
         // Exact metatype checks, cheap and precise (a dynamic value cast would
@@ -38,10 +57,6 @@ struct StateEncoder {
         if T.self == Int.self { return .int(Int64(value as! Int)) }
         if T.self == Bool.self { return .bool(value as! Bool) }
         if T.self == Double.self { return .double(value as! Double) }
-        // Arrays of the common scalars skip a container per element (BTree nodes).
-        if T.self == [Int].self { return .array((value as! [Int]).map { .int(Int64($0)) }) }
-        if T.self == [String].self { return .array((value as! [String]).map { .string($0) }) }
-        if T.self == [Double].self { return .array((value as! [Double]).map { .double($0) }) }
         if T.self is PersistentObject.Type {
             let object = unsafeBitCast(value, to: PersistentObject.self)
             return .reference(try reference(object), typeName: PersistentTypes.name(of: Swift.type(of: object)))
@@ -59,15 +74,21 @@ struct StateEncoder {
 /// A value under construction; containers share nodes by reference and
 /// append to them in place (primitives are stored inline, without a node).
 final class Node {
-    enum Kind { case value, array, keyed }
+    enum Kind { case value, array, keyed, raw }
     enum Entry {
         case value(StateValue)
         case node(Node)
+        /// A value already in its binary form.
+        case raw([UInt8])
 
         var value: StateValue {
             switch self {
-            case .value(let v): v
-            case .node(let n): n.value
+            case .value(let v): return v
+            case .node(let n): return n.value
+            case .raw(let bytes):
+                var offset = 0
+                // Written by this encoder, so well-formed.
+                return (try? StateValue.read(bytes, at: &offset)) ?? .null
             }
         }
 
@@ -75,6 +96,7 @@ final class Node {
             switch self {
             case .value(let v): v.write(to: &out)
             case .node(let n): n.write(to: &out)
+            case .raw(let bytes): out.append(contentsOf: bytes)
             }
         }
     }
@@ -84,12 +106,15 @@ final class Node {
     var entries: [Entry] = []
     /// Keys of a keyed node, parallel to `entries` (a repeated key: the last wins when read).
     var keys: [String] = []
+    /// The binary form of a raw node.
+    var raw: [UInt8] = []
 
     var value: StateValue {
         switch kind {
         case .value: scalar
         case .array: .array(entries.map(\.value))
         case .keyed: .keyed(zip(keys, entries).map { ($0, $1.value) })
+        case .raw: Entry.raw(raw).value
         }
     }
 
@@ -97,6 +122,7 @@ final class Node {
     func write(to out: inout [UInt8]) {
         switch kind {
         case .value: scalar.write(to: &out)
+        case .raw: out.append(contentsOf: raw)
         case .array:
             StateValue.writeHeader(.array, count: entries.count, to: &out)
             for entry in entries { entry.write(to: &out) }
@@ -114,6 +140,7 @@ final class Node {
         self.kind = kind
         entries = []
         keys = []
+        raw = []
     }
 }
 
@@ -145,7 +172,7 @@ private final class EncoderImpl: Encoder {
 
     func entry<T: Encodable>(_ value: T, key: (any CodingKey)?) throws -> Node.Entry {
         // Leaves first: their coding path is never needed, so never built.
-        if let scalar = try owner.scalar(value) { return .value(scalar) }
+        if let leaf = try owner.leaf(value) { return leaf }
         return try owner.composite(value, path: key.map { codingPath + [$0] } ?? codingPath)
     }
 }
@@ -286,12 +313,16 @@ private struct SingleContainer: SingleValueEncodingContainer {
     mutating func encode<T: Encodable>(_ value: T) throws {
         switch try encoder.entry(value, key: nil) {
         case .value(let v): set(v)
+        case .raw(let bytes):
+            encoder.node.become(.raw)
+            encoder.node.raw = bytes
         case .node(let n):
             let node = encoder.node
             node.kind = n.kind
             node.scalar = n.scalar
             node.entries = n.entries
             node.keys = n.keys
+            node.raw = n.raw
         }
     }
 }
@@ -304,8 +335,8 @@ extension Dictionary {
         node.entries.reserveCapacity(count)
         for (key, value) in self {
             node.keys.append(key.stateKey)
-            if let scalar = try encoder.scalar(value) {
-                node.entries.append(.value(scalar))
+            if let leaf = try encoder.leaf(value) {
+                node.entries.append(leaf)
             } else {
                 node.entries.append(try encoder.composite(value, path: path + [key.codingKey]))
             }
