@@ -87,7 +87,13 @@ extension BerkeleyDBStorage {
             try Engine.check(durus_env_set_tx_max(env, UInt32(clamping: configuration.maxTransactions)), "size the transaction table")
             let buffer = UInt32(clamping: max(configuration.logBufferSize, 64 << 10))
             try Engine.check(durus_env_set_lg_bsize(env, buffer), "set the log buffer size")
-            try Engine.check(durus_env_set_lg_max(env, max(UInt32(clamping: configuration.logFileSize), 4 * buffer)), "set the log file size")
+            // The log file size is the shared environment's, and a process
+            // joining it sets it for everyone: only the writer decides it (a
+            // read-only `durus backup` or `stats` beside a server once reset
+            // the server's log files to this process's default).
+            if !configuration.readOnly {
+                try Engine.check(durus_env_set_lg_max(env, max(UInt32(clamping: configuration.logFileSize), 4 * buffer)), "set the log file size")
+            }
             switch configuration.durability {
             case .full: break
             case .writeNoSync: try Engine.check(durus_env_set_flags(env, durus_DB_TXN_WRITE_NOSYNC, 1), "set write-no-sync")
