@@ -47,7 +47,7 @@ public final class BTree<Key: Comparable & Codable, Value: Codable>: Persistent<
 
     public required init(from decoder: any Decoder) throws { try super.init(from: decoder) }
 
-    @usableFromInline var maxEntries: Int { 2 * state.order - 1 }
+    @inlinable var maxEntries: Int { 2 * state.order - 1 }
 
     // MARK: Lookup
 
@@ -133,7 +133,7 @@ public final class BTree<Key: Comparable & Codable, Value: Codable>: Persistent<
 
     /// Builds a subtree from sorted entries, nodes filled to three quarters so
     /// the first inserts after a bulk load do not split every node.
-    @usableFromInline static func build(_ entries: ArraySlice<(Key, Value)>, maxEntries: Int) -> Node {
+    @inlinable static func build(_ entries: ArraySlice<(Key, Value)>, maxEntries: Int) -> Node {
         let fill = Swift.max(1, (3 * maxEntries) / 4)
         let node = Node()
         if entries.count <= fill {
@@ -174,7 +174,7 @@ public final class BTree<Key: Comparable & Codable, Value: Codable>: Persistent<
             @usableFromInline let children: [Node]
             @usableFromInline var index: Int
 
-            @usableFromInline init(_ node: Node, index: Int) {
+            @inlinable init(_ node: Node, index: Int) {
                 let state = node.state
                 keys = state.keys
                 values = state.values
@@ -186,7 +186,7 @@ public final class BTree<Key: Comparable & Codable, Value: Codable>: Persistent<
         @usableFromInline var stack: [Frame] = []
         @usableFromInline let upper: Key?
 
-        @usableFromInline init(root: Node, lower: Key?, upper: Key?) {
+        @inlinable init(root: Node, lower: Key?, upper: Key?) {
             self.upper = upper
             var node = root
             while true {
@@ -245,13 +245,13 @@ public final class BTreeNode<Key: Comparable & Codable, Value: Codable>: Persist
 
     public required init(from decoder: any Decoder) throws { try super.init(from: decoder) }
 
-    @usableFromInline var keys: [Key] { get { state.keys } set { state.keys = newValue } }
-    @usableFromInline var values: [Value] { get { state.values } set { state.values = newValue } }
-    @usableFromInline var children: [BTreeNode] { get { state.children } set { state.children = newValue } }
-    @usableFromInline var isLeaf: Bool { state.children.isEmpty }
+    @inlinable var keys: [Key] { get { state.keys } set { state.keys = newValue } }
+    @inlinable var values: [Value] { get { state.values } set { state.values = newValue } }
+    @inlinable var children: [BTreeNode] { get { state.children } set { state.children = newValue } }
+    @inlinable var isLeaf: Bool { state.children.isEmpty }
 
     /// The first position whose key is not less than `key`, and whether it equals it.
-    @usableFromInline func search(_ key: Key) -> (index: Int, found: Bool) {
+    @inlinable func search(_ key: Key) -> (index: Int, found: Bool) {
         let keys = state.keys
         var low = 0, high = keys.count
         while low < high {
@@ -261,12 +261,12 @@ public final class BTreeNode<Key: Comparable & Codable, Value: Codable>: Persist
         return (low, low < keys.count && keys[low] == key)
     }
 
-    @usableFromInline var subtreeCount: Int {
+    @inlinable var subtreeCount: Int {
         state.keys.count + state.children.reduce(0) { $0 + $1.subtreeCount }
     }
 
     /// Splits the full child at `index` around its middle entry, which moves up here.
-    @usableFromInline func split(child index: Int, maxEntries: Int) {
+    @inlinable func split(child index: Int, maxEntries: Int) {
         let full = state.children[index]
         let middle = maxEntries / 2
         let right = BTreeNode()
@@ -283,7 +283,7 @@ public final class BTreeNode<Key: Comparable & Codable, Value: Codable>: Persist
         state.children.insert(right, at: index + 1)
     }
 
-    @usableFromInline func insertNonFull(_ key: Key, _ value: Value, maxEntries: Int) {
+    @inlinable func insertNonFull(_ key: Key, _ value: Value, maxEntries: Int) {
         var node = self
         while true {
             var (index, found) = node.search(key)
@@ -310,7 +310,7 @@ public final class BTreeNode<Key: Comparable & Codable, Value: Codable>: Persist
     }
 
     /// Removes the entry at `index`; in an inner node its predecessor takes its place.
-    @usableFromInline func removeEntry(at index: Int) -> Value {
+    @inlinable func removeEntry(at index: Int) -> Value {
         let value = state.values[index]
         if isLeaf {
             state.keys.remove(at: index)
@@ -328,14 +328,14 @@ public final class BTreeNode<Key: Comparable & Codable, Value: Codable>: Persist
     }
 
     /// The largest entry of this subtree, passing over subtrees emptied by removals.
-    @usableFromInline func peekMax() -> (key: Key, value: Value)? {
+    @inlinable func peekMax() -> (key: Key, value: Value)? {
         if !isLeaf, let found = state.children[state.children.count - 1].peekMax() { return found }
         if let key = state.keys.last, let value = state.values.last { return (key, value) }
         return isLeaf || state.children.count != 1 ? nil : state.children[0].peekMax()
     }
 
     /// Removes and returns the largest entry of this subtree; nil when it holds none.
-    @usableFromInline func popMax() -> (Key, Value)? {
+    @inlinable func popMax() -> (Key, Value)? {
         if isLeaf {
             guard let key = state.keys.popLast(), let value = state.values.popLast() else { return nil }
             return (key, value)

@@ -42,13 +42,13 @@ final class StateReader {
             return typed
         }
         if T.self == [Int].self, case .at(let offset) = slot, bytes[offset] == Tag.array.rawValue {
-            return try elements(offset, parent, key) { try self.integer($0, Int.self, parent, key) } as! T
+            return try elements(offset) { try nextInteger(&$0, parent, key) } as! T
         }
         if T.self == [String].self, case .at(let offset) = slot, bytes[offset] == Tag.array.rawValue {
-            return try elements(offset, parent, key) { try self.string($0, parent, key) } as! T
+            return try elements(offset) { try nextString(&$0, parent, key) } as! T
         }
         if T.self == [Double].self, case .at(let offset) = slot, bytes[offset] == Tag.array.rawValue {
-            return try elements(offset, parent, key) { try self.floating($0, parent, key) } as! T
+            return try elements(offset) { try nextDouble(&$0, parent, key) } as! T
         }
         if T.self == [UInt8].self, let raw = rawBytes(slot) { return Array(raw) as! T }
         if T.self == Data.self {
@@ -143,18 +143,54 @@ final class StateReader {
         return try resolve(oid, bytes[at ..< at + count], declared)
     }
 
-    /// The elements of the array at `offset`, each read by `element`.
-    private func elements<E>(_ offset: Int, _ parent: DecoderImpl?, _ key: (any CodingKey)?,
-                             _ element: (Slot) throws -> E) throws -> [E] {
+    /// The elements of the array at `offset`, each read by `element`, which
+    /// reads the element at the offset it is given and moves it past it.
+    private func elements<E>(_ offset: Int, _ element: (inout Int) throws -> E) throws -> [E] {
         var at = offset + 1
         let count = try Varint.readCount(bytes, at: &at, each: 1)
         var result: [E] = []
         result.reserveCapacity(count)
-        for _ in 0 ..< count {
-            result.append(try element(.at(at)))
-            try StateValue.skip(bytes, at: &at)
-        }
+        for _ in 0 ..< count { result.append(try element(&at)) }
         return result
+    }
+
+    /// Reads the value at `at` with `read`, then steps over it.
+    private func generic<E>(_ at: inout Int, _ read: (Slot) throws -> E) throws -> E {
+        let value = try read(.at(at))
+        try StateValue.skip(bytes, at: &at)
+        return value
+    }
+
+    /// One integer of an array: the common case (a signed integer) read and
+    /// stepped over in one go.
+    private func nextInteger(_ at: inout Int, _ parent: DecoderImpl?, _ key: (any CodingKey)?) throws -> Int {
+        if at < bytes.count, bytes[at] == Tag.int.rawValue {
+            var next = at + 1
+            let raw = try Varint.read(bytes, at: &next)
+            at = next
+            return Int(Int64(bitPattern: raw >> 1) ^ -Int64(bitPattern: raw & 1))
+        }
+        return try generic(&at) { try integer($0, Int.self, parent, key) }
+    }
+
+    private func nextString(_ at: inout Int, _ parent: DecoderImpl?, _ key: (any CodingKey)?) throws -> String {
+        if at < bytes.count, bytes[at] == Tag.string.rawValue {
+            var next = at + 1
+            let string = try Varint.readString(bytes, at: &next)
+            at = next
+            return string
+        }
+        return try generic(&at) { try string($0, parent, key) }
+    }
+
+    private func nextDouble(_ at: inout Int, _ parent: DecoderImpl?, _ key: (any CodingKey)?) throws -> Double {
+        if at < bytes.count, bytes[at] == Tag.double.rawValue {
+            var next = at + 1
+            let value = Double(bitPattern: try fixed(&next, as: UInt64.self))
+            at = next
+            return value
+        }
+        return try generic(&at) { try floating($0, parent, key) }
     }
 
     func fixed<T: FixedWidthInteger>(_ offset: inout Int, as: T.Type) throws(StateError) -> T {
