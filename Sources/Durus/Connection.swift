@@ -357,19 +357,19 @@ public final class Connection {
             guard PersistentTypes.type(named: typeName) != nil else { throw DurusError.unknownType(typeName) }
             throw DurusError.badState(oid: oid, reason: "the record holds a \(typeName), where a \(expected) was expected")
         }
-        var offset = 0
-        do {
-            try StateValue.skip(body, at: &offset)
-        } catch {
-            throw DurusError.badState(oid: oid, reason: error.description)
-        }
-        guard offset == body.count else {
-            throw DurusError.badState(oid: oid, reason: "\(body.count - offset) bytes follow the state")
-        }
         let reader = StateReader(bytes: body, resolve: { [unowned self] target, typeName, declared in
             if let known = objects[target]?.object { return known }
             return makeGhost(target, type: try ghostType(named: typeName, declared: declared))
         })
+        let end: Int
+        do {
+            end = try reader.validate()
+        } catch {
+            throw DurusError.badState(oid: oid, reason: error.description)
+        }
+        guard end == body.count else {
+            throw DurusError.badState(oid: oid, reason: "\(body.count - end) bytes follow the state")
+        }
         do {
             try object.decodeState(PersistentStateDecoder(reader: reader))
         } catch let error as DurusError {

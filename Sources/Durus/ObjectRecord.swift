@@ -110,8 +110,9 @@ public struct PersistentStateDecoder {
     public func decode<T: Decodable>(_ type: T.Type) throws -> T {
         var reader = self.reader
         if let evolving = T.self as? any PersistentState.Type,
-           let evolved = try SchemaEvolution.fill(reader.bytes, as: evolving) {
+           let evolved = try SchemaEvolution.fill(reader, as: evolving) {
             reader = StateReader(bytes: evolved, resolve: reader.resolve)
+            _ = try reader.validate()
         }
         return try reader.unbox(T.self, .at(0), parent: nil, key: nil)
     }
@@ -133,21 +134,11 @@ enum SchemaEvolution {
     /// The state rewritten into `type`'s present shape (renamed keys under
     /// their new names, missing ones with their defaults), or nil when the
     /// record already has it, as records written by the present type do.
-    static func fill(_ bytes: [UInt8], as type: any PersistentState.Type) throws -> [UInt8]? {
+    static func fill(_ reader: StateReader, as type: any PersistentState.Type) throws -> [UInt8]? {
+        let bytes = reader.bytes
         guard bytes.first == Tag.keyed.rawValue else { return nil }
         let template = try template(type)
-        var at = 1
-        let count = try Varint.readCount(bytes, at: &at, each: 2)
-        var stored: [(key: Range<Int>, value: Range<Int>)] = []
-        stored.reserveCapacity(count)
-        for _ in 0 ..< count {
-            let length = try Varint.readCount(bytes, at: &at)
-            let key = at ..< at + length
-            at += length
-            let start = at
-            try StateValue.skip(bytes, at: &at)
-            stored.append((key, start ..< at))
-        }
+        let stored = try reader.keyedEntries(0).map { (key: $0.key ..< $0.key + $0.keyLength, value: $0.value ..< $0.end) }
         if template.renamed.isEmpty {
             // Usually the keys are the template's, in its order: one comparison each.
             let complete = template.keys.enumerated().allSatisfy { index, key in

@@ -17,6 +17,8 @@ import Foundation
 /// than trap); what they decide is whether a value fits its Swift type.
 final class StateReader {
     let bytes: [UInt8]
+    /// The entries of a keyed state, found by ``validate()``.
+    private(set) var topEntries: [KeyedEntry]?
     /// The instance for a reference: its OID, the type name the record
     /// stored (UTF-8), and the static type the state declares there.
     let resolve: (OID, ArraySlice<UInt8>, PersistentObject.Type) throws -> PersistentObject
@@ -226,9 +228,31 @@ final class StateReader {
 
     // MARK: Keyed values
 
+    /// Checks the whole state as ``StateValue/skip(_:at:depth:)`` does and
+    /// returns where it ends. A keyed state (a struct's, a dictionary's) is
+    /// indexed on the way, so its container and schema evolution need no
+    /// second walk.
+    func validate() throws(StateError) -> Int {
+        guard bytes.first == Tag.keyed.rawValue else {
+            var at = 0
+            try StateValue.skip(bytes, at: &at)
+            return at
+        }
+        var at = 0
+        let entries = try walkKeyed(&at, depth: 0)
+        topEntries = entries
+        return at
+    }
+
     /// Where each key and value of the keyed value at `offset` starts.
     func keyedEntries(_ offset: Int) throws -> [KeyedEntry] {
-        var at = offset + 1
+        if offset == 0, let topEntries { return topEntries }
+        var at = offset
+        return try walkKeyed(&at, depth: 0)
+    }
+
+    private func walkKeyed(_ at: inout Int, depth: Int) throws(StateError) -> [KeyedEntry] {
+        at += 1
         let count = try Varint.readCount(bytes, at: &at, each: 2)
         var entries: [KeyedEntry] = []
         entries.reserveCapacity(count)
@@ -236,8 +260,9 @@ final class StateReader {
             let length = try Varint.readCount(bytes, at: &at)
             let key = at
             at += length
-            entries.append(KeyedEntry(key: key, keyLength: length, value: at))
-            try StateValue.skip(bytes, at: &at)
+            let value = at
+            try StateValue.skip(bytes, at: &at, depth: depth + 1)
+            entries.append(KeyedEntry(key: key, keyLength: length, value: value, end: at))
         }
         return entries
     }
@@ -265,6 +290,8 @@ struct KeyedEntry {
     var key: Int
     var keyLength: Int
     var value: Int
+    /// Where the value ends.
+    var end: Int
 }
 
 /// A `Decoder` for one value of a state; its coding path is built only when asked for.

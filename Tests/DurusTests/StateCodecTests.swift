@@ -44,6 +44,7 @@ import Testing
         try StateValue.skip(bytes, at: &offset)
         #expect(offset == bytes.count)
         let reader = StateReader(bytes: bytes, resolve: { oid, _, _ in throw DurusError.keyNotFound(oid) })
+        #expect(try reader.validate() == offset, "the loading check (which also indexes a keyed state) agrees")
         return try reader.unbox(T.self, .at(0), parent: nil, key: nil)
     }
 
@@ -129,6 +130,9 @@ import Testing
             var offset = 0
             #expect(throws: StateError.self, "cut at \(cut)") {
                 try StateValue.skip(Array(bytes.prefix(cut)), at: &offset)
+            }
+            #expect(throws: StateError.self, "cut at \(cut), as loading checks it") {
+                _ = try StateReader(bytes: Array(bytes.prefix(cut)), resolve: { oid, _, _ in throw DurusError.keyNotFound(oid) }).validate()
             }
         }
     }
