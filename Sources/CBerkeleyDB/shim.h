@@ -37,6 +37,7 @@ static const u_int32_t durus_DB_READ_COMMITTED = DB_READ_COMMITTED;
 static const u_int32_t durus_DB_TXN_NOSYNC = DB_TXN_NOSYNC;
 static const u_int32_t durus_DB_TXN_WRITE_NOSYNC = DB_TXN_WRITE_NOSYNC;
 static const u_int32_t durus_DB_FIRST = DB_FIRST;
+static const u_int32_t durus_DB_LAST = DB_LAST;
 static const u_int32_t durus_DB_NEXT = DB_NEXT;
 static const u_int32_t durus_DB_LOCK_DEFAULT = DB_LOCK_DEFAULT;
 static const u_int32_t durus_DB_CHKSUM = DB_CHKSUM;

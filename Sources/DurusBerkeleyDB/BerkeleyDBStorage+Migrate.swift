@@ -73,8 +73,12 @@ extension BerkeleyDBStorage {
                 counters = try markAndCount(batchSize: batchSize, progress: progress)
                 progress(MigrationProgress(phase: .counting, records: 0, bytes: 0))
                 if counters.objects != distinct { try sweep(batchSize: batchSize, progress: progress) }
+                // New OIDs start above every record and every reference: an
+                // OID a dangling reference names, handed out, would make that
+                // reference point at an unrelated new object.
+                let highestReferenced = try migrationTransaction { txn in try refcounts.withCursor(txn: txn) { try $0.lastKey() } }
                 try oids.withLock { allocator in
-                    let next = max(allocator.next, highest.map { $0.rawValue + 1 } ?? 0)
+                    let next = max(allocator.next, highest.map { $0.rawValue + 1 } ?? 0, highestReferenced.map { $0.rawValue + 1 } ?? 0)
                     try writeTransaction { txn in
                         try meta.putUInt64("next-oid", next, txn: txn)
                         try writeCounters(counters, txn: txn)

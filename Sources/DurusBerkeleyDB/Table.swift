@@ -272,6 +272,19 @@ extension WriteCursor {
         return OID(UInt64(bigEndian: raw))
     }
 
+    /// The highest OID key; nil for an empty table.
+    func lastKey() throws -> OID? {
+        var raw: UInt64 = 0
+        var length: UInt32 = 0
+        let code = durus_cursor_key(cursor, durus_DB_LAST, &raw, 8, &length)
+        if code == durus_DB_NOTFOUND { return nil }
+        try Engine.check(code, "read the last key of \(table.name)")
+        guard length == 8 else {
+            throw DurusError.corruptStore(path: table.name, reason: "a key of \(length) bytes, not an OID")
+        }
+        return OID(UInt64(bigEndian: raw))
+    }
+
     /// Deletes the pair under the cursor.
     func deleteCurrent() throws {
         try Engine.check(durus_cursor_del(cursor), "delete from \(table.name)")

@@ -41,6 +41,42 @@ import Testing
         #expect(try reopened.verify().isClean)
     }
 
+    /// A Durus file may hold a reference to an OID it has no record for
+    /// (our storages refuse to commit one, so the source here only lists its
+    /// records). It stays dangling, and the store hands out no OID such a
+    /// reference names, even one above every record: a new object must not
+    /// turn up behind an old reference.
+    @Test func danglingReferencesNeverPointAtNewObjects() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let dangling = OID(502)
+        let source = ListedRecords([Record(oid: .root, data: [1], references: [OID(1), dangling]),
+                                    Record(oid: OID(1), data: [2], references: [])])
+        let store = try openStore(directory.path)
+        defer { try? store.close() }
+        try store.migrate(from: source)
+        #expect(try store.load(OID(1)).data == [2])
+        #expect(throws: DurusError.keyNotFound(dangling)) { try store.load(dangling) }
+        let fresh = try store.newOIDs(count: 10)
+        #expect(fresh.allSatisfy { $0.rawValue > dangling.rawValue }, "new OIDs \(fresh) start above \(dangling)")
+    }
+
+    /// A source that only lists records, as a damaged Durus file might hold them.
+    final class ListedRecords: Storage, @unchecked Sendable {
+        let records: [Record]
+        init(_ records: [Record]) { self.records = records }
+        func load(_ oid: OID) throws -> Record {
+            guard let record = records.first(where: { $0.oid == oid }) else { throw DurusError.keyNotFound(oid) }
+            return record
+        }
+        func newOID() throws -> OID { throw DurusError.readOnly }
+        func commit(_ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws { throw DurusError.readOnly }
+        func sync() throws -> [OID] { [] }
+        func pack() throws { throw DurusError.readOnly }
+        func forEachRecord(_ body: (Record) throws -> Void) throws { try records.forEach(body) }
+        func close() throws {}
+    }
+
     /// A source that fails halfway (as a killed run would stop) leaves the
     /// store marked; running the migration again finishes it, identical to
     /// an uninterrupted one.
