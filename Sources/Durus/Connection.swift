@@ -320,10 +320,11 @@ public final class Connection {
         var records: [Record] = []
         records.reserveCapacity(states.count)
         for (state, result) in zip(states, results) {
+            let kind = ObjectIdentifier(state.type)
             switch result.compression {
-            case .paid: compressionSkips[ObjectIdentifier(state.type)] = nil
-            case .poor: if compressionSkips[ObjectIdentifier(state.type)] == nil { compressionSkips[ObjectIdentifier(state.type)] = Self.compressionRetry }
-            case .notTried: break
+            case .paid: compressionSkips[kind] = nil
+            case .poor where compressionSkips[kind] == nil: compressionSkips[kind] = Self.compressionRetry
+            case .poor, .notTried: break
             }
             records.append(Record(oid: state.oid, data: result.bytes, references: state.references))
         }

@@ -138,19 +138,19 @@ enum SchemaEvolution {
         let bytes = reader.bytes
         guard bytes.first == Tag.keyed.rawValue else { return nil }
         let template = try template(type)
-        let stored = try reader.keyedEntries(0).map { (key: $0.key ..< $0.key + $0.keyLength, value: $0.value ..< $0.end) }
+        let stored = try reader.keyedEntries(0)
+        func key(_ entry: KeyedEntry) -> ArraySlice<UInt8> { bytes[entry.key ..< entry.key + entry.keyLength] }
         if template.renamed.isEmpty {
             // Usually the keys are the template's, in its order: one comparison each.
-            let complete = template.keys.enumerated().allSatisfy { index, key in
-                (index < stored.count && bytes[stored[index].key].elementsEqual(key))
-                    || stored.contains { bytes[$0.key].elementsEqual(key) }
+            let complete = template.keys.enumerated().allSatisfy { index, name in
+                (index < stored.count && key(stored[index]).elementsEqual(name)) || stored.contains { key($0).elementsEqual(name) }
             }
             if complete { return nil }
         }
         var names: [String] = []
         var renamedAny = false
         for entry in stored {
-            let name = String(decoding: bytes[entry.key], as: UTF8.self)
+            let name = String(decoding: key(entry), as: UTF8.self)
             if let new = template.renamed[name] {
                 names.append(new)
                 renamedAny = true
@@ -172,7 +172,7 @@ enum SchemaEvolution {
         StateValue.writeHeader(.keyed, count: stored.count + missing.count, to: &out)
         for (name, entry) in zip(names, stored) {
             Varint.writeString(name, to: &out)
-            out.append(contentsOf: bytes[entry.value])
+            out.append(contentsOf: bytes[entry.value ..< entry.end])
         }
         for index in missing {
             Varint.write(UInt64(template.keys[index].count), to: &out)

@@ -195,13 +195,8 @@ final class StateReader {
         return try generic(&at) { try floating($0, parent, key) }
     }
 
-    func fixed<T: FixedWidthInteger>(_ offset: inout Int, as: T.Type) throws(StateError) -> T {
-        let size = MemoryLayout<T>.size
-        guard bytes.count - offset >= size else { throw .malformed("state ends inside a \(size)-byte number at byte \(offset)") }
-        var value: T = 0
-        for i in 0 ..< size { value = value << 8 | T(bytes[offset + i]) }
-        offset += size
-        return value
+    func fixed<T: FixedWidthInteger>(_ offset: inout Int, as type: T.Type) throws(StateError) -> T {
+        try StateValue.fixed(bytes, &offset, as: type)
     }
 
     func mismatch(_ type: Any.Type, _ slot: Slot, _ parent: DecoderImpl?, _ key: (any CodingKey)?) -> DecodingError {

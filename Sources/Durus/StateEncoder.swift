@@ -22,7 +22,7 @@ struct StateEncoder {
         return try composite(value, path: path)
     }
 
-    /// `entry` for a value `scalar` declined.
+    /// `entry` for a value `leaf` declined: a dictionary, or anything through an encoder.
     func composite<T: Encodable>(_ value: T, path: [any CodingKey]) throws -> Node.Entry {
         if let dictionary = value as? any StateCodableDictionary { return .node(try dictionary.encodeState(self, path: path)) }
         let encoder = EncoderImpl(codingPath: path, owner: self)

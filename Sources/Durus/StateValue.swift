@@ -172,7 +172,8 @@ extension StateValue {
         }
     }
 
-    private static func fixed<T: FixedWidthInteger>(_ bytes: [UInt8], _ offset: inout Int, as: T.Type) throws(StateError) -> T {
+    /// A big-endian number of `T`'s width at `offset`, advancing it.
+    static func fixed<T: FixedWidthInteger>(_ bytes: [UInt8], _ offset: inout Int, as: T.Type) throws(StateError) -> T {
         let size = MemoryLayout<T>.size
         guard bytes.count - offset >= size else { throw .malformed("state ends inside a \(size)-byte number at byte \(offset)") }
         var value: T = 0
