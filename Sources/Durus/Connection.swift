@@ -152,8 +152,10 @@ public final class Connection {
         let record = try fetch(oid)
         // The header names the type; `parse` (which inflates) runs once, in `apply`,
         // and here only to report a record whose header is unreadable.
-        let typeName = try ObjectRecord.typeName(of: record.data) ?? ObjectRecord.parse(record.data, oid: oid).typeName
-        let object = try makeGhost(oid, typeName: typeName)
+        let name = try ObjectRecord.swiftTypeName(of: record.data)
+            ?? ObjectRecord.typeName(of: record.data).map { Array($0.utf8)[...] }
+            ?? ObjectRecord.parse(record.data, oid: oid).name
+        let object = makeGhost(oid, type: try ghostType(named: name, declared: nil))
         try apply(record, to: object)
         return object
     }
@@ -352,11 +354,15 @@ public final class Connection {
 
     private func apply(_ record: Record, to object: PersistentObject) throws {
         let oid = record.oid
-        let (typeName, body) = try ObjectRecord.parse(record.data, oid: oid)
-        let expected = PersistentTypes.name(of: type(of: object))
-        if typeName != expected {
-            guard PersistentTypes.type(named: typeName) != nil else { throw DurusError.unknownType(typeName) }
-            throw DurusError.badState(oid: oid, reason: "the record holds a \(typeName), where a \(expected) was expected")
+        let (name, body) = try ObjectRecord.parse(record.data, oid: oid)
+        // Usually the name the last ghost was made for, of this very type: no String, no registry lock.
+        if !(lastGhostType.map { $0.type == type(of: object) && $0.name.elementsEqual(name) } ?? false) {
+            let typeName = String(decoding: name, as: UTF8.self)
+            let expected = PersistentTypes.name(of: type(of: object))
+            if typeName != expected {
+                guard PersistentTypes.type(named: typeName) != nil else { throw DurusError.unknownType(typeName) }
+                throw DurusError.badState(oid: oid, reason: "the record holds a \(typeName), where a \(expected) was expected")
+            }
         }
         let reader = StateReader(bytes: body, resolve: { [unowned self] target, typeName, declared in
             if let known = objects[target]?.object { return known }
@@ -386,14 +392,6 @@ public final class Connection {
         loadCount += 1
     }
 
-    /// A ghost of the type `typeName` names: one met before, a registered
-    /// one, or else `declared` (the type the referring state declares) when
-    /// that is its name: a generic specialization such as
-    /// `PersistentList<Account>` loads without ever having been registered.
-    private func makeGhost(_ oid: OID, typeName: String, declared: PersistentObject.Type? = nil) throws -> PersistentObject {
-        makeGhost(oid, type: try ghostType(named: Array(typeName.utf8)[...], declared: declared))
-    }
-
     private func makeGhost(_ oid: OID, type: PersistentObject.Type) -> PersistentObject {
         let ghost = type.init(ghost: GhostMarker())
         ghost.oid = oid
@@ -402,8 +400,12 @@ public final class Connection {
         return ghost
     }
 
-    /// The type a stored name stands for. The last one found is kept by its
-    /// bytes: a state's references mostly name one type, found without a String.
+    /// The type a stored name stands for: one met before, a registered one,
+    /// or else `declared` (the type the referring state declares) when that
+    /// is its name: a generic specialization such as `PersistentList<Account>`
+    /// loads without ever having been registered. The last one found is kept
+    /// by its bytes: a state's references mostly name one type, found without
+    /// a String.
     private func ghostType(named name: ArraySlice<UInt8>, declared: PersistentObject.Type?) throws -> PersistentObject.Type {
         if let last = lastGhostType, last.name.elementsEqual(name) { return last.type }
         let typeName = String(decoding: name, as: UTF8.self)

@@ -44,8 +44,8 @@ enum ObjectRecord {
         return (out, outcome)
     }
 
-    /// The type name and the (inflated) body of a record's data.
-    static func parse(_ bytes: ArraySlice<UInt8>, oid: OID) throws(DurusError) -> (typeName: String, body: [UInt8]) {
+    /// The type name (UTF-8) and the (inflated) body of a record's data.
+    static func parse(_ bytes: ArraySlice<UInt8>, oid: OID) throws(DurusError) -> (name: ArraySlice<UInt8>, body: [UInt8]) {
         guard let first = bytes.first else { throw .badState(oid: oid, reason: "the record has no data") }
         guard first == marker else {
             if first == 0x80 { throw .unknownType(pickleClassName(Array(bytes)) ?? "a Python pickle") }
@@ -58,24 +58,28 @@ enum ObjectRecord {
         }
         let nameLength = Int(bytes[start + 3]) << 8 | Int(bytes[start + 4])
         guard bytes.count >= 5 + nameLength else { throw .badState(oid: oid, reason: "the type name is truncated") }
-        let typeName = String(decoding: bytes[start + 5 ..< start + 5 + nameLength], as: UTF8.self)
+        let name = bytes[start + 5 ..< start + 5 + nameLength]
         let payload = bytes[(start + 5 + nameLength)...]
-        guard bytes[start + 2] & compressedFlag != 0 else { return (typeName, Array(payload)) }
+        guard bytes[start + 2] & compressedFlag != 0 else { return (name, Array(payload)) }
         guard let body = Zlib.decompress(payload) else {
             throw .badState(oid: oid, reason: "the compressed state does not inflate")
         }
-        return (typeName, body)
+        return (name, body)
     }
 
     /// The class a record names, for Swift records and Python pickles alike.
     static func typeName(of data: ArraySlice<UInt8>) -> String? {
-        let start = data.startIndex
-        if data.first == marker, data.count >= 5 {
-            let length = Int(data[start + 3]) << 8 | Int(data[start + 4])
-            guard data.count >= 5 + length else { return nil }
-            return String(decoding: data[start + 5 ..< start + 5 + length], as: UTF8.self)
-        }
+        if data.first == marker { return swiftTypeName(of: data).map { String(decoding: $0, as: UTF8.self) } }
         return data.first == 0x80 ? pickleClassName(Array(data.prefix(512))) : nil
+    }
+
+    /// The type name (UTF-8) a Swift record's header holds; nil for any other data.
+    static func swiftTypeName(of data: ArraySlice<UInt8>) -> ArraySlice<UInt8>? {
+        let start = data.startIndex
+        guard data.first == marker, data.count >= 5 else { return nil }
+        let length = Int(data[start + 3]) << 8 | Int(data[start + 4])
+        guard data.count >= 5 + length else { return nil }
+        return data[start + 5 ..< start + 5 + length]
     }
 
     /// Durus pickles start with the class as a protocol-2 global: 0x80 0x02 'c' module '\n' name '\n'.
