@@ -197,7 +197,8 @@ public final class Connection {
                 try object.encodeState(&encoder)
                 var body: [UInt8] = []
                 encoder.write(to: &body)
-                states.append(EncodedState(oid: oid, type: type(of: object), body: body, references: references))
+                states.append(EncodedState(oid: oid, type: type(of: object), typeName: PersistentTypes.name(of: type(of: object)),
+                                           body: body, references: references))
             }
             records = recordData(states)
             try storage.commit(records, handleInvalidations: { oids in try handleInvalidations(oids, readOID: nil) })
@@ -313,7 +314,7 @@ public final class Connection {
             let work: @Sendable (Int) -> Void = { lane in
                 for index in stride(from: lane, to: states.count, by: lanes) {
                     let state = states[index]
-                    output.value[index] = ObjectRecord.data(typeName: PersistentTypes.name(of: state.type), body: state.body,
+                    output.value[index] = ObjectRecord.data(typeName: state.typeName, body: state.body,
                                                             compress: decided[index])
                 }
             }
@@ -461,6 +462,8 @@ extension Connection: Sendable {}
 private struct EncodedState: Sendable {
     let oid: OID
     let type: PersistentObject.Type
+    /// Looked up while encoding, so compressing lanes never meet on the registry's lock.
+    let typeName: String
     let body: [UInt8]
     let references: Set<OID>
 }

@@ -11,10 +11,11 @@ import Foundation
 /// `resolve` gives for it (the identity map's, perhaps a ghost), never a
 /// new object.
 ///
-/// The bytes must have passed ``StateValue/skip(_:at:depth:)``, which
-/// `Connection` runs on every record before decoding, so the reads here
-/// meet well-formed values only (they still check bounds, and throw rather
-/// than trap); what they decide is whether a value fits its Swift type.
+/// The bytes must have passed ``validate()`` (the checks of
+/// ``StateValue/skip(_:at:depth:)``), which `Connection` runs on every
+/// record before decoding, so the reads here meet well-formed values only
+/// (they still check bounds, and throw rather than trap); what they decide
+/// is whether a value fits its Swift type.
 final class StateReader {
     let bytes: [UInt8]
     /// The entries of a keyed state, found by ``validate()``.
@@ -82,7 +83,7 @@ final class StateReader {
             switch bytes[offset] {
             case Tag.int.rawValue:
                 let raw = try Varint.read(bytes, at: &at)
-                if let value = T(exactly: Int64(bitPattern: raw >> 1) ^ -Int64(bitPattern: raw & 1)) { return value }
+                if let value = T(exactly: Varint.signed(raw)) { return value }
             case Tag.uint.rawValue:
                 if let value = T(exactly: try Varint.read(bytes, at: &at)) { return value }
             default: break
@@ -170,7 +171,7 @@ final class StateReader {
             var next = at + 1
             let raw = try Varint.read(bytes, at: &next)
             at = next
-            return Int(Int64(bitPattern: raw >> 1) ^ -Int64(bitPattern: raw & 1))
+            return Int(Varint.signed(raw))
         }
         return try generic(&at) { try integer($0, Int.self, parent, key) }
     }

@@ -103,7 +103,7 @@ extension StateValue {
         case .trueValue: return .bool(true)
         case .int:
             let raw = try Varint.read(bytes, at: &offset)
-            return .int(Int64(bitPattern: raw >> 1) ^ -Int64(bitPattern: raw & 1))
+            return .int(Varint.signed(raw))
         case .uint: return .uint(try Varint.read(bytes, at: &offset))
         case .double: return .double(Double(bitPattern: try fixed(bytes, &offset, as: UInt64.self)))
         case .float: return .float(Float(bitPattern: try fixed(bytes, &offset, as: UInt32.self)))
@@ -185,6 +185,9 @@ extension StateValue {
 
 /// LEB128 unsigned varints, with bounds checks on every read.
 enum Varint {
+    /// A signed integer from its zigzag form (0, -1, 1, -2, … as 0, 1, 2, 3, …).
+    static func signed(_ raw: UInt64) -> Int64 { Int64(bitPattern: raw >> 1) ^ -Int64(bitPattern: raw & 1) }
+
     static func write(_ value: UInt64, to out: inout [UInt8]) {
         var v = value
         while v >= 0x80 {

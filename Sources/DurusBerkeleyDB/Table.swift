@@ -261,24 +261,18 @@ extension WriteCursor {
     /// Moves to the first OID key at or after `oid`, or (nil) to the next
     /// key; nil at the end. Reads no value.
     func key(atOrAfter oid: OID? = nil) throws -> OID? {
-        var raw = (oid?.rawValue ?? 0).bigEndian
-        var length: UInt32 = 8
-        let code = durus_cursor_key(cursor, oid == nil ? durus_DB_NEXT : durus_DB_SET_RANGE, &raw, 8, &length)
-        if code == durus_DB_NOTFOUND { return nil }
-        try Engine.check(code, "read a key of \(table.name)")
-        guard length == 8 else {
-            throw DurusError.corruptStore(path: table.name, reason: "a key of \(length) bytes, not an OID")
-        }
-        return OID(UInt64(bigEndian: raw))
+        try moveToKey(oid == nil ? durus_DB_NEXT : durus_DB_SET_RANGE, from: oid)
     }
 
     /// The highest OID key; nil for an empty table.
-    func lastKey() throws -> OID? {
-        var raw: UInt64 = 0
-        var length: UInt32 = 0
-        let code = durus_cursor_key(cursor, durus_DB_LAST, &raw, 8, &length)
+    func lastKey() throws -> OID? { try moveToKey(durus_DB_LAST, from: nil) }
+
+    private func moveToKey(_ position: UInt32, from oid: OID?) throws -> OID? {
+        var raw = (oid?.rawValue ?? 0).bigEndian
+        var length: UInt32 = 8
+        let code = durus_cursor_key(cursor, position, &raw, 8, &length)
         if code == durus_DB_NOTFOUND { return nil }
-        try Engine.check(code, "read the last key of \(table.name)")
+        try Engine.check(code, "read a key of \(table.name)")
         guard length == 8 else {
             throw DurusError.corruptStore(path: table.name, reason: "a key of \(length) bytes, not an OID")
         }
