@@ -36,11 +36,13 @@ static const u_int32_t durus_DB_TXN_SNAPSHOT = DB_TXN_SNAPSHOT;
 static const u_int32_t durus_DB_READ_COMMITTED = DB_READ_COMMITTED;
 static const u_int32_t durus_DB_TXN_NOSYNC = DB_TXN_NOSYNC;
 static const u_int32_t durus_DB_TXN_WRITE_NOSYNC = DB_TXN_WRITE_NOSYNC;
+static const u_int32_t durus_DB_TXN_SYNC = DB_TXN_SYNC;
 static const u_int32_t durus_DB_FIRST = DB_FIRST;
 static const u_int32_t durus_DB_LAST = DB_LAST;
 static const u_int32_t durus_DB_NEXT = DB_NEXT;
 static const u_int32_t durus_DB_LOCK_DEFAULT = DB_LOCK_DEFAULT;
 static const u_int32_t durus_DB_CHKSUM = DB_CHKSUM;
+static const u_int32_t durus_DB_TXN_NOT_DURABLE = DB_TXN_NOT_DURABLE;
 
 static const int durus_DB_NOTFOUND = DB_NOTFOUND;
 static const int durus_DB_KEYEXIST = DB_KEYEXIST;
@@ -136,6 +138,12 @@ static inline int durus_db_open(DB *db, DB_TXN *txn, const char *file, DBTYPE ty
 static inline int durus_db_get_type(DB *db, DBTYPE *type) { return db->get_type(db, type); }
 static inline int durus_db_close(DB *db) { return db->close(db, 0); }
 static inline int durus_db_set_flags(DB *db, u_int32_t flags) { return db->set_flags(db, flags); }
+/* Writes the table's dirty pages and flushes the file to disk. */
+static inline int durus_db_sync(DB *db) { return db->sync(db, 0); }
+/* Removes a table's file, as a transaction of its own. */
+static inline int durus_env_dbremove(DB_ENV *env, const char *file) {
+    return env->dbremove(env, NULL, file, NULL, DB_AUTO_COMMIT);
+}
 
 /* get into malloc'd memory (required for DB_THREAD handles); the caller frees data->data. */
 static inline int durus_db_get(DB *db, DB_TXN *txn, const void *key, u_int32_t klen, void **data, u_int32_t *dlen) {

@@ -54,7 +54,7 @@ extension BerkeleyDBStorage {
     @discardableResult
     public func collectCycles(batchSize: Int = 1_000) throws -> CycleCollectionReport {
         try reading { () throws in
-            guard !configuration.readOnly else { throw DurusError.readOnly }
+            try requireWritable()
             return try cycleCollector.withLock { _ in try runCycleCollection(batchSize: max(1, batchSize)) }
         }
     }

@@ -43,9 +43,12 @@ extension BerkeleyDBStorage {
     /// its OID, unreachable ones (cycles included) are gone, new OIDs continue
     /// above the source's highest, and ``verify()`` is clean.
     ///
-    /// Berkeley DB's cache is most of the memory a migration takes: open the
-    /// store with ``Configuration/migration`` (as `durus migrate` does) for a
-    /// cache that its access pattern needs, whatever the size of the source.
+    /// Open the store with ``Configuration/migration``, as `durus migrate`
+    /// does: Berkeley DB's cache is most of the memory a migration takes, and
+    /// that configuration sizes it for a migration's access pattern, whatever
+    /// the size of the source; its tables are written without a log, and a
+    /// crash midway is mended by opening the same way and migrating again
+    /// (ordinary opens refuse the store until then).
     ///
     /// ```swift
     /// let store = try BerkeleyDBStorage(path: "new-store", configuration: .migration)
@@ -63,9 +66,12 @@ extension BerkeleyDBStorage {
                 guard marker != nil || counters.objects == 0 else {
                     throw DurusError.io(path: path, message: "holds \(counters.objects) objects: migrate into a new store")
                 }
-                try migrationTransaction { txn in
+                // The mark is on disk before any page of an unlogged table is.
+                try writeTransaction(flags: durus_DB_TXN_SYNC, retries: 0) { txn in
                     try meta.putString("migration", "running", txn: txn)
-                    // A rerun starts from empty tables, so the copy's count of distinct records is exact.
+                    // A rerun starts from empty tables, so the copy's count of
+                    // distinct records is exact (after a crash, a
+                    // migration-only open has made them afresh already).
                     if marker != nil { for table in [records, refcounts, garbage] { try table.truncate(txn: txn) } }
                 }
                 let batchSize = max(1, batchSize)
@@ -77,9 +83,13 @@ extension BerkeleyDBStorage {
                 // OID a dangling reference names, handed out, would make that
                 // reference point at an unrelated new object.
                 let highestReferenced = try migrationTransaction { txn in try refcounts.withCursor(txn: txn) { try $0.lastKey() } }
+                // Unlogged tables are on disk in full before the mark goes.
+                if configuration.migrationOnly {
+                    for table in [records, refcounts, garbage] { try table.sync() }
+                }
                 try oids.withLock { allocator in
                     let next = max(allocator.next, highest.map { $0.rawValue + 1 } ?? 0, highestReferenced.map { $0.rawValue + 1 } ?? 0)
-                    try writeTransaction { txn in
+                    try writeTransaction(flags: durus_DB_TXN_SYNC) { txn in
                         try meta.putUInt64("next-oid", next, txn: txn)
                         try writeCounters(counters, txn: txn)
                         _ = try Array("migration".utf8).withUnsafeBytes { key in try meta.delete(key, txn: txn) }
@@ -217,20 +227,22 @@ extension BerkeleyDBStorage {
 extension BerkeleyDBStorage.Configuration {
     /// The settings to open a store with for
     /// ``BerkeleyDBStorage/migrate(from:batchSize:progress:)``, as `durus
-    /// migrate` does: the defaults with a 16 MiB cache and without
-    /// ``snapshotReads``. A migration reads and writes the store nearly front
+    /// migrate` does: the defaults with a 16 MiB cache, without
+    /// ``snapshotReads`` and with ``migrationOnly`` (its tables written
+    /// without a log). A migration reads and writes the store nearly front
     /// to back, so a bigger cache holds little it reads again, while its
     /// memory would grow with the source up to the cache size; and with
     /// multi-version pages every page it fills is copied, and the copies go
     /// out to freezer files once the store outgrows the cache (a
     /// 1,000,000-object migration took 31 s with them and 11–18 s without).
-    /// Both are chosen at each open: opened again afterwards with the
-    /// defaults, the store serves snapshot reads from the cache its new
-    /// configuration asks for.
+    /// All three are chosen at each open: opened again afterwards with the
+    /// defaults, the store logs its writes and serves snapshot reads from
+    /// the cache its new configuration asks for.
     public static var migration: Self {
         var configuration = Self()
         configuration.cacheSize = 16 << 20
         configuration.snapshotReads = false
+        configuration.migrationOnly = true
         return configuration
     }
 }

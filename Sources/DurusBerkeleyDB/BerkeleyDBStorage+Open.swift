@@ -109,8 +109,10 @@ extension BerkeleyDBStorage {
         }
     }
 
+    /// Opens one table; `logged: false` writes it without log records
+    /// (``Configuration/migrationOnly``).
     static func openTable(_ env: UnsafeMutablePointer<DB_ENV>, _ file: String, _ type: DBTYPE, create: Bool,
-                          _ configuration: Configuration, _ path: String) throws -> Table {
+                          logged: Bool = true, _ configuration: Configuration, _ path: String) throws -> Table {
         var handle: UnsafeMutablePointer<DB>?
         try Engine.check(durus_db_create(&handle, env), "create a handle for \(file)")
         guard let db = handle else { throw BerkeleyDBError(code: -1, operation: "create a handle for \(file)", message: "no handle") }
@@ -118,6 +120,10 @@ extension BerkeleyDBStorage {
         if create, case let code = durus_db_set_flags(db, durus_DB_CHKSUM), code != 0 {
             _ = durus_db_close(db)
             throw Engine.error(code, "enable checksums for \(file)")
+        }
+        if !logged, case let code = durus_db_set_flags(db, durus_DB_TXN_NOT_DURABLE), code != 0 {
+            _ = durus_db_close(db)
+            throw Engine.error(code, "open \(file) without a log")
         }
         var flags = durus_DB_THREAD | durus_DB_AUTO_COMMIT
         if configuration.snapshotReads { flags |= durus_DB_MULTIVERSION }

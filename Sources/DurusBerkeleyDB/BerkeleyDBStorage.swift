@@ -131,12 +131,33 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
             if format > UInt64(Self.formatVersion) {
                 throw DurusError.unsupportedFormat(path: path, found: Int(clamping: format), supported: Self.formatVersion)
             }
-            let type = create ? (configuration.accessMethod == .hash ? durus_DB_HASH : durus_DB_BTREE) : durus_DB_UNKNOWN
-            let recordsTable = try Self.openTable(env, "records.db", type, create: create, configuration, path)
+            // A migration writes the other tables without a log
+            // (``Configuration/migrationOnly``): while its mark is set, only such an open may
+            // use them, and it starts them afresh, since a crash may have
+            // left them torn where recovery cannot mend them.
+            let migrationCutShort = try metaTable.string("migration", txn: nil) != nil
+            if migrationCutShort && (!configuration.migrationOnly || configuration.readOnly) {
+                throw DurusError.corruptStore(path: path, reason: "a migration into it is running or was cut short: run it again")
+            }
+            let fresh = migrationCutShort
+            var method = configuration.accessMethod
+            if fresh {
+                method = AccessMethod(rawValue: try metaTable.string("access-method", txn: nil) ?? "") ?? .btree
+                for file in ["garbage.db", "refcounts.db", "records.db"] {
+                    let code = durus_env_dbremove(env, file)
+                    if code != 0 && code != ENOENT { try Engine.check(code, "remove \(file) of the migration cut short") }
+                }
+            }
+            let type = create || fresh ? (method == .hash ? durus_DB_HASH : durus_DB_BTREE) : durus_DB_UNKNOWN
+            let logged = !configuration.migrationOnly
+            let recordsTable = try Self.openTable(env, "records.db", type, create: create || fresh, logged: logged,
+                                                  configuration, path)
             opened.append(recordsTable)
-            let refcountsTable = try Self.openTable(env, "refcounts.db", type, create: create, configuration, path)
+            let refcountsTable = try Self.openTable(env, "refcounts.db", type, create: create || fresh, logged: logged,
+                                                    configuration, path)
             opened.append(refcountsTable)
-            let garbageTable = try Self.openTable(env, "garbage.db", durus_DB_BTREE, create: create, configuration, path)
+            let garbageTable = try Self.openTable(env, "garbage.db", durus_DB_BTREE, create: create || fresh, logged: logged,
+                                                  configuration, path)
             opened.append(garbageTable)
             var actualType = durus_DB_BTREE
             try Engine.check(durus_db_get_type(recordsTable.handle, &actualType), "read the access method")
@@ -160,7 +181,9 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         }
         if !configuration.readOnly {
             checkpointer = Checkpointer(storage: self, interval: configuration.checkpointInterval)
-            if configuration.collectsInBackground {
+            if configuration.migrationOnly {
+                // Collecting writes the unlogged tables: left to the next ordinary open.
+            } else if configuration.collectsInBackground {
                 backgroundCollector = BackgroundCollector(storage: self, pause: configuration.collectionPause)
             } else {
                 writer.withLock { counters in collectGarbageAfterCommit(&counters) }
@@ -197,7 +220,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
 
     public func newOID() throws -> OID {
         try reading { () throws in
-            guard !configuration.readOnly else { throw DurusError.readOnly }
+            try requireWritable()
             return try oids.withLock { allocator in
                 if allocator.next >= allocator.reserved {
                     let (reserved, overflow) = allocator.next.addingReportingOverflow(Self.oidReservationBlock)
@@ -215,7 +238,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         try handleInvalidations([])
         guard !records.isEmpty else { return }
         try reading { () throws in
-            guard !configuration.readOnly else { throw DurusError.readOnly }
+            try requireWritable()
             let allocated = oids.withLock { $0.next }
             for record in records where record.oid.rawValue >= allocated {
                 throw DurusError.oidNotAllocated(record.oid)
@@ -273,7 +296,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     /// commits go on meanwhile.
     public func pack() throws {
         try reading { () throws in
-            guard !configuration.readOnly else { throw DurusError.readOnly }
+            try requireWritable()
             try writer.withLock { counters in try collectGarbage(&counters) }
         }
         _ = try collectCycles()
@@ -572,6 +595,15 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         // A failed commit frees the handle too: it must not be aborted after.
         try Engine.check(durus_txn_commit(txn, 0), "end a snapshot")
         return result
+    }
+
+    /// Throws unless this open may change the store: not ``Configuration/readOnly``
+    /// and not ``Configuration/migrationOnly`` (whose tables are not logged).
+    func requireWritable() throws {
+        if configuration.readOnly { throw DurusError.readOnly }
+        if configuration.migrationOnly {
+            throw DurusError.io(path: path, message: "opened for migration only: open it again without Configuration.migrationOnly to change it")
+        }
     }
 
     /// Runs `body` while the handles are open.

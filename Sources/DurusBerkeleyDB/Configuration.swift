@@ -55,6 +55,20 @@ extension BerkeleyDBStorage {
         /// Opens without taking the writer's lock and refuses every change:
         /// for tools that inspect a store another process is serving.
         public var readOnly = false
+        /// Opens the store for ``BerkeleyDBStorage/migrate(from:batchSize:progress:)``
+        /// alone, as ``migration`` does: the records, reference-count and
+        /// garbage tables are written without log records (Berkeley DB's
+        /// `DB_TXN_NOT_DURABLE`), which spares a migration the log's copy
+        /// and checksum of everything it writes (about a fifth of its time).
+        /// The price is that a crash leaves those tables unusable, so the
+        /// store says so: while a migration runs or after one was cut short,
+        /// every other open fails with ``Durus/DurusError/corruptStore(path:reason:)``
+        /// asking for the migration to be run again, and a migration-only open
+        /// of it starts the tables afresh. Such an open refuses
+        /// commits, collections and new OIDs; a finished migration's tables
+        /// are on disk in full before it returns, and the next ordinary open
+        /// logs them as usual.
+        public var migrationOnly = false
         /// Creates the directory and an empty store when the path does not exist.
         public var createIfMissing = true
         /// Size of the lock tables (locks, lockers and lock objects each): it

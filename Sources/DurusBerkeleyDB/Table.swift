@@ -251,6 +251,11 @@ extension Table {
         }
     }
 
+    /// Writes the table's dirty pages and flushes its file to disk.
+    func sync() throws {
+        try Engine.check(durus_db_sync(handle), "write \(name) to disk")
+    }
+
     /// Removes every key, in `txn`.
     func truncate(txn: Txn) throws {
         try Engine.check(durus_db_truncate(handle, txn), "empty \(name)")

@@ -77,11 +77,37 @@ import Testing
         func close() throws {}
     }
 
+    /// ``Configuration/migration`` writes the tables without a log: the
+    /// open refuses every change but the migration, the migrated records
+    /// are on disk when it returns, and an ordinary open afterwards reads
+    /// them and commits (logged again: it survives a crash, as
+    /// `CrashTests` show for ordinary opens).
+    @Test func aMigrationOnlyOpenMigratesAndNothingElse() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let (source, reachable, _) = try Self.graph()
+        let store = try BerkeleyDBStorage(path: directory.path, configuration: .migration)
+        try store.migrate(from: source)
+        let record = Record(oid: reachable[1].oid, data: [9], references: [])
+        for attempt in [{ try store.commit([record]) { _ in } }, { _ = try store.newOID() }, { try store.pack() }] {
+            #expect { try attempt() } throws: { "\($0)".contains("migration only") }
+        }
+        #expect(try store.verify().isClean)
+        try store.close()
+        let reopened = try openStore(directory.path)
+        defer { try? reopened.close() }
+        for record in reachable { #expect(try reopened.load(record.oid) == record) }
+        try reopened.commit([record]) { _ in }
+        #expect(try reopened.load(record.oid) == record)
+        #expect(try reopened.verify().isClean)
+    }
+
     /// A source that fails halfway (as a killed run would stop) leaves the
     /// store marked; running the migration again finishes it, identical to
-    /// an uninterrupted one.
-    @Test(arguments: [true, false])
-    func rerunAfterAnInterruptionFinishes(snapshotReads: Bool) throws {
+    /// an uninterrupted one: with the defaults (logged tables, with and
+    /// without snapshot reads) and with ``Configuration/migration``.
+    @Test(arguments: [(true, false), (false, false), (false, true)])
+    func rerunAfterAnInterruptionFinishes(snapshotReads: Bool, migrationOnly: Bool) throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         let source = try openStore(directory.file("source"))
@@ -94,10 +120,14 @@ import Testing
         }
         try source.commit(chain)
 
-        let interrupted = try openStore(directory.file("interrupted")) { $0.snapshotReads = snapshotReads }
+        func configure(_ configuration: inout BerkeleyDBStorage.Configuration) {
+            configuration.snapshotReads = snapshotReads
+            configuration.migrationOnly = migrationOnly
+        }
+        let interrupted = try openStore(directory.file("interrupted"), configure)
         #expect(throws: Interruption.self) { try interrupted.migrate(from: Failing(source: source, after: 1_200), batchSize: 500) }
         try interrupted.migrate(from: source, batchSize: 500)
-        let clean = try openStore(directory.file("clean")) { $0.snapshotReads = snapshotReads }
+        let clean = try openStore(directory.file("clean"), configure)
         try clean.migrate(from: source, batchSize: 500)
         for record in chain {
             #expect(try interrupted.load(record.oid) == record)
@@ -132,7 +162,7 @@ import Testing
         }
         let killed = directory.file("killed")
         var kills = 0
-        for phase in ["copying", "marking", "counting", "copying", "counting"] {
+        for (run, phase) in ["copying", "marking", "counting", "copying", "counting"].enumerated() {
             let (process, out, _) = try CrashChild.start(["migrate", sourcePath, killed])
             var seen = Data()
             while !String(decoding: seen, as: UTF8.self).contains(phase) {
@@ -143,6 +173,19 @@ import Testing
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
             if process.terminationReason == .uncaughtSignal { kills += 1 }
+            if run == 0 {
+                // Killed while copying into tables written without a log
+                // (`Configuration.migration`): no other open trusts them.
+                #expect(process.terminationReason == .uncaughtSignal)
+                for readOnly in [false, true] {
+                    #expect {
+                        _ = try openStore(killed) { $0.readOnly = readOnly }
+                    } throws: { error in
+                        guard case DurusError.corruptStore(_, let reason) = error else { return false }
+                        return reason.contains("migration") && reason.contains("run it again")
+                    }
+                }
+            }
         }
         #expect(kills >= 3, "most runs were killed mid-migration")
         let (_, status, error) = try CrashChild.run(["migrate", sourcePath, killed])
