@@ -140,11 +140,16 @@ extension BerkeleyDBStorage {
             batch.removeAll(keepingCapacity: true)
             progress(copied)
         }
-        try source.forEachRecord { record in
-            highest = max(highest ?? record.oid, record.oid)
+        func admit(_ record: Record) throws {
             batch.append(record)
             if batch.count >= batchSize { try flush() }
         }
+        var window = RecordWindow()
+        try source.forEachRecord { record in
+            highest = max(highest ?? record.oid, record.oid)
+            try window.offer(record, admit)
+        }
+        try window.drain(admit)
         try flush()
         return (highest, distinct)
     }
@@ -165,6 +170,11 @@ extension BerkeleyDBStorage {
         var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 8)
         defer { buffer.deallocate() }
         var references: [UInt64] = []
+        var window = CountWindow()
+        func countUp(_ oid: UInt64, txn: Txn) throws -> Bool {
+            try window.countUp(oid, counted: { try refcounts.countUp(OID($0), txn: txn) },
+                               out: { try refcounts.putCount(OID($0), $1, txn: txn) })
+        }
         var finished = false
         while !finished {
             try migrationTransaction { txn in
@@ -178,7 +188,7 @@ extension BerkeleyDBStorage {
                     counters.objects += 1
                     counters.bytes += UInt64(length)
                     distinctReferences(UnsafeRawBufferPointer(rebasing: buffer[..<length]), of: oid, into: &references)
-                    for ref in references where try refcounts.countUp(OID(ref), txn: txn) && ref != OID.root.rawValue {
+                    for ref in references where try countUp(ref, txn: txn) && ref != OID.root.rawValue {
                         try frontier.push(OID(ref))
                     }
                 }
@@ -187,6 +197,11 @@ extension BerkeleyDBStorage {
             marked.records = Int(counters.objects)
             marked.bytes = Int(counters.bytes)
             progress(marked)
+        }
+        while !window.isEmpty {
+            try migrationTransaction { txn in
+                try window.drain(limit: batchSize) { try refcounts.putCount(OID($0), $1, txn: txn) }
+            }
         }
         return counters
     }
