@@ -53,6 +53,10 @@ import Testing
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(600)   // only against a hang: at nice 10 the collector yields to every busy thread
         while storage.objectCount > 101, clock.now < deadline {
+            if let failure = storage.lastCollectionError {
+                Issue.record("the background collection failed: \(failure)")
+                break
+            }
             during += try loadLatencies(200)
             for oid in try storage.sync() { #expect(collected.insert(oid).inserted, "\(oid) reported twice") }
         }
