@@ -79,17 +79,23 @@ import Testing
         let again = try ServerProcessTests.serve(["--db", copy, "--port", "\(port)"])
         defer { kill(again.processIdentifier, SIGKILL); again.waitUntilExit() }
         _ = try #require(ServerProcessTests.connect(port))
-        #expect(try PythonDurus.run("graph.py", ["127.0.0.1:\(port)", "read"]).contains("verified 10200 objects"))
+        #expect(try PythonDurus.run("graph.py", ["127.0.0.1:\(port)", "read"]).contains("verified 34200 objects"))
     }
 
-    /// A Durus 4.3 file (a graph with a 10,000-entry BTree, later
-    /// transactions, garbage) migrated by `durus migrate` and served by
+    /// A Durus 4.3 file of each format (SHELF-1 by `FileStorage`, DFS20 by
+    /// `durus.file_storage2`) holding a graph with a 10,000-entry BTree and
+    /// a BTree of 20,000 PersistentDicts (lists, nested references), later
+    /// transactions and garbage, migrated by `durus migrate` and served by
     /// `durus serve`: a Python client reads every object back as written.
-    @Test func migrateADurusFileAndServeItToPython() throws {
+    @Test(arguments: ["shelf", "dfs20"])
+    func migrateADurusFileAndServeItToPython(format: String) throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         let file = directory.file("data.durus")
-        #expect(try PythonDurus.run("graph.py", [file, "file"]).contains("wrote 10200 objects"))
+        let written = try PythonDurus.run("graph.py", [file, "file", format])
+        #expect(written.contains("wrote 34200 objects"), "\(written)")
+        let magic = try FileHandle(forReadingFrom: URL(fileURLWithPath: file)).read(upToCount: 5) ?? Data()
+        #expect(String(decoding: magic, as: UTF8.self) == (format == "dfs20" ? "DFS20" : "SHELF"), "the file is \(format)")
         let store = directory.file("store")
         let migrated = try Self.durus(["migrate", file, store])
         #expect(migrated.status == 0 && migrated.output.contains("migrated"))
@@ -98,6 +104,6 @@ import Testing
         let server = try ServerProcessTests.serve(["--db", store, "--port", "\(port)"])
         defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
         _ = try #require(ServerProcessTests.connect(port))
-        #expect(try PythonDurus.run("graph.py", ["127.0.0.1:\(port)", "read"]).contains("verified 10200 objects"))
+        #expect(try PythonDurus.run("graph.py", ["127.0.0.1:\(port)", "read"]).contains("verified 34200 objects"))
     }
 }
