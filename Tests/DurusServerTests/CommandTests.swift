@@ -79,7 +79,7 @@ import Testing
         let again = try ServerProcessTests.serve(["--db", copy, "--port", "\(port)"])
         defer { kill(again.processIdentifier, SIGKILL); again.waitUntilExit() }
         _ = try #require(ServerProcessTests.connect(port))
-        #expect(try PythonDurus.run("graph.py", ["127.0.0.1:\(port)", "read"]).contains("verified 34200 objects"))
+        #expect(try PythonDurus.run("graph.py", ["127.0.0.1:\(port)", "read"]).contains("verified 10200 objects"))
     }
 
     /// A Durus 4.3 file of each format (SHELF-1 by `FileStorage`, DFS20 by
