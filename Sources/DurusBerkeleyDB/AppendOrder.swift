@@ -19,9 +19,18 @@ import Durus
 /// Records of one OID leave in the order they came, so a later version still
 /// overrides an earlier one.
 struct RecordWindow {
+    /// Ordered by OID, then by arrival.
+    private struct Entry: Comparable {
+        let oid: UInt64
+        let sequence: Int
+        let record: Record
+        static func < (a: Entry, b: Entry) -> Bool { (a.oid, a.sequence) < (b.oid, b.sequence) }
+        static func == (a: Entry, b: Entry) -> Bool { (a.oid, a.sequence) == (b.oid, b.sequence) }
+    }
+
     let capacity: Int
     let byteCapacity: Int
-    private var heap: [(oid: UInt64, sequence: Int, record: Record)] = []
+    private var heap = MinHeap<Entry>()
     private var bytes = 0
     private var sequence = 0
 
@@ -32,10 +41,9 @@ struct RecordWindow {
 
     /// Adds `record`; passes to `out` the records the window no longer holds.
     mutating func offer(_ record: Record, _ out: (Record) throws -> Void) throws {
-        heap.append((record.oid.rawValue, sequence, record))
+        heap.push(Entry(oid: record.oid.rawValue, sequence: sequence, record: record))
         sequence += 1
         bytes += record.bytes.count
-        siftUp(heap.count - 1)
         while heap.count > capacity || (bytes > byteCapacity && heap.count > 1) { try out(popSmallest()) }
     }
 
@@ -44,32 +52,9 @@ struct RecordWindow {
         while !heap.isEmpty { try out(popSmallest()) }
     }
 
-    private func precedes(_ i: Int, _ j: Int) -> Bool {
-        (heap[i].oid, heap[i].sequence) < (heap[j].oid, heap[j].sequence)
-    }
-
-    private mutating func siftUp(_ start: Int) {
-        var child = start
-        while child > 0, case let parent = (child - 1) / 2, precedes(child, parent) {
-            heap.swapAt(parent, child)
-            child = parent
-        }
-    }
-
     private mutating func popSmallest() -> Record {
-        heap.swapAt(0, heap.count - 1)
-        let smallest = heap.removeLast().record
+        let smallest = heap.popSmallest()!.record
         bytes -= smallest.bytes.count
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1, right = left + 1
-            var least = parent
-            if left < heap.count, precedes(left, least) { least = left }
-            if right < heap.count, precedes(right, least) { least = right }
-            if least == parent { break }
-            heap.swapAt(parent, least)
-            parent = least
-        }
         return smallest
     }
 }
@@ -83,7 +68,7 @@ struct RecordWindow {
 struct CountWindow {
     let capacity: Int
     private var counts: [UInt64: UInt64] = [:]
-    private var heap: [UInt64] = []
+    private var heap = MinHeap<UInt64>()
     private var letOut: UInt64?
 
     init(capacity: Int = 10_000) {
@@ -104,12 +89,7 @@ struct CountWindow {
         }
         if let letOut, oid <= letOut { return try counted(oid) }
         counts[oid] = 1
-        heap.append(oid)
-        var child = heap.count - 1
-        while child > 0, case let parent = (child - 1) / 2, heap[parent] > heap[child] {
-            heap.swapAt(parent, child)
-            child = parent
-        }
+        heap.push(oid)
         while heap.count > capacity { try letOutSmallest(out) }
         return true
     }
@@ -120,19 +100,8 @@ struct CountWindow {
     }
 
     private mutating func letOutSmallest(_ out: (UInt64, UInt64) throws -> Void) throws {
-        heap.swapAt(0, heap.count - 1)
-        let smallest = heap.removeLast()
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1, right = left + 1
-            var least = parent
-            if left < heap.count, heap[left] < heap[least] { least = left }
-            if right < heap.count, heap[right] < heap[least] { least = right }
-            if least == parent { break }
-            heap.swapAt(parent, least)
-            parent = least
-        }
-        try out(smallest, counts.removeValue(forKey: smallest)!)
+        guard let smallest = heap.popSmallest(), let count = counts.removeValue(forKey: smallest) else { return }
+        try out(smallest, count)
         letOut = max(letOut ?? 0, smallest)
     }
 }

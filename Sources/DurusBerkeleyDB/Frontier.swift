@@ -28,7 +28,7 @@ func distinctReferences(_ bytes: UnsafeRawBufferPointer, of oid: OID, into refer
 /// store of any shape is walked in bounded memory.
 struct Frontier {
     let spill: Table
-    private var heap: [UInt64] = []
+    private var heap = MinHeap<UInt64>()
     private var spilled = 0
     private let bound = 100_000
 
@@ -42,12 +42,7 @@ struct Frontier {
             spilled += 1
             return
         }
-        heap.append(oid.rawValue)
-        var child = heap.count - 1
-        while child > 0, case let parent = (child - 1) / 2, heap[parent] > heap[child] {
-            heap.swapAt(parent, child)
-            child = parent
-        }
+        heap.push(oid.rawValue)
     }
 
     mutating func pop() throws -> OID? {
@@ -55,22 +50,8 @@ struct Frontier {
             let taken = try spill.firstOIDs(limit: bound, txn: nil)
             for oid in taken { _ = try spill.delete(oid, txn: nil) }
             spilled -= taken.count
-            heap = taken.map(\.rawValue)   // ascending: already a heap
+            heap = MinHeap(ascending: taken.map(\.rawValue))
         }
-        guard let smallest = heap.first else { return nil }
-        let last = heap.removeLast()
-        guard !heap.isEmpty else { return OID(smallest) }
-        heap[0] = last
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1, right = left + 1
-            var least = parent
-            if left < heap.count, heap[left] < heap[least] { least = left }
-            if right < heap.count, heap[right] < heap[least] { least = right }
-            if least == parent { break }
-            heap.swapAt(parent, least)
-            parent = least
-        }
-        return OID(smallest)
+        return heap.popSmallest().map { OID($0) }
     }
 }
