@@ -137,7 +137,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
             // left them torn where recovery cannot mend them.
             let migrationCutShort = try metaTable.string("migration", txn: nil) != nil
             if migrationCutShort && (!configuration.migrationOnly || configuration.readOnly) {
-                throw DurusError.corruptStore(path: path, reason: "a migration into it is running or was cut short: run it again")
+                throw DurusError.corruptStore(path: path, reason: "a migration into it is running or was cut short: run it again (`durus migrate`, or open with Configuration.migration and migrate)")
             }
             let fresh = migrationCutShort
             var method = configuration.accessMethod
