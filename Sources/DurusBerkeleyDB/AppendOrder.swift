@@ -6,10 +6,10 @@ import Durus
 // other order leaves them about half empty. A packed Durus file is nearly
 // but not quite in OID order: Durus's pack writes objects as it walks the
 // references, so a 1,000,000-object file holds some 200 ascending runs,
-// interleaved a few thousand records apart, with a BTree's nodes (made late,
-// so with high OIDs) ahead of the items they hold. Put in file order, that
-// migration's records took 333 MB for 156 MB of data, its reference counts
-// 60 MB for 17 (leaves 54% full). The two windows below sort the puts a
+// interleaved up to some 8,000 records apart, with a BTree's nodes (made
+// late, so with high OIDs) ahead of the items they hold. Put in file order,
+// that migration's records took 333 MB for 156 MB of data (leaves 54% full),
+// its reference counts 60 MB for 17. The two windows below sort the puts a
 // bounded stretch at a time, with memory that does not grow with the store:
 // then 195 MB and 31 MB (leaves 92% and 99% full).
 

@@ -139,24 +139,22 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
             if migrationCutShort && (!configuration.migrationOnly || configuration.readOnly) {
                 throw DurusError.corruptStore(path: path, reason: "a migration into it is running or was cut short: run it again (`durus migrate`, or open with Configuration.migration and migrate)")
             }
-            let fresh = migrationCutShort
             var method = configuration.accessMethod
-            if fresh {
+            if migrationCutShort {
                 method = AccessMethod(rawValue: try metaTable.string("access-method", txn: nil) ?? "") ?? .btree
                 for file in ["garbage.db", "refcounts.db", "records.db"] {
                     let code = durus_env_dbremove(env, file)
                     if code != 0 && code != ENOENT { try Engine.check(code, "remove \(file) of the migration cut short") }
                 }
             }
-            let type = create || fresh ? (method == .hash ? durus_DB_HASH : durus_DB_BTREE) : durus_DB_UNKNOWN
+            let createTables = create || migrationCutShort
+            let type = createTables ? (method == .hash ? durus_DB_HASH : durus_DB_BTREE) : durus_DB_UNKNOWN
             let logged = !configuration.migrationOnly
-            let recordsTable = try Self.openTable(env, "records.db", type, create: create || fresh, logged: logged,
-                                                  configuration, path)
+            let recordsTable = try Self.openTable(env, "records.db", type, create: createTables, logged: logged, configuration, path)
             opened.append(recordsTable)
-            let refcountsTable = try Self.openTable(env, "refcounts.db", type, create: create || fresh, logged: logged,
-                                                    configuration, path)
+            let refcountsTable = try Self.openTable(env, "refcounts.db", type, create: createTables, logged: logged, configuration, path)
             opened.append(refcountsTable)
-            let garbageTable = try Self.openTable(env, "garbage.db", durus_DB_BTREE, create: create || fresh, logged: logged,
+            let garbageTable = try Self.openTable(env, "garbage.db", durus_DB_BTREE, create: createTables, logged: logged,
                                                   configuration, path)
             opened.append(garbageTable)
             var actualType = durus_DB_BTREE
