@@ -2,7 +2,7 @@ import Synchronization
 
 /// The data part of a record written for a Swift object:
 ///
-///     0xD5 · format version (1) · flags (bit 0: body compressed)
+///     0xD5 · format version (2) · flags (bit 0: body compressed)
 ///     · type-name length (u16) · type name (UTF-8) · body
 ///
 /// The type name stands uncompressed at the front so tools can report it
@@ -10,7 +10,9 @@ import Synchronization
 /// a store may hold both kinds.
 enum ObjectRecord {
     static let marker: UInt8 = 0xD5
-    static let version: UInt8 = 1
+    /// The version written. Version 2 added ``Tag/intDeltas``; version 1
+    /// records (without it) read the same.
+    static let version: UInt8 = 2
     static let compressedFlag: UInt8 = 1
 
     /// What compressing a state gave.
@@ -53,8 +55,8 @@ enum ObjectRecord {
         }
         let start = bytes.startIndex
         guard bytes.count >= 5 else { throw .badState(oid: oid, reason: "the state header is truncated") }
-        guard bytes[start + 1] == version else {
-            throw .badState(oid: oid, reason: "state format version \(bytes[start + 1]); this build reads version \(version)")
+        guard 1 ... version ~= bytes[start + 1] else {
+            throw .badState(oid: oid, reason: "state format version \(bytes[start + 1]); this build reads versions 1 to \(version)")
         }
         let nameLength = Int(bytes[start + 3]) << 8 | Int(bytes[start + 4])
         guard bytes.count >= 5 + nameLength else { throw .badState(oid: oid, reason: "the type name is truncated") }

@@ -44,8 +44,9 @@ final class StateReader {
             }
             return typed
         }
-        if T.self == [Int].self, case .at(let offset) = slot, bytes[offset] == Tag.array.rawValue {
-            return try elements(offset) { try nextInteger(&$0, parent, key) } as! T
+        if T.self == [Int].self, case .at(let offset) = slot {
+            if bytes[offset] == Tag.intDeltas.rawValue { return try integers(offset) as! T }
+            if bytes[offset] == Tag.array.rawValue { return try elements(offset) { try nextInteger(&$0, parent, key) } as! T }
         }
         if T.self == [String].self, case .at(let offset) = slot, bytes[offset] == Tag.array.rawValue {
             return try elements(offset) { try nextString(&$0, parent, key) } as! T
@@ -76,8 +77,8 @@ final class StateReader {
 
     func integer<T: FixedWidthInteger>(_ slot: Slot, _ type: T.Type, _ parent: DecoderImpl?, _ key: (any CodingKey)?) throws -> T {
         switch slot {
-        case .byte(let b):
-            if let value = T(exactly: b) { return value }
+        case .integer(let v):
+            if let value = T(exactly: v) { return value }
         case .at(let offset):
             var at = offset + 1
             switch bytes[offset] {
@@ -94,7 +95,7 @@ final class StateReader {
     }
 
     func floating(_ slot: Slot, _ parent: DecoderImpl?, _ key: (any CodingKey)?) throws -> Double {
-        guard case .at(let offset) = slot else { return try Double(integer(slot, UInt8.self, parent, key)) }
+        guard case .at(let offset) = slot else { return try Double(integer(slot, Int64.self, parent, key)) }
         var at = offset + 1
         switch bytes[offset] {
         case Tag.double.rawValue: return Double(bitPattern: try fixed(&at, as: UInt64.self))
@@ -157,6 +158,20 @@ final class StateReader {
         return result
     }
 
+    /// The elements of the ``Tag/intDeltas`` array at `offset`.
+    private func integers(_ offset: Int) throws -> [Int] {
+        var at = offset + 1
+        let count = try Varint.readCount(bytes, at: &at, each: 1)
+        var result: [Int] = []
+        result.reserveCapacity(count)
+        var value: Int64 = 0
+        for _ in 0 ..< count {
+            value &+= Varint.signed(try Varint.read(bytes, at: &at))
+            result.append(Int(value))
+        }
+        return result
+    }
+
     /// Reads the value at `at` with `read`, then steps over it.
     private func generic<E>(_ at: inout Int, _ read: (Slot) throws -> E) throws -> E {
         let value = try read(.at(at))
@@ -213,7 +228,7 @@ final class StateReader {
         case .double, .float: return "a floating-point number"
         case .string: return "a String"
         case .bytes: return "bytes"
-        case .array: return "an array"
+        case .array, .intDeltas: return "an array"
         case .keyed: return "a keyed value"
         case .reference:
             var at = offset + 9
@@ -274,12 +289,13 @@ final class StateReader {
     }
 }
 
-/// Where a value is: at an offset of the state, or one element of a bytes
-/// value, read as an unsigned integer (so `[UInt8]`-like values written as
-/// bytes also decode as arrays of numbers).
+/// Where a value is: at an offset of the state, or an integer already read
+/// from an array of them: one element of a ``Tag/intDeltas`` array, or of a
+/// bytes value (so `[UInt8]`-like values written as bytes also decode as
+/// arrays of numbers).
 enum Slot {
     case at(Int)
-    case byte(UInt8)
+    case integer(Int64)
 }
 
 struct KeyedEntry {
@@ -324,10 +340,13 @@ final class DecoderImpl: Decoder {
             switch reader.bytes[offset] {
             case Tag.array.rawValue:
                 let count = try Varint.readCount(reader.bytes, at: &at, each: 1)
-                return UnkeyedContainer(decoder: self, count: count, cursor: at, bytesMode: false)
+                return UnkeyedContainer(decoder: self, count: count, cursor: at, mode: .values)
+            case Tag.intDeltas.rawValue:
+                let count = try Varint.readCount(reader.bytes, at: &at, each: 1)
+                return UnkeyedContainer(decoder: self, count: count, cursor: at, mode: .deltas(previous: 0))
             case Tag.bytes.rawValue:
                 let count = try Varint.readCount(reader.bytes, at: &at)
-                return UnkeyedContainer(decoder: self, count: count, cursor: at, bytesMode: true)
+                return UnkeyedContainer(decoder: self, count: count, cursor: at, mode: .bytes)
             default: break
             }
         }
@@ -437,22 +456,31 @@ private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
 }
 
 private struct UnkeyedContainer: UnkeyedDecodingContainer {
+    enum Mode {
+        /// Values, each with its tag.
+        case values
+        /// The bytes of a bytes value, each an unsigned integer.
+        case bytes
+        /// Integers as ``Tag/intDeltas`` writes them, after `previous`.
+        case deltas(previous: Int64)
+    }
+
     let decoder: DecoderImpl
     let total: Int
     /// Where the next element starts (for bytes: where the payload starts).
     var cursor: Int
-    let bytesMode: Bool
+    var mode: Mode
     var currentIndex = 0
     var codingPath: [any CodingKey] { decoder.codingPath }
     var count: Int? { total }
     var isAtEnd: Bool { currentIndex >= total }
     var reader: StateReader { decoder.reader }
 
-    init(decoder: DecoderImpl, count: Int, cursor: Int, bytesMode: Bool) {
+    init(decoder: DecoderImpl, count: Int, cursor: Int, mode: Mode) {
         self.decoder = decoder
         total = count
         self.cursor = cursor
-        self.bytesMode = bytesMode
+        self.mode = mode
     }
 
     private mutating func next() throws -> Slot {
@@ -461,14 +489,22 @@ private struct UnkeyedContainer: UnkeyedDecodingContainer {
                                                               debugDescription: "the array has only \(total) values"))
         }
         defer { currentIndex += 1 }
-        if bytesMode { return .byte(reader.bytes[cursor + currentIndex]) }
-        let slot = Slot.at(cursor)
-        try StateValue.skip(reader.bytes, at: &cursor)
-        return slot
+        switch mode {
+        case .values:
+            let slot = Slot.at(cursor)
+            try StateValue.skip(reader.bytes, at: &cursor)
+            return slot
+        case .bytes:
+            return .integer(Int64(reader.bytes[cursor + currentIndex]))
+        case .deltas(let previous):
+            let value = previous &+ Varint.signed(try Varint.read(reader.bytes, at: &cursor))
+            mode = .deltas(previous: value)
+            return .integer(value)
+        }
     }
 
     mutating func decodeNil() throws -> Bool {
-        guard !isAtEnd, !bytesMode, reader.isNull(.at(cursor)) else { return false }
+        guard !isAtEnd, case .values = mode, reader.isNull(.at(cursor)) else { return false }
         _ = try next()
         return true
     }

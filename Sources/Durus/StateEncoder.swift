@@ -35,7 +35,13 @@ struct StateEncoder {
     /// nil for anything else.
     func leaf<T: Encodable>(_ value: T) throws -> Node.Entry? {
         if let scalar = try scalar(value) { return .value(scalar) }
-        if T.self == [Int].self { return .raw(Self.array(value as! [Int]) { out, v in StateValue.int(Int64(v)).write(to: &out) }) }
+        if T.self == [Int].self {
+            let integers = value as! [Int]
+            guard !integers.isEmpty else { return .value(.array([])) }
+            var out: [UInt8] = []
+            Varint.writeDeltas(integers.lazy.map { Int64($0) }, to: &out)
+            return .raw(out)
+        }
         if T.self == [String].self { return .raw(Self.array(value as! [String]) { out, v in StateValue.string(v).write(to: &out) }) }
         if T.self == [Double].self { return .raw(Self.array(value as! [Double]) { out, v in StateValue.double(v).write(to: &out) }) }
         return nil
@@ -124,6 +130,10 @@ final class Node {
         case .value: scalar.write(to: &out)
         case .raw: out.append(contentsOf: raw)
         case .array:
+            if let integers = integers() {
+                Varint.writeDeltas(integers, to: &out)
+                return
+            }
             StateValue.writeHeader(.array, count: entries.count, to: &out)
             for entry in entries { entry.write(to: &out) }
         case .keyed:
@@ -133,6 +143,19 @@ final class Node {
                 entry.write(to: &out)
             }
         }
+    }
+
+    /// The elements of a non-empty array of signed integers, written as
+    /// ``Tag/intDeltas`` (as ``StateValue/write(to:)`` writes the same array).
+    private func integers() -> [Int64]? {
+        guard !entries.isEmpty else { return nil }
+        var integers: [Int64] = []
+        integers.reserveCapacity(entries.count)
+        for entry in entries {
+            guard case .value(.int(let value)) = entry else { return nil }
+            integers.append(value)
+        }
+        return integers
     }
 
     func become(_ kind: Kind) {

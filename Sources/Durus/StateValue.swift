@@ -37,6 +37,12 @@ public enum StateValue: Equatable, Sendable {
 
 enum Tag: UInt8 {
     case null = 0, falseValue, trueValue, int, uint, double, float, string, bytes, array, keyed, reference
+    /// An array of signed integers (state format 2): the count, then each
+    /// element as the zigzag varint of its difference from the one before
+    /// (the first's from 0, wrapping). The form every non-empty array of
+    /// `.int` values is written in: no tag per element, and a sorted array
+    /// (a B-tree node's keys) takes a byte or two an element.
+    case intDeltas
 }
 
 extension StateValue {
@@ -47,7 +53,7 @@ extension StateValue {
         case .bool(let b): out.append(b ? Tag.trueValue.rawValue : Tag.falseValue.rawValue)
         case .int(let v):
             out.append(Tag.int.rawValue)
-            Varint.write(UInt64(bitPattern: (v << 1) ^ (v >> 63)), to: &out)
+            Varint.write(Varint.zigzag(v), to: &out)
         case .uint(let v):
             out.append(Tag.uint.rawValue)
             Varint.write(v, to: &out)
@@ -65,6 +71,10 @@ extension StateValue {
             Varint.write(UInt64(b.count), to: &out)
             out.append(contentsOf: b)
         case .array(let items):
+            if let integers = Self.integers(items) {
+                Varint.writeDeltas(integers, to: &out)
+                return
+            }
             out.append(Tag.array.rawValue)
             Varint.write(UInt64(items.count), to: &out)
             for item in items { item.write(to: &out) }
@@ -80,6 +90,19 @@ extension StateValue {
             oid.append(to: &out)
             Varint.writeString(typeName, to: &out)
         }
+    }
+
+    /// The elements of a non-empty array of signed integers, which is
+    /// written as ``Tag/intDeltas``; nil for any other array.
+    static func integers(_ items: [StateValue]) -> [Int64]? {
+        guard !items.isEmpty else { return nil }
+        var integers: [Int64] = []
+        integers.reserveCapacity(items.count)
+        for item in items {
+            guard case .int(let value) = item else { return nil }
+            integers.append(value)
+        }
+        return integers
     }
 
     /// Writes the tag and count that open an array or keyed value.
@@ -117,6 +140,16 @@ extension StateValue {
             var items: [StateValue] = []
             items.reserveCapacity(Swift.min(count, 1024))   // a count is only bounded by the bytes left
             for _ in 0 ..< count { items.append(try read(bytes, at: &offset, depth: depth + 1)) }
+            return .array(items)
+        case .intDeltas:
+            let count = try Varint.readCount(bytes, at: &offset, each: 1)
+            var items: [StateValue] = []
+            items.reserveCapacity(Swift.min(count, 1024))
+            var value: Int64 = 0
+            for _ in 0 ..< count {
+                value &+= Varint.signed(try Varint.read(bytes, at: &offset))
+                items.append(.int(value))
+            }
             return .array(items)
         case .keyed:
             let count = try Varint.readCount(bytes, at: &offset, each: 2)
@@ -158,6 +191,9 @@ extension StateValue {
         case .array:
             let count = try Varint.readCount(bytes, at: &offset, each: 1)
             for _ in 0 ..< count { try skip(bytes, at: &offset, depth: depth + 1) }
+        case .intDeltas:
+            let count = try Varint.readCount(bytes, at: &offset, each: 1)
+            for _ in 0 ..< count { _ = try Varint.read(bytes, at: &offset) }
         case .keyed:
             let count = try Varint.readCount(bytes, at: &offset, each: 2)
             for _ in 0 ..< count {
@@ -195,6 +231,21 @@ enum Varint {
             v >>= 7
         }
         out.append(UInt8(v))
+    }
+
+    /// The zigzag form of a signed integer.
+    static func zigzag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }
+
+    /// Writes a non-empty array of signed integers as ``Tag/intDeltas``.
+    static func writeDeltas<C: Collection>(_ values: C, to out: inout [UInt8]) where C.Element == Int64 {
+        out.reserveCapacity(out.count + 2 + 2 * values.count)
+        out.append(Tag.intDeltas.rawValue)
+        write(UInt64(values.count), to: &out)
+        var previous: Int64 = 0
+        for value in values {
+            write(zigzag(value &- previous), to: &out)
+            previous = value
+        }
     }
 
     static func writeString(_ s: String, to out: inout [UInt8]) {

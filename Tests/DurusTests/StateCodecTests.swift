@@ -94,6 +94,63 @@ import Testing
                                labels: ["a": "A", "b": "B"]))
     }
 
+    /// Arrays of signed integers are written in delta form (state format 2):
+    /// no tag per element, so a sorted array (a B-tree node's keys) takes
+    /// about a byte an element. Every integer type and a Set read it; the
+    /// per-element form of format 1 still reads; wrapping differences (Int.min
+    /// after Int.max) and a value too big for the declared type are handled.
+    @Test func integerArraysAreWrittenAsDeltas() throws {
+        let sorted = Array(stride(from: 1_000_000, to: 1_000_000 + 200 * 37, by: 37))
+        let bytes = try Self.encode(sorted)
+        #expect(bytes[0] == Tag.intDeltas.rawValue)
+        #expect(bytes.count <= 2 + 3 + 4 + 199, "the first value in 3 bytes, each later one in 1: \(bytes.count)")
+        #expect(try Self.decode([Int].self, bytes) == sorted)
+        #expect(try Self.decode([Int64].self, bytes) == sorted.map(Int64.init))
+        #expect(try Self.decode([UInt32].self, bytes) == sorted.map(UInt32.init))
+        #expect(try Self.decode(Set<Int>.self, bytes) == Set(sorted))
+        #expect(try Self.decode([Double].self, bytes) == sorted.map(Double.init))
+        #expect(throws: DecodingError.self, "1,000,000 is no UInt16") { try Self.decode([UInt16].self, bytes) }
+
+        let extremes = [Int.max, Int.min, 0, -1, Int.max, 5]
+        #expect(try Self.decode([Int].self, try Self.encode(extremes)) == extremes)
+        #expect(try Self.decode([Int8].self, try Self.encode([Int8]([-128, 127, 0]))) == [-128, 127, 0])
+        #expect(try Self.encode([Int]()) == [Tag.array.rawValue, 0], "an empty array stays a plain one")
+        #expect(try Self.decode([Int].self, [Tag.intDeltas.rawValue, 0]) == [])
+
+        // Format 1's form, each element tagged, as records written before hold it.
+        var tagged: [UInt8] = [Tag.array.rawValue, UInt8(extremes.count)]
+        for value in extremes {
+            tagged.append(Tag.int.rawValue)
+            Varint.write(Varint.zigzag(Int64(value)), to: &tagged)
+        }
+        #expect(try Self.decode([Int].self, tagged) == extremes)
+        #expect(try Self.decode([Int64].self, tagged) == extremes.map(Int64.init))
+        var offset = 0
+        #expect(try StateValue.read(tagged, at: &offset) == .array(extremes.map { .int(Int64($0)) }))
+
+        // A mixed array keeps its tags; a generic one of Int64 is packed like [Int].
+        #expect(try Self.encode([1, nil, 3] as [Int?])[0] == Tag.array.rawValue)
+        #expect(try Self.encode([Int64(7), 9]) == (try Self.encode([7, 9])))
+    }
+
+    /// A record's header names the state format: this build writes 2 and
+    /// reads 1 (whose states are a subset) and 2; a later one is a typed error.
+    @Test func recordHeadersNameTheFormatVersion() throws {
+        var body: [UInt8] = []
+        StateValue.keyed([("n", .array([.int(4), .int(5)]))]).write(to: &body)
+        let written = ObjectRecord.data(typeName: "T", body: body, compress: false).bytes
+        #expect(written[1] == 2)
+        #expect(try ObjectRecord.parse(written[...], oid: OID(1)).body == body)
+        var first = written
+        first[1] = 1
+        #expect(try ObjectRecord.parse(first[...], oid: OID(1)).body == body)
+        var later = written
+        later[1] = 3
+        #expect(throws: DurusError.badState(oid: OID(1), reason: "state format version 3; this build reads versions 1 to 2")) {
+            try ObjectRecord.parse(later[...], oid: OID(1))
+        }
+    }
+
     @Test func aMisfitNamesItsPath() throws {
         struct Item: Codable { var value: Int }
         struct Holder: Codable { var items: [Int: Item] }
@@ -117,9 +174,9 @@ import Testing
     @Test func damageIsATypedErrorWherever() throws {
         struct Tiny: Decodable { var kept: Int }
         var hidden: [UInt8] = []
-        StateValue.keyed([("kept", .int(1)), ("ignored", .array([.int(2)]))]).write(to: &hidden)
+        StateValue.keyed([("kept", .int(1)), ("ignored", .array([.uint(2)]))]).write(to: &hidden)
         #expect(try Self.decode(Tiny.self, hidden).kept == 1)
-        // The last value is the int inside "ignored": its tag is 2 bytes from the end.
+        // The last value is the uint inside "ignored": its tag is 2 bytes from the end.
         hidden[hidden.count - 2] = 0xEE
         var offset = 0
         #expect(throws: StateError.malformed("unknown value tag 238 at byte \(hidden.count - 2)")) {
