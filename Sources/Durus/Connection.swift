@@ -291,13 +291,15 @@ public final class Connection {
     // MARK: Internals
 
     /// The records of encoded states, compressed as ``Database/Configuration/compression``
-    /// says: a type whose last compressed state shrank by less than an eighth
-    /// is written plain for its next `compressionRetry` states. Large commits
+    /// and ``Database/Configuration/minimumCompressedSize`` say: a type whose
+    /// last compressed state shrank by less than an eighth is written plain
+    /// for its next `compressionRetry` states of that size. Large commits
     /// compress on several threads: deflate is most of their cost.
     private func recordData(_ states: [EncodedState]) -> [Record] {
-        var compress = [Bool](repeating: configuration.compression, count: states.count)
+        let minimum = configuration.minimumCompressedSize
+        var compress = states.map { configuration.compression && $0.body.count >= minimum }
         if configuration.compression {
-            for (index, state) in states.enumerated() {
+            for (index, state) in states.enumerated() where compress[index] {
                 let kind = ObjectIdentifier(state.type)
                 guard let skips = compressionSkips[kind] else { continue }
                 // A type that compressed poorly: plain, or a trial (assumed poor until it pays).

@@ -149,6 +149,38 @@ final class ProfileV2: Persistent<ProfileV2.State> {
         #expect((try reader.open().root(Bank.self).objects.first as? Document)?.text == text)
     }
 
+    /// A state below ``Database/Configuration/minimumCompressedSize`` (1 KiB
+    /// unless set) is written plain although it would shrink; one at or
+    /// above it is compressed; with the minimum at 0 the small one is
+    /// compressed too. Each reads back through a database set the other way.
+    @Test func smallStatesAreWrittenPlainUnlessAsked() throws {
+        func flags(minimum: Int?) throws -> (small: UInt8, large: UInt8) {
+            let storage = MemoryStorage()
+            let configuration = minimum.map { Database.Configuration(minimumCompressedSize: $0) } ?? .init()
+            let db = try Database(storage: storage, root: Bank.self, types: testTypes, configuration: configuration)
+            let texts = [String(repeating: "durus ", count: 100), String(repeating: "durus ", count: 200)]
+            let oids = try db.transaction { conn -> [OID] in
+                let documents = texts.map { text in
+                    let document = Document()
+                    document.text = text
+                    return document
+                }
+                try conn.root(Bank.self).objects = documents
+                try conn.commit()
+                return documents.compactMap(\.oid)
+            }
+            let reader = try Database(storage: storage, root: Bank.self, types: testTypes,
+                                      configuration: .init(compression: false))
+            #expect(try reader.open().root(Bank.self).objects.compactMap { ($0 as? Document)?.text } == texts)
+            let data = try oids.map { try storage.load($0).data }
+            return (data[0].dropFirst(2).first! & 1, data[1].dropFirst(2).first! & 1)
+        }
+        let standard = try flags(minimum: nil)
+        #expect(standard.small == 0 && standard.large == 1, "600 bytes plain, 1,200 compressed")
+        let everything = try flags(minimum: 0)
+        #expect(everything.small == 1 && everything.large == 1)
+    }
+
     /// Commits of 200 states, 1.6 MB (large enough to compress on several
     /// threads). Text shrinks: compressed every time. A blob of random bytes
     /// with a short run of zeros shrinks by about 5%: in the first commit its
