@@ -19,9 +19,13 @@ public final class BTree<Key: Comparable & Codable, Value: Codable>: Persistent<
     public typealias Node = BTreeNode<Key, Value>
 
     /// The default minimum degree: nodes of 127 to 255 entries. Chosen with
-    /// `durus-bench collections --orders 64,128,256` (200,000 Int entries):
-    /// 128 inserted 1.7× and looked up 1.4× faster than 64; 256 looked up
-    /// faster still but scanned ranges 25% slower, decoding bigger nodes.
+    /// `durus-bench collections --orders 32,64,128,256,512,1024` (1,000,000
+    /// Int entries, commits of 10,000 random keys; the README has the
+    /// table): 128 inserts 1.9× faster than 32 and 1.3× faster than 64.
+    /// Bigger nodes are faster still there, since such commits rewrite
+    /// nearly every leaf anyway, but a commit that changes one key rewrites
+    /// its whole leaf, and every key of a leaf is one unit of conflict
+    /// between connections: 128 keeps that to 255 entries.
     public static var defaultOrder: Int { 128 }
 
     /// An empty tree with nodes of `order - 1 ... 2 * order - 1` entries.
