@@ -101,11 +101,17 @@ open class PersistentObject: Codable {
     }
 
     @inlinable final func noteAccess() {
-        guard let core else { return }
-        if _status == .ghost { core.loadFromAccessor(self) }
+        if _status == .ghost { loadGhost() }
         // Written only when it changes: a warm read then writes no memory.
-        let current = core.serial
-        if serial != current { serial = current }
+        // Read through the optional, not bound to a local: the read then
+        // borrows the connection instead of retaining and releasing it.
+        if let current = core?.serial, serial != current { serial = current }
+    }
+
+    /// Loads this ghost through its connection, if it has one (out of line:
+    /// the rare path of an access).
+    @usableFromInline final func loadGhost() {
+        core?.loadFromAccessor(self)
     }
 
     @usableFromInline final func noteChange() {
