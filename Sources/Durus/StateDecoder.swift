@@ -164,11 +164,7 @@ final class StateReader {
         let count = try Varint.readCount(bytes, at: &at, each: 1)
         var result: [Int] = []
         result.reserveCapacity(count)
-        var value: Int64 = 0
-        for _ in 0 ..< count {
-            value &+= Varint.signed(try Varint.read(bytes, at: &at))
-            result.append(Int(value))
-        }
+        try Varint.readDeltas(bytes, at: &at, count: count) { result.append(Int($0)) }
         return result
     }
 

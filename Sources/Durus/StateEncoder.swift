@@ -130,7 +130,7 @@ final class Node {
         case .value: scalar.write(to: &out)
         case .raw: out.append(contentsOf: raw)
         case .array:
-            if let integers = integers() {
+            if let integers = StateValue.integers(entries, { if case .value(.int(let value)) = $0 { value } else { nil } }) {
                 Varint.writeDeltas(integers, to: &out)
                 return
             }
@@ -143,19 +143,6 @@ final class Node {
                 entry.write(to: &out)
             }
         }
-    }
-
-    /// The elements of a non-empty array of signed integers, written as
-    /// ``Tag/intDeltas`` (as ``StateValue/write(to:)`` writes the same array).
-    private func integers() -> [Int64]? {
-        guard !entries.isEmpty else { return nil }
-        var integers: [Int64] = []
-        integers.reserveCapacity(entries.count)
-        for entry in entries {
-            guard case .value(.int(let value)) = entry else { return nil }
-            integers.append(value)
-        }
-        return integers
     }
 
     func become(_ kind: Kind) {

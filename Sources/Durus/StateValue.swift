@@ -71,7 +71,7 @@ extension StateValue {
             Varint.write(UInt64(b.count), to: &out)
             out.append(contentsOf: b)
         case .array(let items):
-            if let integers = Self.integers(items) {
+            if let integers = Self.integers(items, { if case .int(let value) = $0 { value } else { nil } }) {
                 Varint.writeDeltas(integers, to: &out)
                 return
             }
@@ -92,14 +92,15 @@ extension StateValue {
         }
     }
 
-    /// The elements of a non-empty array of signed integers, which is
-    /// written as ``Tag/intDeltas``; nil for any other array.
-    static func integers(_ items: [StateValue]) -> [Int64]? {
+    /// The elements of a non-empty array of signed integers (each one's
+    /// `integer`), which is written as ``Tag/intDeltas``; nil when `items`
+    /// is empty or holds anything else.
+    static func integers<C: Collection>(_ items: C, _ integer: (C.Element) -> Int64?) -> [Int64]? {
         guard !items.isEmpty else { return nil }
         var integers: [Int64] = []
         integers.reserveCapacity(items.count)
         for item in items {
-            guard case .int(let value) = item else { return nil }
+            guard let value = integer(item) else { return nil }
             integers.append(value)
         }
         return integers
@@ -145,11 +146,7 @@ extension StateValue {
             let count = try Varint.readCount(bytes, at: &offset, each: 1)
             var items: [StateValue] = []
             items.reserveCapacity(Swift.min(count, 1024))
-            var value: Int64 = 0
-            for _ in 0 ..< count {
-                value &+= Varint.signed(try Varint.read(bytes, at: &offset))
-                items.append(.int(value))
-            }
+            try Varint.readDeltas(bytes, at: &offset, count: count) { items.append(.int($0)) }
             return .array(items)
         case .keyed:
             let count = try Varint.readCount(bytes, at: &offset, each: 2)
@@ -193,7 +190,7 @@ extension StateValue {
             for _ in 0 ..< count { try skip(bytes, at: &offset, depth: depth + 1) }
         case .intDeltas:
             let count = try Varint.readCount(bytes, at: &offset, each: 1)
-            for _ in 0 ..< count { _ = try Varint.read(bytes, at: &offset) }
+            try Varint.readDeltas(bytes, at: &offset, count: count) { _ in }
         case .keyed:
             let count = try Varint.readCount(bytes, at: &offset, each: 2)
             for _ in 0 ..< count {
@@ -245,6 +242,16 @@ enum Varint {
         for value in values {
             write(zigzag(value &- previous), to: &out)
             previous = value
+        }
+    }
+
+    /// Reads the `count` elements of a ``Tag/intDeltas`` array (its count
+    /// already read), handing each to `body`.
+    static func readDeltas(_ bytes: [UInt8], at offset: inout Int, count: Int, _ body: (Int64) -> Void) throws(StateError) {
+        var value: Int64 = 0
+        for _ in 0 ..< count {
+            value &+= signed(try read(bytes, at: &offset))
+            body(value)
         }
     }
 
