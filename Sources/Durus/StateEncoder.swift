@@ -39,6 +39,7 @@ struct StateEncoder {
             let integers = value as! [Int]
             guard !integers.isEmpty else { return .value(.array([])) }
             var out: [UInt8] = []
+            out.reserveCapacity(2 + 2 * integers.count)
             Varint.writeDeltas(integers.lazy.map { Int64($0) }, to: &out)
             return .raw(out)
         }

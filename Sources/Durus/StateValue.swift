@@ -96,7 +96,8 @@ extension StateValue {
     /// `integer`), which is written as ``Tag/intDeltas``; nil when `items`
     /// is empty or holds anything else.
     static func integers<C: Collection>(_ items: C, _ integer: (C.Element) -> Int64?) -> [Int64]? {
-        guard !items.isEmpty else { return nil }
+        // The first element decides most arrays before anything is allocated.
+        guard let first = items.first, integer(first) != nil else { return nil }
         var integers: [Int64] = []
         integers.reserveCapacity(items.count)
         for item in items {
@@ -234,8 +235,9 @@ enum Varint {
     static func zigzag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }
 
     /// Writes a non-empty array of signed integers as ``Tag/intDeltas``.
+    /// (No `reserveCapacity` here: `out` may be a whole state, and reserving
+    /// exactly a little more for each of its arrays would reallocate it every time.)
     static func writeDeltas<C: Collection>(_ values: C, to out: inout [UInt8]) where C.Element == Int64 {
-        out.reserveCapacity(out.count + 2 + 2 * values.count)
         out.append(Tag.intDeltas.rawValue)
         write(UInt64(values.count), to: &out)
         var previous: Int64 = 0
