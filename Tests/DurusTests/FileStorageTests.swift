@@ -34,15 +34,22 @@ private struct ReadBack: Decodable {
     }
 }
 
+/// Where the fixtures of this test run live; removed when the process exits
+/// (static fixtures have no end of their own: each run left two directories).
+private let fixtureDirectory: URL = {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("FileStorageFixtures-\(UUID())")
+    atexit { try? FileManager.default.removeItem(at: fixtureDirectory) }
+    return directory
+}()
+
 /// A file Durus built once per test run, copied for each test that uses it.
 private final class Fixture: Sendable {
     let path: String
     let made: MadeFile
 
     init(kind: String) throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("FileStorageFixtures-\(UUID())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        path = directory.appendingPathComponent("\(kind).durus").path
+        try FileManager.default.createDirectory(at: fixtureDirectory, withIntermediateDirectories: true)
+        path = fixtureDirectory.appendingPathComponent("\(kind).durus").path
         made = try JSONDecoder().decode(MadeFile.self, from: durusPython.run("make_files.py", [kind, path]))
     }
 
