@@ -55,7 +55,8 @@ public final class Database: Sendable {
         hub = SessionHub(storage: storage)
         self.configuration = configuration
         PersistentTypes.register([root] + types)
-        let connection = try open()
+        let pooled = openPooled()
+        let connection = pooled.connection
         do {
             _ = try storage.load(.root)
         } catch DurusError.keyNotFound {
@@ -66,12 +67,36 @@ public final class Database: Sendable {
             connection.adopt(Root(), as: .root)
             try connection.commit()
         }
-        recycle(connection)
+        recycle(pooled)
     }
 
     /// A new connection, Durus style: long-lived, with its own cache.
     public func open() throws -> Connection {
         Connection(storage: hub.openSession(), configuration: configuration)
+    }
+
+    /// The most invalidations a parked connection of the pool collects. Its
+    /// session hears of every object others commit, and a pool connection
+    /// may wait unused for any number of commits: past this it is dropped
+    /// (its cache would be mostly stale anyway) and the next transaction
+    /// opens a fresh one.
+    static let parkedInvalidationLimit = 100_000
+
+    /// A connection of the pool, with its session.
+    private func openPooled() -> IdleConnection {
+        let session = hub.openSession()
+        return IdleConnection(connection: Connection(storage: session, configuration: configuration), session: session)
+    }
+
+    /// A parked connection whose session still lives, or a new one.
+    private func takePooled() -> IdleConnection {
+        while let pooled = idle.withLock({ $0.popLast() }) {
+            guard pooled.session.unpark() else { continue }
+            // A parked connection's cache may predate others' commits: synchronize first.
+            pooled.connection.abort()
+            return pooled
+        }
+        return openPooled()
     }
 
     /// Runs `body` in a transaction and commits it; on a conflict, aborts and
@@ -83,15 +108,9 @@ public final class Database: Sendable {
     /// The result is `Sendable`: persistent objects must not leave the
     /// transaction, whose connection goes back to a pool other threads use.
     public func transaction<T: Sendable>(retries: Int = 3, _ body: (Connection) throws -> T) throws -> T {
-        let connection: Connection
-        if let pooled = idle.withLock({ $0.popLast()?.connection }) {
-            // A parked connection's cache may predate others' commits: synchronize first.
-            pooled.abort()
-            connection = pooled
-        } else {
-            connection = try open()
-        }
-        defer { recycle(connection) }
+        let pooled = takePooled()
+        let connection = pooled.connection
+        defer { recycle(pooled) }
         var attempt = 0
         while true {
             do {
@@ -109,14 +128,19 @@ public final class Database: Sendable {
         }
     }
 
-    private func recycle(_ connection: Connection) {
-        idle.withLock { $0.append(IdleConnection(connection: connection)) }
+    private func recycle(_ pooled: IdleConnection) {
+        guard pooled.session.park(limit: Self.parkedInvalidationLimit) else { return }
+        idle.withLock { $0.append(pooled) }
     }
+
+    /// How many OIDs each parked connection's session has pending (for tests).
+    var parkedPending: [Int] { idle.withLock { $0.map { hub.pendingCount($0.session.id) } } }
 }
 
 /// A connection parked between transactions; only one caller takes it at a time.
 private struct IdleConnection: @unchecked Sendable {
     let connection: Connection
+    let session: SessionStorage
 }
 
 extension Connection {

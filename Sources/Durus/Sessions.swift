@@ -29,6 +29,18 @@ public final class SessionHub: Sendable {
         var limit: Int?
         var onDrop: (@Sendable (String) -> Void)?
         var dropped: String?
+
+        /// Adds what another session committed; the reason it is dropped
+        /// when that takes it over its limit.
+        mutating func add(_ oids: [OID]) -> String? {
+            guard dropped == nil else { return nil }
+            pending.formUnion(oids)
+            guard let limit, pending.count > limit else { return nil }
+            let reason = "\(pending.count) invalidations pending, over the limit of \(limit): the client does not synchronize"
+            dropped = reason
+            pending = []
+            return reason
+        }
     }
 
     private struct State {
@@ -68,6 +80,19 @@ public final class SessionHub: Sendable {
 
     /// The number of open sessions.
     public var sessionCount: Int { state.withLock { $0.sessions.count } }
+
+    /// Sets the most OIDs session `id` may have pending before it is dropped;
+    /// false when it already was dropped (or closed).
+    func setInvalidationLimit(_ id: Int, _ limit: Int?) -> Bool {
+        state.withLock { state in
+            guard state.sessions[id]?.dropped == nil, state.sessions[id] != nil else { return false }
+            state.sessions[id]!.limit = limit
+            return true
+        }
+    }
+
+    /// The number of OIDs session `id` has pending (for tests).
+    func pendingCount(_ id: Int) -> Int { state.withLock { $0.sessions[id]?.pending.count ?? 0 } }
 
     func close(_ id: Int) {
         state.withLock { state in
@@ -195,15 +220,13 @@ public final class SessionHub: Sendable {
         guard !oids.isEmpty else { return }
         let drops = state.withLock { state in
             var drops: [(@Sendable (String) -> Void, String)] = []
-            for other in state.sessions.keys where other != id {
-                guard state.sessions[other]!.dropped == nil else { continue }
-                state.sessions[other]!.pending.formUnion(oids)
-                let session = state.sessions[other]!
-                if let limit = session.limit, session.pending.count > limit {
-                    let reason = "\(session.pending.count) invalidations pending, over the limit of \(limit): the client does not synchronize"
-                    state.sessions[other]!.dropped = reason
-                    state.sessions[other]!.pending = []
-                    if let onDrop = session.onDrop { drops.append((onDrop, reason)) }
+            // The keys copied out first: iterating the dictionary's own keys
+            // kept a second reference to its storage, so every change below
+            // copied it, and with it every other session's pending set (an
+            // idle session's grows with each commit: quadratic in commits).
+            for other in Array(state.sessions.keys) where other != id {
+                if let reason = state.sessions[other]!.add(oids), let onDrop = state.sessions[other]!.onDrop {
+                    drops.append((onDrop, reason))
                 }
             }
             return drops
@@ -287,6 +310,15 @@ public final class SessionStorage: Storage {
 
     /// Ends this session; the shared storage stays open.
     public func close() throws { hub.close(id) }
+
+    /// Caps what may pend while the session's connection is parked in
+    /// ``Database``'s pool (beyond `limit` it is dropped, and the pool opens
+    /// a fresh one instead); false when it was already dropped.
+    func park(limit: Int) -> Bool { hub.setInvalidationLimit(id, limit) }
+
+    /// Lifts the cap of ``park(limit:)`` for a connection taken from the
+    /// pool; false when the session was dropped while parked.
+    func unpark() -> Bool { hub.setInvalidationLimit(id, nil) }
 }
 
 /// A commit exchange in progress: the session holds the hub's commit slot
