@@ -85,7 +85,7 @@ public final class SessionHub: Sendable {
     /// false when it already was dropped (or closed).
     func setInvalidationLimit(_ id: Int, _ limit: Int?) -> Bool {
         state.withLock { state in
-            guard state.sessions[id]?.dropped == nil, state.sessions[id] != nil else { return false }
+            guard let session = state.sessions[id], session.dropped == nil else { return false }
             state.sessions[id]!.limit = limit
             return true
         }
