@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import Dispatch
+import Glibc
 
 /// A view of a store through which a program works with persistent objects:
 /// an identity map, a cache, and the transaction between two commits.
@@ -102,7 +103,7 @@ public final class Connection {
     /// The identity map. Unowned, not weak: weak references would give every
     /// object a side table and slow down every retain of it; instead an
     /// object removes itself here when it is freed (see `forget`).
-    private var objects: [OID: UnownedObject] = [:]
+    private let objects = IdentityMap()
     /// Types met so far, so a ghost costs no trip to the shared registry.
     private var types: [String: PersistentObject.Type] = [:]
     private var lastGhostType: (name: [UInt8], type: PersistentObject.Type)?
@@ -144,7 +145,7 @@ public final class Connection {
     }
 
     func get(_ oid: OID) throws -> PersistentObject {
-        if let object = objects[oid]?.object {
+        if let object = objects[oid] {
             if object.status == .ghost { try load(object) }
             object.serial = serial
             return object
@@ -188,7 +189,7 @@ public final class Connection {
                     let assigned = try storage.newOID()
                     target.oid = assigned
                     target.core = self
-                    objects[assigned] = UnownedObject(target)
+                    objects.insert(target, for: assigned)
                     newObjects.append(target)
                     queue.append(target)
                     references.insert(assigned)
@@ -204,7 +205,7 @@ public final class Connection {
             try storage.commit(records, handleInvalidations: { oids in try handleInvalidations(oids, readOID: nil) })
         } catch {
             for object in newObjects {
-                if let oid = object.oid { objects[oid] = nil }
+                if let oid = object.oid { objects.remove(oid) }
                 object.oid = nil
                 object.core = nil
                 object.status = .unsaved
@@ -252,7 +253,7 @@ public final class Connection {
 
     func registerAdopted(_ object: PersistentObject) {
         guard let oid = object.oid else { return }
-        objects[oid] = UnownedObject(object)
+        objects.insert(object, for: oid)
         object.status = .unsaved
         object.serial = serial
         changed[oid] = object
@@ -261,7 +262,7 @@ public final class Connection {
     /// Called by an object being freed.
     func forget(_ oid: OID, _ object: PersistentObject) {
         // Compared by identity only: the object is mid-deinit and must not be retained.
-        if objects[oid]?.id == ObjectIdentifier(object) { objects[oid] = nil }
+        objects.remove(oid, ifItIs: ObjectIdentifier(object))
     }
 
     func noteChange(_ object: PersistentObject) {
@@ -349,7 +350,7 @@ public final class Connection {
         } catch let conflict as ConflictError where conflict.kind == .read {
             try handleInvalidations(try storage.sync(), readOID: oid)
             return try storage.load(oid)
-        } catch DurusError.keyNotFound(let missing) where objects[missing] != nil {
+        } catch DurusError.keyNotFound(let missing) where objects.contains(missing) {
             // A ghost whose object was collected: the reference was stale.
             throw ConflictError(.read, oids: [missing])
         }
@@ -359,7 +360,7 @@ public final class Connection {
         let oid = record.oid
         let (name, body) = try ObjectRecord.parse(record.data, oid: oid)
         // Usually the name the last ghost was made for, of this very type: no String, no registry lock.
-        if !(lastGhostType.map { $0.type == type(of: object) && $0.name.elementsEqual(name) } ?? false) {
+        if !(lastGhostType.map { $0.type == type(of: object) && sameBytes($0.name, name) } ?? false) {
             let typeName = String(decoding: name, as: UTF8.self)
             let expected = PersistentTypes.name(of: type(of: object))
             if typeName != expected {
@@ -367,8 +368,9 @@ public final class Connection {
                 throw DurusError.badState(oid: oid, reason: "the record holds a \(typeName), where a \(expected) was expected")
             }
         }
-        let reader = StateReader(bytes: body, resolve: { [unowned self] target, typeName, declared in
-            if let known = objects[target]?.object { return known }
+        // The reader lives only inside this call, so it never outlives `self`.
+        let reader = StateReader(bytes: body, resolve: { [unowned(unsafe) self] target, typeName, declared in
+            if let known = objects[target] { return known }
             return makeGhost(target, type: try ghostType(named: typeName, declared: declared))
         })
         let end: Int
@@ -399,7 +401,7 @@ public final class Connection {
         let ghost = type.init(ghost: GhostMarker())
         ghost.oid = oid
         ghost.core = self
-        objects[oid] = UnownedObject(ghost)
+        objects.insert(ghost, for: oid)
         return ghost
     }
 
@@ -410,7 +412,7 @@ public final class Connection {
     /// by its bytes: a state's references mostly name one type, found without
     /// a String.
     private func ghostType(named name: ArraySlice<UInt8>, declared: PersistentObject.Type?) throws -> PersistentObject.Type {
-        if let last = lastGhostType, last.name.elementsEqual(name) { return last.type }
+        if let last = lastGhostType, sameBytes(last.name, name) { return last.type }
         let typeName = String(decoding: name, as: UTF8.self)
         guard let type = types[typeName] ?? PersistentTypes.type(named: typeName)
                 ?? declared.flatMap({ PersistentTypes.name(of: $0) == typeName ? $0 : nil }) else {
@@ -433,7 +435,7 @@ public final class Connection {
         let oids = try storage.sync()
         invalid.formUnion(oids)
         for oid in invalid {
-            if let object = objects[oid]?.object { ghostify(object) }
+            if let object = objects[oid] { ghostify(object) }
         }
         invalid.removeAll()
     }
@@ -442,7 +444,7 @@ public final class Connection {
     private func handleInvalidations(_ oids: [OID], readOID: OID?) throws {
         var conflicts: [OID] = []
         for oid in oids {
-            guard let object = objects[oid]?.object else { continue }
+            guard let object = objects[oid] else { continue }
             if object.serial == serial {
                 conflicts.append(oid)
                 invalid.insert(oid)
@@ -470,18 +472,14 @@ private struct EncodedState: Sendable {
     let references: Set<OID>
 }
 
+/// Whether two byte strings are equal, compared as memory (type names, for
+/// every reference a state holds).
+private func sameBytes(_ a: [UInt8], _ b: ArraySlice<UInt8>) -> Bool {
+    a.count == b.count && (a.isEmpty || a.withUnsafeBytes { x in b.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 } })
+}
+
 /// Each lane of a parallel compression writes only its own slots.
 private struct UncheckedSendable<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }
-}
-
-/// An identity-map entry: valid while the object lives, removed by its deinit.
-struct UnownedObject {
-    unowned(unsafe) let object: PersistentObject
-    let id: ObjectIdentifier
-    init(_ object: PersistentObject) {
-        self.object = object
-        id = ObjectIdentifier(object)
-    }
 }

@@ -622,6 +622,30 @@ extension Dictionary: StateCodableDictionary where Key: StateDictionaryKey, Valu
         let entries = try reader.keyedEntries(offset)
         // Entries with a coding path, so that an error inside a value names where it is.
         let holder = DecoderImpl(reader: reader, slot: .at(offset), parent: parent, key: key)
+        // Persistent values (a bucket of objects): the type is tested once,
+        // not once an entry.
+        if let declared = Value.self as? PersistentObject.Type {
+            // Gathered first, then built in one call: a subscript store per
+            // entry in this unspecialized code would look up the metadata
+            // of `Value?` every time.
+            var pairs: [(Key, Value)] = []
+            pairs.reserveCapacity(entries.count)
+            for entry in entries {
+                let raw = reader.bytes[entry.key ..< entry.key + entry.keyLength]
+                guard let dictionaryKey = Key(stateKey: raw) else {
+                    throw DecodingError.dataCorrupted(.init(codingPath: holder.codingPath,
+                                                            debugDescription: "the key \(reader.keyString(entry)) is not a \(Key.self)"))
+                }
+                let object = try reader.object(.at(entry.value), declared, holder, dictionaryKey.codingKey)
+                guard let typed = object as? Value else {
+                    throw DecodingError.typeMismatch(Value.self, .init(codingPath: DecoderImpl.path(holder, dictionaryKey.codingKey),
+                                                                       debugDescription: "expected \(Value.self), found \(reader.kind(.at(entry.value)))"))
+                }
+                pairs.append((dictionaryKey, typed))
+            }
+            // A repeated key: the last wins, as for any other value.
+            return Dictionary(pairs, uniquingKeysWith: { _, last in last })
+        }
         var result: [Key: Value] = [:]
         result.reserveCapacity(entries.count)
         for entry in entries {

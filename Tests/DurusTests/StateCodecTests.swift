@@ -169,6 +169,35 @@ import Testing
         #expect(throws: DecodingError.self, "a key that is no Int") { try Self.decode(Holder.self, badKey) }
     }
 
+    /// A dictionary of persistent objects (a bucket) resolves each reference
+    /// through the connection's resolver; a repeated key keeps the last, and
+    /// a value that is no reference, or a reference to another type, is a
+    /// type mismatch naming its key.
+    @Test func aDictionaryOfObjectsResolvesEachReference() throws {
+        final class Apple: PersistentObject {}
+        final class Pear: PersistentObject {}
+        struct Bucket: Codable { var items: [Int: Apple] }
+        let apples = (0 ..< 3).map { _ in Apple() }
+        let pear = Pear()
+        func decode(_ entries: [(String, StateValue)]) throws -> Bucket {
+            var bytes: [UInt8] = []
+            StateValue.keyed([("items", .keyed(entries))]).write(to: &bytes)
+            let reader = StateReader(bytes: bytes, resolve: { oid, _, _ in oid.rawValue < 3 ? apples[Int(oid.rawValue)] : pear })
+            _ = try reader.validate()
+            return try reader.unbox(Bucket.self, .at(0), parent: nil, key: nil)
+        }
+        let ref = { (n: UInt64) in StateValue.reference(OID(n), typeName: "Apple") }
+        let bucket = try decode([("1", ref(0)), ("2", ref(1)), ("1", ref(2))])
+        #expect(bucket.items.count == 2)
+        #expect(bucket.items[1] === apples[2] && bucket.items[2] === apples[1])
+        for bad in [ref(7), StateValue.int(7)] {
+            #expect { try decode([("1", ref(0)), ("5", bad)]) } throws: { error in
+                guard case DecodingError.typeMismatch(_, let context) = error else { return false }
+                return context.codingPath.map(\.stringValue) == ["items", "5"]
+            }
+        }
+    }
+
     /// Damage is found before any decoding, even inside a value the type
     /// would ignore, and a cut anywhere is an error, never a crash.
     @Test func damageIsATypedErrorWherever() throws {
