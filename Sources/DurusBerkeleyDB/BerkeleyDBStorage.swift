@@ -94,7 +94,16 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         var next: UInt64
         /// OIDs below this are reserved in `meta.db`; a restart continues here.
         var reserved: UInt64
+        /// OIDs this handle gave out that no commit has stored yet (at most
+        /// `freshLimit`; one left out only costs its commit a search): a
+        /// commit stores such a record without looking for an old one, and
+        /// without reading a reference count or a garbage entry for it,
+        /// which would all be absent. That is three of a new object's five
+        /// Berkeley DB operations.
+        var fresh: Set<UInt64> = []
     }
+
+    static let freshLimit = 1 << 20
 
     static let oidReservationBlock: UInt64 = 1024
     static let deadlockRetries = 100
@@ -227,6 +236,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
                     allocator.reserved = reserved
                 }
                 defer { allocator.next += 1 }
+                if allocator.fresh.count < Self.freshLimit { allocator.fresh.insert(allocator.next) }
                 return OID(allocator.next)
             }
         }
@@ -242,7 +252,20 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
                 throw DurusError.oidNotAllocated(record.oid)
             }
             try writer.withLock { counters in
-                let change = try writeTransaction { txn in try applyCommit(records, counters: counters, txn: txn) }
+                // Taken under `writer`, so no other commit can store them first.
+                let fresh = oids.withLock { allocator in
+                    var fresh: Set<OID> = []
+                    for record in records where allocator.fresh.remove(record.oid.rawValue) != nil { fresh.insert(record.oid) }
+                    return fresh
+                }
+                let change: Counters
+                do {
+                    change = try writeTransaction { txn in try applyCommit(records, fresh: fresh, counters: counters, txn: txn) }
+                } catch {
+                    // Not stored after all: still fresh.
+                    oids.withLock { allocator in for oid in fresh { allocator.fresh.insert(oid.rawValue) } }
+                    throw error
+                }
                 counters = change
                 noteForCycleCollection(records)
                 if let background = backgroundCollector {
@@ -376,13 +399,23 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
 
     /// Stores `batch` and adjusts reference counts inside `txn`; returns the
     /// new counters. Throws a write conflict for references to missing objects.
-    private func applyCommit(_ batch: [Record], counters: Counters, txn: Txn) throws -> Counters {
+    /// `fresh`: OIDs of the batch that were handed out and never stored
+    /// (see ``OIDAllocator/fresh``); each is still checked by the insertion
+    /// itself, which refuses a key that is there.
+    private func applyCommit(_ batch: [Record], fresh given: Set<OID>, counters: Counters, txn: Txn) throws -> Counters {
+        var fresh = given
         var storing: [OID: Record] = [:]
         storing.reserveCapacity(batch.count)
         for record in batch { storing[record.oid] = record }
         var deltas: [OID: Int] = [:]
         var candidates: [OID] = []
         var result = counters
+        func added(_ record: Record) {
+            for ref in record.referenceSet { deltas[ref, default: 0] += 1 }
+            candidates.append(record.oid)
+            result.objects += 1
+            result.bytes += UInt64(record.bytes.count)
+        }
         // Records are written as they are read; a conflict found below
         // aborts the transaction, so nothing of a refused commit remains.
         // In OID order: new objects' OIDs ascend, so their records append at
@@ -390,12 +423,16 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         // half-empty pages) and rewrites walk the pages in order.
         try records.withCursor(txn: txn) { cursor in
             for record in storing.values.sorted(by: { $0.oid < $1.oid }) {
+                if fresh.contains(record.oid) {
+                    if try records.insert(record.oid, record.bytes, txn: txn) {
+                        added(record)
+                        continue
+                    }
+                    fresh.remove(record.oid)
+                }
                 guard let oldLength = try cursor.find(record.oid, into: &scratch) else {
                     try records.put(record.oid, record.bytes, txn: txn)
-                    for ref in record.referenceSet { deltas[ref, default: 0] += 1 }
-                    candidates.append(record.oid)
-                    result.objects += 1
-                    result.bytes += UInt64(record.bytes.count)
+                    added(record)
                     continue
                 }
                 result.bytes = (result.bytes &+ UInt64(record.bytes.count)) &- UInt64(oldLength)
@@ -417,6 +454,12 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         if !missing.isEmpty { throw ConflictError(.write, oids: missing.sorted()) }
         var counted: [OID: UInt64] = [:]
         for (ref, delta) in deltas.sorted(by: { $0.key < $1.key }) where delta != 0 {
+            // A fresh object was never referenced: its first count, unless
+            // (against every rule) one is there, which then counts as usual.
+            if fresh.contains(ref), delta > 0, try refcounts.insertCount(ref, UInt64(delta), txn: txn) {
+                counted[ref] = UInt64(delta)
+                continue
+            }
             let old = try refcounts.count(ref, txn: txn)
             guard let oldCount = Int64(exactly: old), case let new = oldCount + Int64(delta), new >= 0 else {
                 throw DurusError.corruptStore(path: path, reason: "reference count of \(ref) would go below zero")
@@ -431,7 +474,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
             }
         }
         for oid in candidates where oid != .root {
-            if try counted[oid] ?? refcounts.count(oid, txn: txn) == 0 {
+            if try counted[oid] ?? (fresh.contains(oid) ? 0 : refcounts.count(oid, txn: txn)) == 0 {
                 try garbage.put(oid, [], txn: txn)
                 result.garbageQueued = true
             }

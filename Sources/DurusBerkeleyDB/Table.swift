@@ -228,6 +228,16 @@ extension Table {
         return true
     }
 
+    /// Puts the count `value` under `oid` unless a count is there; true when it was added.
+    func insertCount(_ oid: OID, _ value: UInt64, txn: Txn) throws -> Bool {
+        var raw = oid.rawValue.bigEndian
+        var count = value.bigEndian
+        let code = durus_db_put_new_in(handle, txn, &raw, 8, &count, 8)
+        if code == durus_DB_KEYEXIST { return false }
+        try Engine.check(code, "put into \(name)")
+        return true
+    }
+
     /// Adds one to the count under `oid` (1 when absent); true when it was
     /// absent. One call for a first count, where get-then-put takes two.
     func countUp(_ oid: OID, txn: Txn) throws -> Bool {
