@@ -40,7 +40,8 @@ func runObjectsSuite(_ arguments: [String]) throws {
     let scratch = scratchDirectory("objects")
     try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: scratch) }
-    let theirs = try runPython(python, script: pythonScript("objects_bench.py"),
+    // `--python none`: the Swift side alone (for profiling; the ratios are then meaningless).
+    let theirs = python == "none" ? [:] : try runPython(python, script: pythonScript("objects_bench.py"),
                                ["--dir", scratch, "--objects", "\(objects)", "--batch", "\(batch)",
                                 "--rmw", "\(rmw)", "--cold", "\(cold)", "--warm", "\(warm)"])
 
