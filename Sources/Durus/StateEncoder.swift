@@ -34,7 +34,7 @@ struct StateEncoder {
     /// of Int, String or Double written straight to bytes (B-tree nodes);
     /// nil for anything else.
     func leaf<T: Encodable>(_ value: T) throws -> Node.Entry? {
-        if let scalar = try scalar(value) { return .value(scalar) }
+        // Exact metatype comparisons before `scalar`'s one dynamic cast.
         if T.self == [Int].self {
             let integers = value as! [Int]
             guard !integers.isEmpty else { return .value(.array([])) }
@@ -45,6 +45,7 @@ struct StateEncoder {
         }
         if T.self == [String].self { return .raw(Self.array(value as! [String]) { out, v in StateValue.string(v).write(to: &out) }) }
         if T.self == [Double].self { return .raw(Self.array(value as! [Double]) { out, v in StateValue.double(v).write(to: &out) }) }
+        if let scalar = try scalar(value) { return .value(scalar) }
         return nil
     }
 
@@ -64,17 +65,16 @@ struct StateEncoder {
         if T.self == Int.self { return .int(Int64(value as! Int)) }
         if T.self == Bool.self { return .bool(value as! Bool) }
         if T.self == Double.self { return .double(value as! Double) }
+        if T.self == Data.self { return .bytes(Array(value as! Data)) }
+        if T.self == [UInt8].self { return .bytes(value as! [UInt8]) }
+        if T.self == Date.self { return .double((value as! Date).timeIntervalSinceReferenceDate) }
+        if T.self == UUID.self { return .bytes(withUnsafeBytes(of: (value as! UUID).uuid) { Array($0) }) }
+        // Last: the one dynamic cast, for every type that is none of the above.
         if T.self is PersistentObject.Type {
             let object = unsafeBitCast(value, to: PersistentObject.self)
             return .reference(try reference(object), typeName: PersistentTypes.name(of: Swift.type(of: object)))
         }
-        switch T.self {
-        case is Data.Type: return .bytes(Array(value as! Data))
-        case is [UInt8].Type: return .bytes(value as! [UInt8])
-        case is Date.Type: return .double((value as! Date).timeIntervalSinceReferenceDate)
-        case is UUID.Type: return .bytes(withUnsafeBytes(of: (value as! UUID).uuid) { Array($0) })
-        default: return nil
-        }
+        return nil
     }
 }
 
@@ -152,12 +152,18 @@ final class Node {
         entries = []
         keys = []
         raw = []
+        // Room for a small struct's properties at once, rather than three
+        // reallocations on the way to four.
+        if kind == .keyed {
+            entries.reserveCapacity(4)
+            keys.reserveCapacity(4)
+        }
     }
 }
 
 private final class EncoderImpl: Encoder {
     let codingPath: [any CodingKey]
-    let userInfo: [CodingUserInfoKey: Any] = [:]
+    var userInfo: [CodingUserInfoKey: Any] { [:] }
     let owner: StateEncoder
     let node: Node
 
