@@ -1,7 +1,7 @@
 // durus-bench: swift-durus measured side by side with what it is compared against.
 //
 //   swift run -c release durus-bench storage [--objects N] [--loads N]
-//   swift run -c release durus-bench objects [--objects N] [--python PATH|none] ...
+//   swift run -c release durus-bench objects [--objects N] [--python PATH|none] [--rounds N] ...
 //   swift run -c release durus-bench gc [--small N] [--large N] [--garbage N]
 //   swift run -c release durus-bench collections [--entries N] [--orders 16,32,64,128] [--python PATH]
 //   swift run -c release durus-bench server [--python PATH] [--objects N] [--seconds S] [--rounds N]
