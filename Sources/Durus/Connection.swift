@@ -369,7 +369,8 @@ public final class Connection {
                 throw DurusError.badState(oid: oid, reason: "the record holds a \(typeName), where a \(expected) was expected")
             }
         }
-        // The reader lives only inside this call, so it never outlives `self`.
+        // Unowned and unchecked: the reader decodes one object of this
+        // connection, and every such object holds the connection strongly.
         let reader = StateReader(bytes: body, resolve: { [unowned(unsafe) self] target, typeName, declared in
             if let known = objects[target] { return known }
             return makeGhost(target, type: try ghostType(named: typeName, declared: declared))

@@ -94,16 +94,18 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         var next: UInt64
         /// OIDs below this are reserved in `meta.db`; a restart continues here.
         var reserved: UInt64
-        /// OIDs this handle gave out that no commit has stored yet (at most
-        /// `freshLimit`; one left out only costs its commit a search): a
+        /// OIDs this handle gave out that no commit has stored yet: a
         /// commit stores such a record without looking for an old one, and
         /// without reading a reference count or a garbage entry for it,
         /// which would all be absent. That is three of a new object's five
-        /// Berkeley DB operations.
+        /// Berkeley DB operations. Forgetting one is always safe (its commit
+        /// then searches), so the set is emptied when it reaches
+        /// `freshLimit` (about 8 MB): OIDs that clients reserved and never
+        /// used cannot make it grow without end.
         var fresh: Set<UInt64> = []
     }
 
-    static let freshLimit = 1 << 20
+    static let freshLimit = 1 << 19
 
     static let oidReservationBlock: UInt64 = 1024
     static let deadlockRetries = 100
@@ -236,7 +238,8 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
                     allocator.reserved = reserved
                 }
                 defer { allocator.next += 1 }
-                if allocator.fresh.count < Self.freshLimit { allocator.fresh.insert(allocator.next) }
+                if allocator.fresh.count >= Self.freshLimit { allocator.fresh.removeAll() }
+                allocator.fresh.insert(allocator.next)
                 return OID(allocator.next)
             }
         }
