@@ -622,6 +622,13 @@ extension Dictionary: StateCodableDictionary where Key: StateDictionaryKey, Valu
         let entries = try reader.keyedEntries(offset)
         // Entries with a coding path, so that an error inside a value names where it is.
         let holder = DecoderImpl(reader: reader, slot: .at(offset), parent: parent, key: key)
+        func decodedKey(_ entry: KeyedEntry) throws -> Key {
+            guard let key = Key(stateKey: reader.bytes[entry.key ..< entry.key + entry.keyLength]) else {
+                throw DecodingError.dataCorrupted(.init(codingPath: holder.codingPath,
+                                                        debugDescription: "the key \(reader.keyString(entry)) is not a \(Key.self)"))
+            }
+            return key
+        }
         // Persistent values (a bucket of objects): the type is tested once,
         // not once an entry.
         if let declared = Value.self as? PersistentObject.Type {
@@ -631,11 +638,7 @@ extension Dictionary: StateCodableDictionary where Key: StateDictionaryKey, Valu
             var pairs: [(Key, Value)] = []
             pairs.reserveCapacity(entries.count)
             for entry in entries {
-                let raw = reader.bytes[entry.key ..< entry.key + entry.keyLength]
-                guard let dictionaryKey = Key(stateKey: raw) else {
-                    throw DecodingError.dataCorrupted(.init(codingPath: holder.codingPath,
-                                                            debugDescription: "the key \(reader.keyString(entry)) is not a \(Key.self)"))
-                }
+                let dictionaryKey = try decodedKey(entry)
                 let object = try reader.object(.at(entry.value), declared, holder, dictionaryKey.codingKey)
                 guard let typed = object as? Value else {
                     throw DecodingError.typeMismatch(Value.self, .init(codingPath: DecoderImpl.path(holder, dictionaryKey.codingKey),
@@ -649,11 +652,7 @@ extension Dictionary: StateCodableDictionary where Key: StateDictionaryKey, Valu
         var result: [Key: Value] = [:]
         result.reserveCapacity(entries.count)
         for entry in entries {
-            let raw = reader.bytes[entry.key ..< entry.key + entry.keyLength]
-            guard let dictionaryKey = Key(stateKey: raw) else {
-                throw DecodingError.dataCorrupted(.init(codingPath: holder.codingPath,
-                                                        debugDescription: "the key \(reader.keyString(entry)) is not a \(Key.self)"))
-            }
+            let dictionaryKey = try decodedKey(entry)
             result[dictionaryKey] = try reader.unbox(Value.self, .at(entry.value), parent: holder, key: dictionaryKey.codingKey)
         }
         return result
