@@ -157,6 +157,7 @@ public final class Connection {
             ?? ObjectRecord.typeName(of: record.data).map { Array($0.utf8)[...] }
             ?? ObjectRecord.parse(record.data, oid: oid).name
         let object = makeGhost(oid, type: try ghostType(named: name, declared: nil))
+        objects.insert(object, for: oid)
         try apply(record, to: object)
         return object
     }
@@ -372,8 +373,7 @@ public final class Connection {
         // Unowned and unchecked: the reader decodes one object of this
         // connection, and every such object holds the connection strongly.
         let reader = StateReader(bytes: body, resolve: { [unowned(unsafe) self] target, typeName, declared in
-            if let known = objects[target] { return known }
-            return makeGhost(target, type: try ghostType(named: typeName, declared: declared))
+            try objects.object(for: target) { makeGhost(target, type: try ghostType(named: typeName, declared: declared)) }
         })
         let end: Int
         do {
@@ -399,11 +399,11 @@ public final class Connection {
         loadCount += 1
     }
 
+    /// A ghost of this connection for `oid`, not yet in the identity map.
     private func makeGhost(_ oid: OID, type: PersistentObject.Type) -> PersistentObject {
         let ghost = type.init(ghost: GhostMarker())
         ghost.oid = oid
         ghost.core = self
-        objects.insert(ghost, for: oid)
         return ghost
     }
 

@@ -57,17 +57,32 @@ final class IdentityMap {
 
     /// Makes `object` the instance for `oid` (replacing any other).
     func insert(_ object: PersistentObject, for oid: OID) {
-        let pointer = Unmanaged.passUnretained(object).toOpaque()
-        var index = find(oid.rawValue)
+        let index = find(oid.rawValue)
         if slots[index].object != nil {
-            slots[index].object = pointer
-            return
+            slots[index].object = Unmanaged.passUnretained(object).toOpaque()
+        } else {
+            fill(index, oid, object)
         }
+    }
+
+    /// The instance for `oid`, or else the one `make` returns (which must
+    /// not change this map), entered for it: one search either way.
+    func object(for oid: OID, orMake make: () throws -> PersistentObject) rethrows -> PersistentObject {
+        let index = find(oid.rawValue)
+        if let pointer = slots[index].object { return Unmanaged<PersistentObject>.fromOpaque(pointer).takeUnretainedValue() }
+        let object = try make()
+        fill(index, oid, object)
+        return object
+    }
+
+    /// Enters `object` in the empty slot `index`, where `find` put `oid`.
+    private func fill(_ index: Int, _ oid: OID, _ object: PersistentObject) {
+        var index = index
         if (count + 1) * 4 > (mask + 1) * 3 {
             grow()
             index = find(oid.rawValue)
         }
-        slots[index] = Slot(key: oid.rawValue, object: pointer)
+        slots[index] = Slot(key: oid.rawValue, object: Unmanaged.passUnretained(object).toOpaque())
         count += 1
     }
 

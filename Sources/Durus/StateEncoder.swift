@@ -146,17 +146,16 @@ final class Node {
         }
     }
 
-    func become(_ kind: Kind) {
+    /// Makes this node a `kind`, with room for `capacity` entries of a keyed one.
+    func become(_ kind: Kind, capacity: Int = 0) {
         guard self.kind != kind else { return }
         self.kind = kind
         entries = []
         keys = []
         raw = []
-        // Room for a small struct's properties at once, rather than three
-        // reallocations on the way to four.
-        if kind == .keyed {
-            entries.reserveCapacity(4)
-            keys.reserveCapacity(4)
+        if kind == .keyed, capacity > 0 {
+            entries.reserveCapacity(capacity)
+            keys.reserveCapacity(capacity)
         }
     }
 }
@@ -174,7 +173,9 @@ private final class EncoderImpl: Encoder {
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
-        node.become(.keyed)
+        // Room for a small struct's properties at once, rather than three
+        // reallocations on the way to four.
+        node.become(.keyed, capacity: 4)
         return KeyedEncodingContainer(KeyedContainer<Key>(encoder: self, node: node))
     }
 
@@ -347,9 +348,7 @@ private struct SingleContainer: SingleValueEncodingContainer {
 extension Dictionary {
     func encodeState(_ encoder: StateEncoder, path: [any CodingKey]) throws -> Node where Key: StateDictionaryKey, Value: Codable {
         let node = Node()
-        node.become(.keyed)
-        node.keys.reserveCapacity(count)
-        node.entries.reserveCapacity(count)
+        node.become(.keyed, capacity: count)
         for (key, value) in self {
             node.keys.append(key.stateKey)
             if let leaf = try encoder.leaf(value) {

@@ -250,13 +250,13 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         guard !records.isEmpty else { return }
         try reading { () throws in
             try requireWritable()
-            let allocated = oids.withLock { $0.next }
-            for record in records where record.oid.rawValue >= allocated {
-                throw DurusError.oidNotAllocated(record.oid)
-            }
             try writer.withLock { counters in
-                // Taken under `writer`, so no other commit can store them first.
-                let fresh = oids.withLock { allocator in
+                // Every OID handed out; the fresh ones taken under `writer`,
+                // so no other commit can store them first.
+                let fresh = try oids.withLock { allocator throws(DurusError) in
+                    for record in records where record.oid.rawValue >= allocator.next {
+                        throw DurusError.oidNotAllocated(record.oid)
+                    }
                     var fresh: Set<OID> = []
                     for record in records where allocator.fresh.remove(record.oid.rawValue) != nil { fresh.insert(record.oid) }
                     return fresh

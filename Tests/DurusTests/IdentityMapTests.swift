@@ -4,7 +4,7 @@ import Testing
 @Suite struct IdentityMapTests {
     final class Thing: PersistentObject {}
 
-    /// Random inserts, replacements and removals (including removals that
+    /// Random inserts, look-ups that make what is missing, replacements and removals (including removals that
     /// shift whole probe runs back, and OIDs that collide in a small table)
     /// checked after every step against a Dictionary.
     @Test func agreesWithADictionaryUnderRandomChurn() {
@@ -16,10 +16,19 @@ import Testing
         for step in 0 ..< 40_000 {
             let oid = keys.randomElement(using: &generator)!
             switch Int.random(in: 0 ..< 10, using: &generator) {
-            case 0 ..< 5:
+            case 0 ..< 4:
                 let thing = Thing()
                 map.insert(thing, for: oid)
                 model[oid] = thing
+            case 4:
+                // The instance there, or a new one entered for the OID.
+                let made = Thing()
+                let got = map.object(for: oid) { made }
+                guard got === (model[oid] ?? made) else {
+                    Issue.record("object(for:orMake:) gave another instance for \(oid) at step \(step)")
+                    return
+                }
+                model[oid] = got as? Thing
             case 5 ..< 8:
                 map.remove(oid)
                 model[oid] = nil
