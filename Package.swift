@@ -79,7 +79,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DurusBerkeleyDBTests",
-            dependencies: ["Durus", "DurusBerkeleyDB", "CBerkeleyDB"]
+            dependencies: ["Durus", "DurusBerkeleyDB", "CBerkeleyDB", "DurusTestSupport"]
         ),
         .testTarget(
             name: "DurusServerTests",

@@ -13,6 +13,13 @@
  * pointers awkwardly, so each operation the Swift side uses is one inline
  * function here. */
 
+/* Reserves disk blocks for the first `length` bytes of an open file without
+ * changing its size (fallocate with FALLOC_FL_KEEP_SIZE, which glibc only
+ * declares under _GNU_SOURCE). 0, or -1 with errno set. */
+static inline int durus_reserve_file_space(int fd, long long length) {
+    return (int)syscall(SYS_fallocate, fd, 1 /* FALLOC_FL_KEEP_SIZE */, (off_t)0, (off_t)length);
+}
+
 /* Lowers the calling thread's scheduling priority (Linux keeps a nice value
  * per thread); for the background collector. */
 static inline int durus_lower_thread_priority(int nice_value) {
@@ -36,6 +43,7 @@ static const u_int32_t durus_DB_TXN_SNAPSHOT = DB_TXN_SNAPSHOT;
 static const u_int32_t durus_DB_READ_COMMITTED = DB_READ_COMMITTED;
 static const u_int32_t durus_DB_TXN_NOSYNC = DB_TXN_NOSYNC;
 static const u_int32_t durus_DB_TXN_WRITE_NOSYNC = DB_TXN_WRITE_NOSYNC;
+static const u_int32_t durus_DB_REGION_INIT = DB_REGION_INIT;
 static const u_int32_t durus_DB_TXN_SYNC = DB_TXN_SYNC;
 static const u_int32_t durus_DB_FIRST = DB_FIRST;
 static const u_int32_t durus_DB_LAST = DB_LAST;

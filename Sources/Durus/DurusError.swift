@@ -32,6 +32,11 @@ public enum DurusError: Error, Equatable, Sendable, CustomStringConvertible {
     case storeInUse(path: String)
     /// An operating-system call failed.
     case io(path: String, message: String)
+    /// The file system holding the store is full (or the user's quota is
+    /// used up). The write that met it was undone: a commit refused this
+    /// way stored nothing, and once space is freed the same storage commits
+    /// again, with no reopening and nothing to repair.
+    case diskFull(path: String, message: String)
     /// The storage was opened read-only and was asked to change.
     case readOnly
     /// A stored object's state cannot be read: truncated, corrupt, of an
@@ -71,6 +76,7 @@ public enum DurusError: Error, Equatable, Sendable, CustomStringConvertible {
             "\(path) has on-disk format \(found); this build reads format \(supported)"
         case .storeInUse(let path): "\(path) is open for writing in another process"
         case .io(let path, let message): "\(path): \(message)"
+        case .diskFull(let path, let message): "\(path): the disk is full (\(message))"
         case .readOnly: "the storage is open read-only"
         case .badState(let oid, let why): "the state of \(oid) cannot be read: \(why)"
         case .unknownType(let name): "no persistent type is registered as \(name)"

@@ -490,6 +490,7 @@ final class OpenFile: Sendable {
     }
 
     func failure(_ what: String) -> DurusError {
-        .io(path: path, message: "\(what): \(String(cString: strerror(errno)))")
+        let message = "\(what): \(String(cString: strerror(errno)))"
+        return errno == ENOSPC || errno == EDQUOT ? .diskFull(path: path, message: message) : .io(path: path, message: message)
     }
 }

@@ -22,8 +22,9 @@ extension BerkeleyDBStorage {
     /// `durus backup` beside a running server copies every log it needs.
     ///
     /// - Throws: ``Durus/DurusError/io(path:message:)`` when `directory`
-    ///   exists and is not empty; a Berkeley DB error when copying or
-    ///   recovery fails (the partial copy is then removed).
+    ///   exists and is not empty; ``Durus/DurusError/diskFull(path:message:)``
+    ///   naming `directory` when its disk fills up, or a Berkeley DB error,
+    ///   when copying or recovery fails (the partial copy is then removed).
     public func backup(to directory: String) throws {
         try reading { () throws in
             let files = FileManager.default
@@ -39,7 +40,7 @@ extension BerkeleyDBStorage {
                 try Engine.check(durus_env_recover_backup(directory), "recover the backup in \(directory)")
             } catch {
                 try? files.removeItem(atPath: directory)
-                throw error
+                throw outOfSpace(error, at: directory)
             }
         }
     }

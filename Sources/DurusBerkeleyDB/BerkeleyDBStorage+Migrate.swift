@@ -56,9 +56,20 @@ extension BerkeleyDBStorage {
     /// ```
     ///
     /// - Throws: ``Durus/DurusError/io(path:message:)`` when the store already
-    ///   holds objects of its own; whatever the source throws while reading.
+    ///   holds objects of its own; ``Durus/DurusError/diskFull(path:message:)``
+    ///   when the store's disk fills up (free space and migrate again);
+    ///   whatever the source throws while reading.
     public func migrate(from source: any Storage, batchSize: Int = 5_000,
                         progress: (MigrationProgress) -> Void = { _ in }) throws {
+        do {
+            try migrateRecords(from: source, batchSize: batchSize, progress: progress)
+        } catch {
+            throw outOfSpace(error)
+        }
+    }
+
+    private func migrateRecords(from source: any Storage, batchSize: Int,
+                                progress: (MigrationProgress) -> Void) throws {
         try reading { () throws in
             guard !configuration.readOnly else { throw DurusError.readOnly }
             try writer.withLock { counters in

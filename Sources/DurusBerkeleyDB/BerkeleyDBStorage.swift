@@ -356,7 +356,13 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         // Removing them fails harmlessly while another process has them open.
         if code == 0 && !configuration.readOnly { _ = durus_env_remove(path) }
         if lockFile >= 0 { Foundation.close(lockFile) }
-        try Engine.check(code, "close the environment")
+        // On a full disk the cache cannot be written out: the handle is closed
+        // all the same, and the next open recovers every commit from the log.
+        do {
+            try Engine.check(code, "close the environment")
+        } catch {
+            throw outOfSpace(error)
+        }
     }
 
     // MARK: Counts
@@ -392,9 +398,13 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     public func checkpoint() throws {
         try reading { () throws in
             guard !configuration.readOnly else { return }
-            try Engine.check(durus_env_memp_trickle(env, 100), "write dirty pages")
-            try writer.withLock { _ in try Engine.check(durus_env_txn_checkpoint(env, 0, 0), "checkpoint") }
-            try removeUnusedLogs()
+            do {
+                try Engine.check(durus_env_memp_trickle(env, 100), "write dirty pages")
+                try writer.withLock { _ in try Engine.check(durus_env_txn_checkpoint(env, 0, 0), "checkpoint") }
+                try removeUnusedLogs()
+            } catch {
+                throw outOfSpace(error)
+            }
         }
     }
 
@@ -614,11 +624,24 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
                 continue
             } catch {
                 _ = durus_txn_abort(txn)
-                throw error
+                throw outOfSpace(error)
             }
-            try Engine.check(durus_txn_commit(txn, flags), "commit a transaction")
+            // A failed commit aborts the transaction itself.
+            do {
+                try Engine.check(durus_txn_commit(txn, flags), "commit a transaction")
+            } catch {
+                throw outOfSpace(error)
+            }
             return result
         }
+    }
+
+    /// ``DurusError/diskFull(path:message:)`` for Berkeley DB's ENOSPC or
+    /// EDQUOT (a log write or a page written out of the cache), naming
+    /// `place` (the store unless told), else `error`.
+    func outOfSpace(_ error: any Error, at place: String? = nil) -> any Error {
+        guard let engine = error as? BerkeleyDBError, engine.code == ENOSPC || engine.code == EDQUOT else { return error }
+        return DurusError.diskFull(path: place ?? path, message: "\(engine.operation): \(engine.message)")
     }
 
     /// Runs `body` in a read-only snapshot transaction: it sees the store as
@@ -634,7 +657,8 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
             result = try body(txn!)
         } catch {
             _ = durus_txn_abort(txn)
-            throw error
+            // A read can need a page written out of the cache to make room.
+            throw outOfSpace(error)
         }
         // A failed commit frees the handle too: it must not be aborted after.
         try Engine.check(durus_txn_commit(txn, 0), "end a snapshot")
