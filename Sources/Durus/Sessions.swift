@@ -156,12 +156,19 @@ public final class SessionHub: Sendable {
         return try takePending(id)
     }
 
+    /// An in-process commit. The wait for the disk comes after the exchange
+    /// is released, so connections committing from several threads share
+    /// their flushes, as the server's clients do.
     func commit(_ id: Int, _ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws {
         exchange.acquire()
-        defer { exchange.release() }
-        try absorbStorageInvalidations()
-        let mine = try takePending(id)
-        try apply(id, records) { remote in try handleInvalidations(mine + remote) }
+        let flush: (@Sendable () throws -> Void)?
+        do {
+            defer { exchange.release() }
+            try absorbStorageInvalidations()
+            let mine = try takePending(id)
+            flush = try apply(id, records, awaitingFlush: true) { remote in try handleInvalidations(mine + remote) }
+        }
+        try flush?()
     }
 
     /// Starts a commit exchange for a client that sends its records later
@@ -183,7 +190,9 @@ public final class SessionHub: Sendable {
     /// Applies `records` for session `id`, the exchange held: checks that no
     /// record takes an OID reserved by another session, commits, and tells
     /// every other session.
-    func apply(_ id: Int, _ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws {
+    @discardableResult
+    func apply(_ id: Int, _ records: [Record], awaitingFlush: Bool = false,
+               handleInvalidations: ([OID]) throws -> Void) throws -> (@Sendable () throws -> Void)? {
         let oids = records.map(\.oid)
         // While the records are written, loading one of them is a read
         // conflict for every other session (whatever it synchronized), and
@@ -198,11 +207,17 @@ public final class SessionHub: Sendable {
             state.inFlightSession = id
         }
         defer { state.withLock { $0.inFlight = []; $0.inFlightSession = nil } }
-        try storage.commit(records, handleInvalidations: { remote in
+        let reportRemote = { (remote: [OID]) throws in
             // A remote storage (a server) reports others' commits here.
             self.addPending(remote, except: id)
             try handleInvalidations(remote)
-        })
+        }
+        var flush: (@Sendable () throws -> Void)?
+        if awaitingFlush {
+            flush = try storage.commitAwaitingFlush(records, handleInvalidations: reportRemote)
+        } else {
+            try storage.commit(records, handleInvalidations: reportRemote)
+        }
         addPending(oids, except: id)
         state.withLock { state in
             for oid in oids where state.owners[oid] == id {
@@ -214,6 +229,7 @@ public final class SessionHub: Sendable {
         // invalidations now must not make it look failed (the next sync
         // reads them).
         try? absorbStorageInvalidations()
+        return flush
     }
 
     private func addPending(_ oids: [OID], except id: Int?) {
@@ -346,10 +362,24 @@ public final class CommitExchange: Sendable {
     ///   ``ConflictError``, ``DurusError/oidNotAllocated(_:)``, …). Nothing
     ///   is written when it throws; the exchange is ended either way.
     public func commit(_ records: [Record]) throws {
+        try end(committing: records, awaitingFlush: false)
+    }
+
+    /// Applies `records` atomically and ends the exchange, like ``commit(_:)``,
+    /// but leaves the wait for the disk to the caller, to be made after the
+    /// exchange is free for the next session
+    /// (see ``Storage/commitAwaitingFlush(_:handleInvalidations:)``): the
+    /// server reports the commit to its client only once that wait returns.
+    public func commitAwaitingFlush(_ records: [Record]) throws -> (@Sendable () throws -> Void)? {
+        try end(committing: records, awaitingFlush: true)
+    }
+
+    @discardableResult
+    private func end(committing records: [Record], awaitingFlush: Bool) throws -> (@Sendable () throws -> Void)? {
         guard open.exchange(false, ordering: .acquiringAndReleasing) else { throw DurusError.closed }
         defer { hub.endExchange() }
         let oids = Set(records.map(\.oid))
-        try hub.apply(id, records) { remote in
+        return try hub.apply(id, records, awaitingFlush: awaitingFlush) { remote in
             if let clash = remote.first(where: oids.contains) { throw ConflictError(.write, oids: [clash]) }
         }
     }

@@ -44,6 +44,21 @@ public protocol Storage: AnyObject, Sendable {
     ///   Nothing is written when it throws.
     func commit(_ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws
 
+    /// Commits as ``commit(_:handleInvalidations:)`` does, except that a
+    /// storage whose commits wait for the disk may return as soon as the
+    /// commit is applied (and visible to loads), before it is on the disk,
+    /// handing back that wait. Call it after releasing whatever serializes
+    /// your commits, and report the commit only once it returns: waits that
+    /// overlap share one disk flush (group commit), so commits from several
+    /// clients are not one flush each. `nil`: nothing is left to wait for.
+    /// The default commits in full and returns `nil`.
+    ///
+    /// Until the wait returns, a crash may lose the commit, although others
+    /// could already read it; any commit made after it comes later in the
+    /// log, so one that was reported durable never depends on a lost one.
+    func commitAwaitingFlush(_ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws
+        -> (@Sendable () throws -> Void)?
+
     /// The OIDs whose cached copies must be dropped: objects others committed
     /// since the last call, and objects collected as garbage.
     func sync() throws -> [OID]
@@ -60,6 +75,12 @@ public protocol Storage: AnyObject, Sendable {
 }
 
 extension Storage {
+    public func commitAwaitingFlush(_ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws
+        -> (@Sendable () throws -> Void)? {
+        try commit(records, handleInvalidations: handleInvalidations)
+        return nil
+    }
+
     public func bulkLoad(_ oids: [OID]) throws -> [Record] {
         try oids.map { try load($0) }
     }

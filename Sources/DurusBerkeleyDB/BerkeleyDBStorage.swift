@@ -246,6 +246,33 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     }
 
     public func commit(_ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws {
+        try store(records, handleInvalidations: handleInvalidations, commitFlags: 0)
+    }
+
+    /// With ``Durability/full``, commits without waiting for the log to reach
+    /// the disk and returns that wait (one `log_flush`: threads that flush at
+    /// once share one write and fsync). Otherwise a commit, and `nil`.
+    public func commitAwaitingFlush(_ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws
+        -> (@Sendable () throws -> Void)? {
+        guard configuration.durability == .full else {
+            try commit(records, handleInvalidations: handleInvalidations)
+            return nil
+        }
+        try store(records, handleInvalidations: handleInvalidations, commitFlags: durus_DB_TXN_NOSYNC)
+        guard !records.isEmpty else { return nil }
+        return { [self] in
+            try reading { () throws in
+                do {
+                    try Engine.check(durus_env_log_flush(env), "flush the log")
+                } catch {
+                    throw outOfSpace(error)
+                }
+            }
+        }
+    }
+
+    /// A commit; `commitFlags` go to Berkeley DB's transaction commit.
+    private func store(_ records: [Record], handleInvalidations: ([OID]) throws -> Void, commitFlags: UInt32) throws {
         try handleInvalidations([])
         guard !records.isEmpty else { return }
         try reading { () throws in
@@ -263,7 +290,9 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
                 }
                 let change: Counters
                 do {
-                    change = try writeTransaction { txn in try applyCommit(records, fresh: fresh, counters: counters, txn: txn) }
+                    change = try writeTransaction(flags: commitFlags) { txn in
+                        try applyCommit(records, fresh: fresh, counters: counters, txn: txn)
+                    }
                 } catch {
                     // Not stored after all: still fresh.
                     oids.withLock { allocator in for oid in fresh { allocator.fresh.insert(oid.rawValue) } }

@@ -280,8 +280,16 @@ final class ClientHandler: ChannelInboundHandler {
         }
         phase = .committing
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        // Applied with the exchange held, flushed after it is released: the
+        // next client's commit is applied on another pool thread meanwhile,
+        // and flushes that overlap share one fsync.
         server.commitPool.runIfActive(eventLoop: context.eventLoop) {
-            try exchange.commit(records)
+            guard let flush = try exchange.commitAwaitingFlush(records) else { return }
+            do {
+                try flush()
+            } catch {
+                throw UnflushedCommit(underlying: error)
+            }
         }.whenComplete { result in
             let (handler, context) = bound.value
             handler.committed(context, result, objects: records.count, bytes: data.count)
@@ -299,6 +307,11 @@ final class ClientHandler: ChannelInboundHandler {
         case .failure(let conflict as ConflictError):
             logger.info("conflict", metadata: ["objects": "\(objects)", "oids": "\(conflict.oids.prefix(5).map(\.rawValue))"])
             output.writeInteger(WireProtocol.Status.invalid.rawValue)
+        case .failure(let error as UnflushedCommit):
+            // Applied and visible, but not known to be on the disk: the client
+            // must not be told it committed, and there is no status for that.
+            drop(context, "commit applied but its log flush failed: \(error.underlying)", level: .error)
+            return
         case .failure(let error):
             drop(context, "commit refused: \(error)")
             return
@@ -366,4 +379,9 @@ extension Duration {
         let (seconds, attoseconds) = components
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
+}
+
+/// A commit was applied but the wait for the disk failed.
+private struct UnflushedCommit: Error {
+    var underlying: any Error
 }

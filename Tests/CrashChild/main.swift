@@ -9,6 +9,10 @@
 //   durus-crash-child backup DIR DEST              opens DIR read-only and backs it up into DEST
 //   durus-crash-child cycles DIR                   one thread runs the cycle collector over and over while
 //                                                  another keeps relinking a graph full of cycles
+//   durus-crash-child connections DIR              four threads, a Connection each, commit with full
+//                                                  durability forever, printing "ack T N" (thread T's
+//                                                  counter committed as N)
+//   durus-crash-child counters DIR                 prints "value T N" for each thread's counter, "clean B"
 import Durus
 import DurusBerkeleyDB
 import Foundation
@@ -146,6 +150,49 @@ case "cycles":
     do {
         let storage = try BerkeleyDBStorage(path: arguments[2], configuration: configuration)
         try mutateWhileCollecting(storage)
+    } catch {
+        fail("error: \(error)")
+    }
+case "connections", "counters":
+    guard arguments.count == 3 else { fail("bad arguments") }
+    var configuration = BerkeleyDBStorage.Configuration()
+    configuration.durability = .full
+    configuration.cacheSize = 8 << 20
+    configuration.checkpointInterval = .milliseconds(50)
+    configuration.logFileSize = 1 << 20
+    do {
+        let storage = try BerkeleyDBStorage(path: arguments[2], configuration: configuration)
+        let database = try Database(storage: storage, root: Counters.self, types: [Counter.self])
+        if arguments[1] == "counters" {
+            let connection = try database.open()
+            for (thread, counter) in try connection.root(Counters.self).state.all.enumerated() {
+                say("value \(thread) \(counter.state.value)")
+            }
+            say("clean \(try storage.verify().isClean)")
+            break
+        }
+        try database.transaction { connection in
+            let root = try connection.root(Counters.self)
+            while root.state.all.count < 4 { root.state.all.append(Counter()) }
+        }
+        say("ready")
+        let threads = (0 ..< 4).map { thread in
+            Thread {
+                do {
+                    let connection = try database.open()
+                    let counter = try connection.root(Counters.self).state.all[thread]
+                    while true {
+                        counter.state.value += 1
+                        try connection.commit()
+                        say("ack \(thread) \(counter.state.value)")
+                    }
+                } catch {
+                    fail("error: \(error)")
+                }
+            }
+        }
+        for thread in threads { thread.start() }
+        while true { sleep(1) }
     } catch {
         fail("error: \(error)")
     }
@@ -298,4 +345,13 @@ func isRingMember(_ oid: OID, _ records: [OID: [OID]]) -> Bool {
         if next == oid { return true }
     }
     return false
+}
+
+/// The `connections` mode's root: one counter per committing thread.
+final class Counters: Persistent<Counters.State> {
+    struct State: PersistentState { var all: [Counter] = [] }
+}
+
+final class Counter: Persistent<Counter.State> {
+    struct State: PersistentState { var value = 0 }
 }
