@@ -136,8 +136,9 @@ static inline int durus_txn_begin(DB_ENV *env, DB_TXN **txn, u_int32_t flags) {
     return env->txn_begin(env, NULL, txn, flags);
 }
 static inline int durus_txn_commit(DB_TXN *txn, u_int32_t flags) { return txn->commit(txn, flags); }
-/* Writes and syncs the log to its current end; a caller that finds it
- * already synced that far by another thread's flush returns at once. */
+/* Writes and syncs the log to its current end. Callers at the same time
+ * wait for one another's write, and one that finds the log synced past the
+ * end it saw when called skips its own. */
 static inline int durus_env_log_flush(DB_ENV *env) { return env->log_flush(env, NULL); }
 static inline int durus_txn_abort(DB_TXN *txn) { return txn->abort(txn); }
 

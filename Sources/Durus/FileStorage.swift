@@ -470,6 +470,7 @@ final class OpenFile: Sendable {
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, bytes.count - done, off_t(offset + done)) }
             if n < 0, errno == EINTR { continue }
+            if n == 0 { errno = EIO }   // no progress and no error: report one
             guard n > 0 else { throw failure("write at offset \(offset) failed") }
             done += n
         }
@@ -490,7 +491,8 @@ final class OpenFile: Sendable {
     }
 
     func failure(_ what: String) -> DurusError {
-        let message = "\(what): \(String(cString: strerror(errno)))"
-        return errno == ENOSPC || errno == EDQUOT ? .diskFull(path: path, message: message) : .io(path: path, message: message)
+        let code = errno   // before anything below can change it
+        let message = "\(what): \(String(cString: strerror(code)))"
+        return code == ENOSPC || code == EDQUOT ? .diskFull(path: path, message: message) : .io(path: path, message: message)
     }
 }

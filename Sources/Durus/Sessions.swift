@@ -156,19 +156,16 @@ public final class SessionHub: Sendable {
         return try takePending(id)
     }
 
-    /// An in-process commit. The wait for the disk comes after the exchange
-    /// is released, so connections committing from several threads share
-    /// their flushes, as the server's clients do.
+    /// An in-process commit, durable (as the storage makes it) when it
+    /// returns. It keeps the exchange for its flush: a flush that fails after
+    /// the commit is applied would leave the connection believing nothing
+    /// was stored, where Berkeley DB's own synced commit undoes itself.
     func commit(_ id: Int, _ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws {
         exchange.acquire()
-        let flush: (@Sendable () throws -> Void)?
-        do {
-            defer { exchange.release() }
-            try absorbStorageInvalidations()
-            let mine = try takePending(id)
-            flush = try apply(id, records, awaitingFlush: true) { remote in try handleInvalidations(mine + remote) }
-        }
-        try flush?()
+        defer { exchange.release() }
+        try absorbStorageInvalidations()
+        let mine = try takePending(id)
+        try apply(id, records) { remote in try handleInvalidations(mine + remote) }
     }
 
     /// Starts a commit exchange for a client that sends its records later

@@ -54,8 +54,11 @@ public protocol Storage: AnyObject, Sendable {
     /// The default commits in full and returns `nil`.
     ///
     /// Until the wait returns, a crash may lose the commit, although others
-    /// could already read it; any commit made after it comes later in the
-    /// log, so one that was reported durable never depends on a lost one.
+    /// could already read it. An implementation must make every later
+    /// commit durable only with this one (Berkeley DB's log is written in
+    /// order), so a commit reported durable never depends on a lost one.
+    /// A wait that throws leaves the commit applied but of unknown fate, as
+    /// a crash would: tell its client so, not that nothing was stored.
     func commitAwaitingFlush(_ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws
         -> (@Sendable () throws -> Void)?
 

