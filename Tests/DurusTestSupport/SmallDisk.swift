@@ -20,12 +20,30 @@ public struct SmallDisk: Sendable {
         }
     }
 
-    /// True when a tmpfs can be mounted here (tried once per process).
+    /// True when a tmpfs can be mounted here (tried once per process). It
+    /// first unmounts disks of earlier runs that died before removing theirs
+    /// (a crash is what these tests look for): any untouched for an hour.
     public static let isAvailable: Bool = {
+        removeAbandoned()
         guard let disk = try? SmallDisk(megabytes: 1, "probe") else { return false }
         disk.remove()
         return true
     }()
+
+    private static func removeAbandoned() {
+        guard let mounts = try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8) else { return }
+        let prefix = NSTemporaryDirectory() + "durus-disk-"
+        for line in mounts.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count > 2, fields[2] == "tmpfs", fields[1].hasPrefix(prefix) else { continue }
+            let path = String(fields[1])
+            guard let changed = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date,
+                  changed < Date().addingTimeInterval(-3600) else { continue }
+            SmallDisk(abandoned: path).remove()
+        }
+    }
+
+    private init(abandoned path: String) { self.path = path }
 
     private var ballast: String { path + "/ballast" }
 
