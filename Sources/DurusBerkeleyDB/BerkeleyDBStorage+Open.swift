@@ -203,7 +203,7 @@ extension BerkeleyDBStorage {
         guard let engine = error as? BerkeleyDBError else { return error }
         switch engine.code {
         case ENOSPC, EDQUOT:
-            return DurusError.diskFull(path: path, message: "\(engine.operation): \(engine.message)")
+            return outOfSpace(engine, at: path)
         case ENOENT, EACCES, EROFS:
             return DurusError.io(path: path, message: engine.message)
         default:

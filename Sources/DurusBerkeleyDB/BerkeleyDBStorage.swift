@@ -261,13 +261,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         try store(records, handleInvalidations: handleInvalidations, commitFlags: durus_DB_TXN_NOSYNC)
         guard !records.isEmpty else { return nil }
         return { [self] in
-            try reading { () throws in
-                do {
-                    try Engine.check(durus_env_log_flush(env), "flush the log")
-                } catch {
-                    throw outOfSpace(error)
-                }
-            }
+            try reading { () throws in try checkSpace(durus_env_log_flush(env), "flush the log") }
         }
     }
 
@@ -387,11 +381,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         if lockFile >= 0 { Foundation.close(lockFile) }
         // On a full disk the cache cannot be written out: the handle is closed
         // all the same, and the next open recovers every commit from the log.
-        do {
-            try Engine.check(code, "close the environment")
-        } catch {
-            throw outOfSpace(error)
-        }
+        try checkSpace(code, "close the environment")
     }
 
     // MARK: Counts
@@ -427,13 +417,9 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     public func checkpoint() throws {
         try reading { () throws in
             guard !configuration.readOnly else { return }
-            do {
-                try Engine.check(durus_env_memp_trickle(env, 100), "write dirty pages")
-                try writer.withLock { _ in try Engine.check(durus_env_txn_checkpoint(env, 0, 0), "checkpoint") }
-                try removeUnusedLogs()
-            } catch {
-                throw outOfSpace(error)
-            }
+            try checkSpace(durus_env_memp_trickle(env, 100), "write dirty pages")
+            try writer.withLock { _ in try checkSpace(durus_env_txn_checkpoint(env, 0, 0), "checkpoint") }
+            try removeUnusedLogs()
         }
     }
 
@@ -656,11 +642,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
                 throw outOfSpace(error)
             }
             // A failed commit aborts the transaction itself.
-            do {
-                try Engine.check(durus_txn_commit(txn, flags), "commit a transaction")
-            } catch {
-                throw outOfSpace(error)
-            }
+            try checkSpace(durus_txn_commit(txn, flags), "commit a transaction")
             return result
         }
     }
@@ -669,8 +651,21 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     /// EDQUOT (a log write or a page written out of the cache), naming
     /// `place` (the store unless told), else `error`.
     func outOfSpace(_ error: any Error, at place: String? = nil) -> any Error {
+        Self.outOfSpace(error, at: place ?? path)
+    }
+
+    static func outOfSpace(_ error: any Error, at place: String) -> any Error {
         guard let engine = error as? BerkeleyDBError, engine.code == ENOSPC || engine.code == EDQUOT else { return error }
-        return DurusError.diskFull(path: place ?? path, message: "\(engine.operation): \(engine.message)")
+        return DurusError.diskFull(path: place, message: "\(engine.operation): \(engine.message)")
+    }
+
+    /// `Engine.check`, with a full disk reported as ``outOfSpace(_:at:)`` does.
+    func checkSpace(_ code: Int32, _ operation: @autoclosure () -> String) throws {
+        do {
+            try Engine.check(code, operation())
+        } catch {
+            throw outOfSpace(error)
+        }
     }
 
     /// Runs `body` in a read-only snapshot transaction: it sees the store as
