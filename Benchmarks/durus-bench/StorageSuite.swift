@@ -83,6 +83,9 @@ func runStorageSuite(_ arguments: [String]) throws {
         let thousand = try compare(batches, ours: { try storage!.commit(batch($0)) }, theirs: { try raw.put(batch($0)) })
         rows.append(Comparison(name: "commit-1000-\(durability.rawValue)", unit: "commits/s",
                                ours: thousand.ours, theirs: thousand.theirs))
+        if durability == .full {
+            rows.append(try concurrentDurableCommits(storage!, raw, leaves))
+        }
     }
     let verified = try storage!.verify()
     try storage!.close()
@@ -90,4 +93,39 @@ func runStorageSuite(_ arguments: [String]) throws {
     guard verified.isClean else { throw DurusError.corruptStore(path: ourPath, reason: "\(verified)") }
 
     report("storage: BerkeleyDBStorage vs. a plain libdb loop (same env settings, same records)", theirs: "raw libdb", rows)
+}
+
+/// Durable one-record commits from 4 threads at once: ours through 4 sessions
+/// of one hub (the path of a `Database`'s connections, group commit
+/// included), theirs 4 threads committing with libdb's own synced commit.
+/// Each thread rewrites records of its own, so nothing conflicts.
+private func concurrentDurableCommits(_ storage: BerkeleyDBStorage, _ raw: RawBerkeleyDB, _ leaves: [Record]) throws
+    -> Comparison {
+    let threads = 4
+    let perThread = 250
+    let hub = SessionHub(storage: storage)
+    let sessions = (0 ..< threads).map { _ in hub.openSession() }
+    defer { for session in sessions { try? session.close() } }
+    let baseline = Unchecked(raw)
+    @Sendable func record(_ thread: Int, _ index: Int) -> Record { leaves[(thread + threads * index) % leaves.count] }
+    func measure(_ commit: @escaping @Sendable (Int, Int) throws -> Void) throws -> Double {
+        let start = ContinuousClock.now
+        _ = try onThreads(threads) { thread in
+            for index in 0 ..< perThread { try commit(thread, index) }
+        }
+        return Double(threads * perThread) / (ContinuousClock.now - start).seconds
+    }
+    var best = (ours: 0.0, theirs: 0.0)
+    for _ in 0 ..< 3 {
+        best.ours = max(best.ours, try measure { thread, index in try sessions[thread].commit([record(thread, index)]) })
+        best.theirs = max(best.theirs, try measure { thread, index in try baseline.value.put([record(thread, index)]) })
+    }
+    return Comparison(name: "commit-1-full-4-threads", unit: "commits/s", ours: best.ours, theirs: best.theirs)
+}
+
+/// A value handed to benchmark threads that are known to use it safely
+/// (libdb handles opened with DB_THREAD).
+private struct Unchecked<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

@@ -70,6 +70,9 @@ public final class Connection {
     ///   ``DurusError/foreignObject(_:)`` when an object of another connection
     ///   is linked in; the error of a load that failed inside an accessor.
     ///   New objects of a failed commit are detached again and can be reused.
+    ///   ``DurusError/commitNotDurable(reason:)`` is the one error after which
+    ///   the commit stands: stored and visible to others, with its new objects
+    ///   saved, but not confirmed on the disk.
     public func commit() throws { try core.commit() }
 
     /// Drops this transaction's changes (changed objects become ghosts; new
@@ -174,6 +177,7 @@ public final class Connection {
         guard invalid.isEmpty else { throw DurusError.abortRequired }
         var newObjects: [PersistentObject] = []
         var records: [Record] = []
+        var inDoubt: DurusError?
         do {
             var queue = Array(changed.values)
             var written: Set<OID> = []
@@ -204,7 +208,12 @@ public final class Connection {
                                            body: body, references: references))
             }
             records = recordData(states)
-            try storage.commit(records, handleInvalidations: { oids in try handleInvalidations(oids, readOID: nil) })
+            do {
+                try storage.commit(records, handleInvalidations: { oids in try handleInvalidations(oids, readOID: nil) })
+            } catch DurusError.commitNotDurable(let reason) {
+                // Stored: bookkept as committed below, then reported.
+                inDoubt = .commitNotDurable(reason: reason)
+            }
         } catch {
             for object in newObjects {
                 if let oid = object.oid { objects.remove(oid) }
@@ -225,6 +234,7 @@ public final class Connection {
         }
         changed.removeAll(keepingCapacity: true)
         endTransaction()
+        if let inDoubt { throw inDoubt }
     }
 
     func abort() {

@@ -37,6 +37,12 @@ public enum DurusError: Error, Equatable, Sendable, CustomStringConvertible {
     /// way stored nothing, and once space is freed the same storage commits
     /// again, with no reopening and nothing to repair.
     case diskFull(path: String, message: String)
+    /// A commit was stored, and other connections may already see it, but
+    /// the storage could not confirm that it reached the disk (its log flush
+    /// failed: a full disk, an I/O error, the storage closed meanwhile). The
+    /// connection counts it as committed; only a crash before the data
+    /// reaches the disk could still lose it.
+    case commitNotDurable(reason: String)
     /// The storage was opened read-only and was asked to change.
     case readOnly
     /// A stored object's state cannot be read: truncated, corrupt, of an
@@ -77,6 +83,7 @@ public enum DurusError: Error, Equatable, Sendable, CustomStringConvertible {
         case .storeInUse(let path): "\(path) is open for writing in another process"
         case .io(let path, let message): "\(path): \(message)"
         case .diskFull(let path, let message): "\(path): the disk is full (\(message))"
+        case .commitNotDurable(let why): "the commit was stored but is not known to be on the disk: \(why)"
         case .readOnly: "the storage is open read-only"
         case .badState(let oid, let why): "the state of \(oid) cannot be read: \(why)"
         case .unknownType(let name): "no persistent type is registered as \(name)"

@@ -157,15 +157,26 @@ public final class SessionHub: Sendable {
     }
 
     /// An in-process commit, durable (as the storage makes it) when it
-    /// returns. It keeps the exchange for its flush: a flush that fails after
-    /// the commit is applied would leave the connection believing nothing
-    /// was stored, where Berkeley DB's own synced commit undoes itself.
+    /// returns. It is applied with the exchange held and waits for the disk
+    /// after releasing it (group commit): the next session's commit is
+    /// applied meanwhile, and waits that overlap share one write and fsync.
+    /// A commit applied whose wait then fails throws
+    /// ``DurusError/commitNotDurable(reason:)``: stored, and in doubt only
+    /// against a crash, where any other failure means nothing was stored.
     func commit(_ id: Int, _ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws {
-        exchange.acquire()
-        defer { exchange.release() }
-        try absorbStorageInvalidations()
-        let mine = try takePending(id)
-        try apply(id, records) { remote in try handleInvalidations(mine + remote) }
+        let flush: (@Sendable () throws -> Void)?
+        do {
+            exchange.acquire()
+            defer { exchange.release() }
+            try absorbStorageInvalidations()
+            let mine = try takePending(id)
+            flush = try apply(id, records, awaitingFlush: true) { remote in try handleInvalidations(mine + remote) }
+        }
+        do {
+            try flush?()
+        } catch {
+            throw DurusError.commitNotDurable(reason: "\(error)")
+        }
     }
 
     /// Starts a commit exchange for a client that sends its records later
