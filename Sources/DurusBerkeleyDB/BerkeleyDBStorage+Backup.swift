@@ -22,7 +22,7 @@ extension BerkeleyDBStorage {
     /// `durus backup` beside a running server copies every log it needs.
     ///
     /// - Throws: ``Durus/DurusError/io(path:message:)`` when `directory`
-    ///   exists and is not empty; ``Durus/DurusError/diskFull(path:message:)``
+    ///   exists and is not empty or cannot be created; ``Durus/DurusError/diskFull(path:message:)``
     ///   naming `directory` when its disk fills up, or a Berkeley DB error,
     ///   when copying or recovery fails (the partial copy is then removed).
     public func backup(to directory: String) throws {
@@ -31,7 +31,11 @@ extension BerkeleyDBStorage {
             if let existing = try? files.contentsOfDirectory(atPath: directory), !existing.isEmpty {
                 throw DurusError.io(path: directory, message: "exists and is not empty: back up into a new directory")
             }
-            try files.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            do {
+                try files.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw Self.directoryFailure(error, directory)
+            }
             let lock = Self.openBackupLock(path)
             if lock >= 0 { _ = flock(lock, LOCK_SH) }   // waits only for a removal under way
             defer { if lock >= 0 { Foundation.close(lock) } }
@@ -43,6 +47,16 @@ extension BerkeleyDBStorage {
                 throw outOfSpace(error, at: directory)
             }
         }
+    }
+
+    /// Foundation's error for a directory it could not make, as a `DurusError`.
+    static func directoryFailure(_ error: any Error, _ directory: String) -> DurusError {
+        let posix = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError).flatMap { $0.domain == NSPOSIXErrorDomain ? $0.code : nil }
+        let message = "cannot create the directory: \((error as NSError).localizedDescription)"
+        if (error as? CocoaError)?.code == .fileWriteOutOfSpace || posix == Int(ENOSPC) || posix == Int(EDQUOT) {
+            return .diskFull(path: directory, message: message)
+        }
+        return .io(path: directory, message: message)
     }
 
     /// Removes the log files recovery no longer needs, unless a backup in

@@ -655,7 +655,11 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     }
 
     static func outOfSpace(_ error: any Error, at place: String) -> any Error {
-        guard let engine = error as? BerkeleyDBError, engine.code == ENOSPC || engine.code == EDQUOT else { return error }
+        guard let engine = error as? BerkeleyDBError else { return error }
+        // A hot backup's copy returns EPERM for any failed write; only its
+        // diagnostic, which ends with strerror of the write, says why.
+        let full = [ENOSPC, EDQUOT].contains { engine.code == $0 || engine.message.hasSuffix(String(cString: strerror($0)) + ")") }
+        guard full else { return error }
         return DurusError.diskFull(path: place, message: "\(engine.operation): \(engine.message)")
     }
 

@@ -162,6 +162,50 @@ struct FullDiskTests {
         #expect(report.isClean, "\(report)")
     }
 
+    /// A backup onto a full disk, or into a directory that cannot be made,
+    /// is refused with a typed error naming the backup's directory; the
+    /// store it copies is untouched, no partial copy is left, and once space
+    /// is freed the same backup succeeds and verifies clean.
+    @Test func aBackupOntoAFullDiskIsRefusedTypedAndLeavesNoCopy() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let storage = try openStore(directory.file("live")) { $0.durability = .writeNoSync }
+        defer { try? storage.close() }
+        let oid = try storage.newOID()
+        try storage.commit([Record(oid: oid, data: [UInt8](repeating: 9, count: 400_000), references: [])])
+
+        let blocker = directory.file("a-file")
+        try Data([1]).write(to: URL(fileURLWithPath: blocker))
+        #expect {
+            try storage.backup(to: blocker + "/copy")
+        } throws: { error in
+            guard case DurusError.io(let path, let message) = error else { return false }
+            return path == blocker + "/copy" && message.contains("cannot create the directory")
+        }
+
+        let disk = try SmallDisk(megabytes: 64)
+        defer { disk.remove() }
+        try disk.fill()
+        let copy = disk.path + "/copy"
+        #expect {
+            try storage.backup(to: copy)
+        } throws: { error in
+            guard case DurusError.diskFull(let path, _) = error else { return false }
+            return path == copy
+        }
+        #expect(!FileManager.default.fileExists(atPath: copy))
+        #expect(try storage.load(oid).data.count == 400_000)
+
+        disk.freeSpace()
+        try storage.backup(to: copy)
+        // Small lock tables: the default ones' region files alone would not fit this disk.
+        let restored = try openStore(copy) { $0.maxLocks = 20_000 }
+        defer { try? restored.close() }
+        #expect(try restored.load(oid).data.elementsEqual([UInt8](repeating: 9, count: 400_000)))
+        let report = try restored.verify()
+        #expect(report.isClean, "\(report)")
+    }
+
     /// The failed open leaves a half-made environment behind; the open after
     /// space is freed makes the store out of it.
     @Test func aStoreCannotBeCreatedOnAFullDisk() throws {
