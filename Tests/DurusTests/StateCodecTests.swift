@@ -198,6 +198,47 @@ import Testing
         }
     }
 
+    /// A dictionary of persistent objects is written as a keyed value of
+    /// references, byte for byte what `StateValue`'s own writer makes of it,
+    /// each value's own type named when the declared type is their
+    /// superclass, and read back as the same instances. An object the
+    /// resolver refuses fails the encode.
+    @Test func aDictionaryOfObjectsIsWrittenAsAKeyedValueOfReferences() throws {
+        class Fruit: PersistentObject {}
+        final class Apple: Fruit {}
+        final class Pear: Fruit {}
+        let fruits: [Fruit] = [Apple(), Pear(), Apple(), Apple(), Pear()]
+        let oids = Dictionary(uniqueKeysWithValues: fruits.enumerated().map { (ObjectIdentifier($1), OID(UInt64(100 + $0))) })
+        let encoder = StateEncoder(reference: { object in
+            guard let oid = oids[ObjectIdentifier(object)] else { throw DurusError.readOnly }
+            return oid
+        })
+        let byNumber = Dictionary(uniqueKeysWithValues: fruits.enumerated().map { ($0 * 7 - 10, $1) })
+        let byName = Dictionary(uniqueKeysWithValues: fruits.enumerated().map { ("fruit \($0)", $1) })
+        func expected<K>(_ dictionary: [K: Fruit], _ key: (K) -> String) -> [UInt8] {
+            var bytes: [UInt8] = []
+            StateValue.keyed(dictionary.map { entry in
+                (key(entry.key), .reference(oids[ObjectIdentifier(entry.value)]!,
+                                            typeName: PersistentTypes.name(of: type(of: entry.value))))
+            }).write(to: &bytes)
+            return bytes
+        }
+        var numbered: [UInt8] = []
+        try encoder.entry(byNumber, path: []).write(to: &numbered)
+        #expect(numbered == expected(byNumber) { String($0) })
+        var named: [UInt8] = []
+        try encoder.entry(byName, path: []).write(to: &named)
+        #expect(named == expected(byName) { $0 })
+        #expect(!named.isEmpty && PersistentTypes.name(of: Apple.self) != PersistentTypes.name(of: Pear.self))
+
+        let reader = StateReader(bytes: numbered, resolve: { oid, _, _ in fruits[Int(oid.rawValue) - 100] })
+        _ = try reader.validate()
+        let decoded = try reader.unbox([Int: Fruit].self, .at(0), parent: nil, key: nil)
+        #expect(decoded.count == byNumber.count && decoded.allSatisfy { byNumber[$0.key] === $0.value })
+
+        #expect(throws: DurusError.readOnly) { try encoder.entry([1: Apple()], path: []) }
+    }
+
     /// Damage is found before any decoding, even inside a value the type
     /// would ignore, and a cut anywhere is an error, never a crash.
     @Test func damageIsATypedErrorWherever() throws {
