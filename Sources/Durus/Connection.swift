@@ -116,7 +116,7 @@ public final class Connection {
     /// half of every commit.
     private var compressionSkips: [ObjectIdentifier: Int] = [:]
     static let compressionRetry = 15
-    private var resident: [OID: PersistentObject] = [:]
+    private var resident = ResidentObjects()
     private var changed: [OID: PersistentObject] = [:]
     private var invalid: Set<OID> = []
     /// Objects given placeholder state after a failed load in an accessor.
@@ -225,12 +225,12 @@ public final class Connection {
         }
         for object in changed.values {
             object.status = .saved
-            if let oid = object.oid, !released { resident[oid] = object }
+            if object.oid != nil, !released { resident.insert(object) }
         }
         for object in newObjects {
             object.status = .saved
             object.serial = serial
-            if let oid = object.oid, !released { resident[oid] = object }
+            if object.oid != nil, !released { resident.insert(object) }
         }
         changed.removeAll(keepingCapacity: true)
         endTransaction()
@@ -247,7 +247,7 @@ public final class Connection {
             try synchronize()
         } catch {
             // The storage is unreachable: every cached object may be stale.
-            for object in resident.values { ghostify(object) }
+            for object in resident.objects { ghostify(object) }
         }
         endTransaction()
     }
@@ -257,7 +257,7 @@ public final class Connection {
         guard resident.count > limit else { return }
         // Down to 7/8 of the target, so the sort is paid once per many loads.
         let keep = limit - limit / 8
-        let candidates = resident.values.filter { $0.status == .saved }.sorted { $0.serial < $1.serial }
+        let candidates = resident.objects.filter { $0.status == .saved }.sorted { $0.serial < $1.serial }
         for object in candidates.prefix(resident.count - keep) { ghostify(object) }
     }
 
@@ -405,7 +405,7 @@ public final class Connection {
         }
         object.status = .saved
         object.serial = serial
-        if !released { resident[oid] = object }
+        if !released { resident.insert(object) }
         loadCount += 1
     }
 
@@ -439,7 +439,7 @@ public final class Connection {
         guard object.oid != nil else { return }
         object.clearState()
         object.status = .ghost
-        if let oid = object.oid { resident[oid] = nil }
+        resident.remove(object)
     }
 
     /// Applies what others committed (and garbage collected): cached copies become ghosts.

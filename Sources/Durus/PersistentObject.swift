@@ -40,6 +40,8 @@ open class PersistentObject: Codable {
     @usableFromInline @exclusivity(unchecked) final var _status: Status = .unsaved
     /// The transaction serial of the connection when the object was last accessed.
     @usableFromInline @exclusivity(unchecked) final var serial = 0
+    /// Where the connection's cache holds it (see `ResidentObjects`); -1 when it does not.
+    @exclusivity(unchecked) final var residentIndex = -1
 
     /// A new object, unsaved and unattached to any connection.
     public init() {}

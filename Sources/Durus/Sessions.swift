@@ -23,16 +23,23 @@ public final class SessionHub: Sendable {
     /// The storage all sessions share.
     public let storage: any Storage
 
-    private struct Session {
+    /// A class, so that looking one up under the lock (twice for every
+    /// load) copies no sets. Only touched with `state` locked.
+    private final class Session {
         var pending: Set<OID> = []
         var reserved: Set<OID> = []
         var limit: Int?
-        var onDrop: (@Sendable (String) -> Void)?
+        let onDrop: (@Sendable (String) -> Void)?
         var dropped: String?
+
+        init(limit: Int?, onDrop: (@Sendable (String) -> Void)?) {
+            self.limit = limit
+            self.onDrop = onDrop
+        }
 
         /// Adds what another session committed; the reason it is dropped
         /// when that takes it over its limit.
-        mutating func add(_ oids: [OID]) -> String? {
+        func add(_ oids: [OID]) -> String? {
             guard dropped == nil else { return nil }
             pending.formUnion(oids)
             guard let limit, pending.count > limit else { return nil }
@@ -109,11 +116,9 @@ public final class SessionHub: Sendable {
 
     func checkFresh(_ id: Int, _ oid: OID) throws {
         let stale = try state.withLock { state throws(DurusError) in
-            guard state.sessions[id]?.dropped == nil, let pending = state.sessions[id]?.pending else {
-                _ = try live(&state, id)
-                return false
-            }
-            return pending.contains(oid) || (state.inFlightSession != id && state.inFlight.contains(oid))
+            let session = try live(&state, id)
+            return (!session.pending.isEmpty && session.pending.contains(oid))
+                || (!state.inFlight.isEmpty && state.inFlightSession != id && state.inFlight.contains(oid))
         }
         if stale { throw ConflictError(.read, oids: [oid]) }
     }
@@ -146,7 +151,7 @@ public final class SessionHub: Sendable {
     private func takePending(_ id: Int) throws -> [OID] {
         try state.withLock { state throws(DurusError) in
             let session = try live(&state, id)
-            state.sessions[id]?.pending = []
+            defer { session.pending = [] }
             return Array(session.pending)
         }
     }
