@@ -55,8 +55,6 @@ public final class Database: Sendable {
         hub = SessionHub(storage: storage)
         self.configuration = configuration
         PersistentTypes.register([root] + types)
-        let pooled = openPooled()
-        let connection = pooled.connection
         do {
             _ = try storage.load(.root)
         } catch DurusError.keyNotFound {
@@ -64,10 +62,14 @@ public final class Database: Sendable {
             guard oid == .root else {
                 throw DurusError.corruptStore(path: "\(storage)", reason: "the store has no root but handed out \(oid) first")
             }
+            // Closed, not parked: a parked session hears of every OID others
+            // commit, a cost that a program using only `open()` never asked for.
+            let session = hub.openSession()
+            defer { try? session.close() }
+            let connection = Connection(storage: session, configuration: configuration)
             connection.adopt(Root(), as: .root)
             try connection.commit()
         }
-        recycle(pooled)
     }
 
     /// A new connection, Durus style: long-lived, with its own cache.

@@ -38,6 +38,17 @@ final class PoolRoot: Persistent<PoolRoot.State> {
         #expect(db.hub.sessionCount == 3, "the writer, `other` and the fresh parked session: the dropped one is closed")
     }
 
+    /// The pool starts empty, even when the database had to create the root:
+    /// a program that only ever calls `open()` has no parked session that
+    /// hears of every commit. The first transaction reads the root as stored.
+    @Test func theRootIsCreatedWithoutParkingAConnection() throws {
+        let db = try Database(storage: MemoryStorage(), root: PoolRoot.self)
+        #expect(db.hub.sessionCount == 0)
+        #expect(db.parkedPending == [])
+        #expect(try db.transaction { conn in try conn.root(PoolRoot.self).state.name } == "first")
+        #expect(db.parkedPending == [0])
+    }
+
     /// A connection taken from the pool has no limit: a transaction that
     /// runs while others commit more than the parked limit is not dropped.
     @Test func aConnectionInUseHasNoLimit() throws {
