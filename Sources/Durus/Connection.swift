@@ -72,7 +72,10 @@ public final class Connection {
     ///   New objects of a failed commit are detached again and can be reused.
     ///   ``DurusError/commitNotDurable(reason:)`` is the one error after which
     ///   the commit stands: stored and visible to others, with its new objects
-    ///   saved, but not confirmed on the disk.
+    ///   saved, but not confirmed on the disk. (Over ``ClientStorage``, a
+    ///   server that applied a commit but could not flush it drops the
+    ///   client: the connection then sees a network error, and that commit
+    ///   is in doubt, as after a crash.)
     public func commit() throws { try core.commit() }
 
     /// Drops this transaction's changes (changed objects become ghosts; new

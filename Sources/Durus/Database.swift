@@ -68,7 +68,11 @@ public final class Database: Sendable {
             defer { try? session.close() }
             let connection = Connection(storage: session, configuration: configuration)
             connection.adopt(Root(), as: .root)
-            try connection.commit()
+            do {
+                try connection.commit()
+            } catch DurusError.commitNotDurable {
+                // The root is stored, as after any commit; the disk's trouble shows at the next one.
+            }
         }
     }
 
@@ -106,7 +110,9 @@ public final class Database: Sendable {
     /// caches) are reused between calls.
     ///
     /// - Throws: the last ``ConflictError`` when every try conflicted; any
-    ///   other error at once (the transaction is aborted).
+    ///   other error at once (the transaction is aborted). After
+    ///   ``DurusError/commitNotDurable(reason:)`` the transaction is
+    ///   committed (only its result is lost): do not run it again.
     /// The result is `Sendable`: persistent objects must not leave the
     /// transaction, whose connection goes back to a pool other threads use.
     public func transaction<T: Sendable>(retries: Int = 3, _ body: (Connection) throws -> T) throws -> T {

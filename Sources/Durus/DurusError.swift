@@ -40,8 +40,8 @@ public enum DurusError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A commit was stored, and other connections may already see it, but
     /// the storage could not confirm that it reached the disk (its log flush
     /// failed: a full disk, an I/O error, the storage closed meanwhile). The
-    /// connection counts it as committed; only a crash before the data
-    /// reaches the disk could still lose it.
+    /// connection counts it as committed. A crash, or closing the store
+    /// before a later commit's flush succeeds, could still lose it.
     case commitNotDurable(reason: String)
     /// The storage was opened read-only and was asked to change.
     case readOnly

@@ -24,20 +24,27 @@ final class IdentityMap {
 
     init() {
         let capacity = 64
-        slots = .allocate(capacity: capacity)
-        slots.initialize(repeating: Slot(key: 0, object: nil), count: capacity)
+        slots = Self.allocate(capacity)
         mask = capacity - 1
         shift = UInt64(64 - capacity.trailingZeroBitCount)
     }
 
     deinit {
-        slots.deallocate()
+        UnsafeMutableRawPointer(slots).deallocate()
     }
 
     /// Runs of 8 consecutive OIDs share one spread-out home run of 8 slots
     /// (two cache lines), so the ghosts of a decoded state, whose references
     /// are mostly consecutive OIDs, fill the table a few lines at a time
     /// rather than a line each; larger strides still spread evenly.
+    /// Empty slots on a 64-byte boundary, so a run of 8 is two cache lines.
+    private static func allocate(_ capacity: Int) -> UnsafeMutablePointer<Slot> {
+        let slots = UnsafeMutableRawPointer.allocate(byteCount: capacity * MemoryLayout<Slot>.stride, alignment: 64)
+            .bindMemory(to: Slot.self, capacity: capacity)
+        slots.initialize(repeating: Slot(key: 0, object: nil), count: capacity)
+        return slots
+    }
+
     @inline(__always) private func home(_ key: UInt64) -> Int {
         let run = ((key >> 3) &* 0x9E37_79B9_7F4A_7C15) >> (shift + 3)
         return Int(truncatingIfNeeded: run << 3 | key & 7)
@@ -127,13 +134,12 @@ final class IdentityMap {
         let oldSlots = slots
         let oldCapacity = mask + 1
         let capacity = oldCapacity * 2
-        slots = .allocate(capacity: capacity)
-        slots.initialize(repeating: Slot(key: 0, object: nil), count: capacity)
+        slots = Self.allocate(capacity)
         mask = capacity - 1
         shift = UInt64(64 - capacity.trailingZeroBitCount)
         for index in 0 ..< oldCapacity where oldSlots[index].object != nil {
             slots[find(oldSlots[index].key)] = oldSlots[index]
         }
-        oldSlots.deallocate()
+        UnsafeMutableRawPointer(oldSlots).deallocate()
     }
 }

@@ -148,6 +148,11 @@ public final class SessionHub: Sendable {
         addPending(collected, except: nil)
     }
 
+    private func restorePending(_ id: Int, _ oids: [OID]) {
+        guard !oids.isEmpty else { return }
+        state.withLock { state in state.sessions[id]?.pending.formUnion(oids) }
+    }
+
     private func takePending(_ id: Int) throws -> [OID] {
         try state.withLock { state throws(DurusError) in
             let session = try live(&state, id)
@@ -175,7 +180,16 @@ public final class SessionHub: Sendable {
             defer { exchange.release() }
             try absorbStorageInvalidations()
             let mine = try takePending(id)
-            flush = try apply(id, records, awaitingFlush: true) { remote in try handleInvalidations(mine + remote) }
+            do {
+                flush = try apply(id, records, awaitingFlush: true) { remote in try handleInvalidations(mine + remote) }
+            } catch DurusError.commitNotDurable(let reason) {
+                throw DurusError.commitNotDurable(reason: reason)
+            } catch {
+                // Refused, perhaps before the connection saw these: kept for
+                // its next sync (hearing of one twice only ghosts it again).
+                restorePending(id, mine)
+                throw error
+            }
         }
         do {
             try flush?()
@@ -226,10 +240,17 @@ public final class SessionHub: Sendable {
             try handleInvalidations(remote)
         }
         var flush: (@Sendable () throws -> Void)?
-        if awaitingFlush {
-            flush = try storage.commitAwaitingFlush(records, handleInvalidations: reportRemote)
-        } else {
-            try storage.commit(records, handleInvalidations: reportRemote)
+        // A storage that is itself a session of a hub may report a commit
+        // that stands but is not known durable: told to the others all the same.
+        var inDoubt: DurusError?
+        do {
+            if awaitingFlush {
+                flush = try storage.commitAwaitingFlush(records, handleInvalidations: reportRemote)
+            } else {
+                try storage.commit(records, handleInvalidations: reportRemote)
+            }
+        } catch DurusError.commitNotDurable(let reason) {
+            inDoubt = .commitNotDurable(reason: reason)
         }
         addPending(oids, except: id)
         state.withLock { state in
@@ -242,6 +263,7 @@ public final class SessionHub: Sendable {
         // invalidations now must not make it look failed (the next sync
         // reads them).
         try? absorbStorageInvalidations()
+        if let inDoubt { throw inDoubt }
         return flush
     }
 
@@ -249,11 +271,7 @@ public final class SessionHub: Sendable {
         guard !oids.isEmpty else { return }
         let drops = state.withLock { state in
             var drops: [(@Sendable (String) -> Void, String)] = []
-            // The keys copied out first: iterating the dictionary's own keys
-            // kept a second reference to its storage, so every change below
-            // copied it, and with it every other session's pending set (an
-            // idle session's grows with each commit: quadratic in commits).
-            for other in Array(state.sessions.keys) where other != id {
+            for other in state.sessions.keys where other != id {
                 if let reason = state.sessions[other]!.add(oids), let onDrop = state.sessions[other]!.onDrop {
                     drops.append((onDrop, reason))
                 }
@@ -319,6 +337,10 @@ public final class SessionStorage: Storage {
     /// A fresh OID, reserved for this session until it commits a record under it.
     public func newOID() throws -> OID { try hub.reserveOID(id) }
 
+    /// Commits through the hub (see ``Storage/commit(_:handleInvalidations:)``);
+    /// with a storage that waits for the disk, the wait comes after the
+    /// exchange is released, and a wait that fails throws
+    /// ``DurusError/commitNotDurable(reason:)`` for a commit that stands.
     public func commit(_ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws {
         try hub.commit(id, records, handleInvalidations: handleInvalidations)
     }

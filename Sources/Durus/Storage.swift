@@ -41,7 +41,10 @@ public protocol Storage: AnyObject, Sendable {
     /// - Throws: ``DurusError/oidNotAllocated(_:)`` for a record whose OID was
     ///   never handed out; a ``ConflictError`` of kind `write` when a record
     ///   references an OID that no longer exists and is not in `records`.
-    ///   Nothing is written when it throws.
+    ///   Nothing is written when it throws, except with
+    ///   ``DurusError/commitNotDurable(reason:)``: written, and visible, but
+    ///   not confirmed on the disk (a ``SessionStorage`` over a storage whose
+    ///   flush failed).
     func commit(_ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws
 
     /// Commits as ``commit(_:handleInvalidations:)`` does, except that a

@@ -44,9 +44,21 @@ extension BerkeleyDBStorage {
                 try Engine.check(durus_env_recover_backup(directory), "recover the backup in \(directory)")
             } catch {
                 try? files.removeItem(atPath: directory)
-                throw outOfSpace(error, at: directory)
+                throw Self.backupFailure(error, directory)
             }
         }
+    }
+
+    /// A failed copy or recovery: a full disk is ``Durus/DurusError/diskFull(path:message:)``
+    /// naming the backup. Berkeley DB's copy returns EPERM for any failed
+    /// write and says why only in its diagnostic (its own, since the copy
+    /// runs on this thread), ending with the write's strerror.
+    static func backupFailure(_ error: any Error, _ directory: String) -> any Error {
+        if let engine = error as? BerkeleyDBError, engine.code == EPERM,
+           [ENOSPC, EDQUOT].contains(where: { engine.message.hasSuffix(String(cString: strerror($0)) + ")") }) {
+            return DurusError.diskFull(path: directory, message: "\(engine.operation): \(engine.message)")
+        }
+        return outOfSpace(error, at: directory)
     }
 
     /// Foundation's error for a directory it could not make, as a `DurusError`.

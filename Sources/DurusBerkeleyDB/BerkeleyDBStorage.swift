@@ -380,7 +380,8 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         if code == 0 && !configuration.readOnly { _ = durus_env_remove(path) }
         if lockFile >= 0 { Foundation.close(lockFile) }
         // On a full disk the cache cannot be written out: the handle is closed
-        // all the same, and the next open recovers every commit from the log.
+        // all the same, and the next open recovers every commit the log holds
+        // (not one reported `commitNotDurable` whose log never reached the disk).
         try checkSpace(code, "close the environment")
     }
 
@@ -655,11 +656,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     }
 
     static func outOfSpace(_ error: any Error, at place: String) -> any Error {
-        guard let engine = error as? BerkeleyDBError else { return error }
-        // A hot backup's copy returns EPERM for any failed write; only its
-        // diagnostic, which ends with strerror of the write, says why.
-        let full = [ENOSPC, EDQUOT].contains { engine.code == $0 || engine.message.hasSuffix(String(cString: strerror($0)) + ")") }
-        guard full else { return error }
+        guard let engine = error as? BerkeleyDBError, engine.code == ENOSPC || engine.code == EDQUOT else { return error }
         return DurusError.diskFull(path: place, message: "\(engine.operation): \(engine.message)")
     }
 

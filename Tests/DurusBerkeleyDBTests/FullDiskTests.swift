@@ -113,6 +113,7 @@ struct FullDiskTests {
         }
         var stored: [String: Int] = [:]
         var outcomes = (committed: 0, refused: 0, notDurable: 0)
+        var lastRefused: Account?
         do {
             let storage = try openStore(path, configure)
             let database = try Database(storage: storage, root: Bank.self, types: [Account.self])
@@ -129,6 +130,7 @@ struct FullDiskTests {
                 } catch DurusError.diskFull {
                     outcomes.refused += 1
                     #expect(account.oid == nil, "a refused commit's new object is detached")
+                    lastRefused = account
                     connection.abort()
                     return
                 } catch DurusError.commitNotDurable(let reason) {
@@ -151,6 +153,13 @@ struct FullDiskTests {
             connection.abort()
             for round in 320 ..< 330 { try attempt(round) }
             #expect(outcomes.committed >= 30, "\(outcomes)")
+            // A refused commit's new object, linked again, is stored like any new one.
+            let reused = try #require(lastRefused)
+            reused.owner = "reused"
+            try connection.root(Bank.self).accounts["reused"] = reused
+            try connection.commit()
+            #expect(reused.oid != nil)
+            stored["reused"] = reused.balance
             try storage.close()
         }
         let reopened = try openStore(path, configure)

@@ -45,7 +45,10 @@ final class PoolRoot: Persistent<PoolRoot.State> {
         let db = try Database(storage: MemoryStorage(), root: PoolRoot.self)
         #expect(db.hub.sessionCount == 0)
         #expect(db.parkedPending == [])
-        #expect(try db.transaction { conn in try conn.root(PoolRoot.self).state.name } == "first")
+        let other = try db.open()
+        try other.root(PoolRoot.self).state.name = "stored"
+        try other.commit()
+        #expect(try db.transaction { conn in try conn.root(PoolRoot.self).state.name } == "stored")
         #expect(db.parkedPending == [0])
     }
 
