@@ -108,13 +108,15 @@ final class Node {
         }
     }
 
-    var kind = Kind.value
-    var scalar = StateValue.null
-    var entries: [Entry] = []
+    // Exempt from run-time exclusivity checks (a tenth of encoding's time):
+    // only the state encoder touches a node, never in overlapping accesses.
+    @exclusivity(unchecked) var kind = Kind.value
+    @exclusivity(unchecked) var scalar = StateValue.null
+    @exclusivity(unchecked) var entries: [Entry] = []
     /// Keys of a keyed node, parallel to `entries` (a repeated key: the last wins when read).
-    var keys: [String] = []
+    @exclusivity(unchecked) var keys: [String] = []
     /// The binary form of a raw node.
-    var raw: [UInt8] = []
+    @exclusivity(unchecked) var raw: [UInt8] = []
 
     var value: StateValue {
         switch kind {

@@ -61,8 +61,9 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     let collected = Mutex<[OID]>([])
     private let collectionError = Mutex<CollectionFailure?>(nil)
     private let lockFile: Int32
-    /// A buffer for reading old records during a commit; used only under `writer`.
-    private var scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 8)
+    /// A buffer for reading old records during a commit; used only under
+    /// `writer`, so exempt from the run-time exclusivity checks.
+    @exclusivity(unchecked) private var scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 8)
     private var checkpointer: Checkpointer?
     private var backgroundCollector: BackgroundCollector?
     /// While the cycle collector marks: every OID a commit stores or
