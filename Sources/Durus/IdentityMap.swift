@@ -33,10 +33,6 @@ final class IdentityMap {
         UnsafeMutableRawPointer(slots).deallocate()
     }
 
-    /// Runs of 8 consecutive OIDs share one spread-out home run of 8 slots
-    /// (two cache lines), so the ghosts of a decoded state, whose references
-    /// are mostly consecutive OIDs, fill the table a few lines at a time
-    /// rather than a line each; larger strides still spread evenly.
     /// Empty slots on a 64-byte boundary, so a run of 8 is two cache lines.
     private static func allocate(_ capacity: Int) -> UnsafeMutablePointer<Slot> {
         let slots = UnsafeMutableRawPointer.allocate(byteCount: capacity * MemoryLayout<Slot>.stride, alignment: 64)
@@ -45,6 +41,10 @@ final class IdentityMap {
         return slots
     }
 
+    /// Runs of 8 consecutive OIDs share one spread-out home run of 8 slots
+    /// (two cache lines), so the ghosts of a decoded state, whose references
+    /// are mostly consecutive OIDs, fill the table a few lines at a time
+    /// rather than a line each; larger strides still spread evenly.
     @inline(__always) private func home(_ key: UInt64) -> Int {
         let run = ((key >> 3) &* 0x9E37_79B9_7F4A_7C15) >> (shift + 3)
         return Int(truncatingIfNeeded: run << 3 | key & 7)

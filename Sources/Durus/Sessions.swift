@@ -180,14 +180,15 @@ public final class SessionHub: Sendable {
             defer { exchange.release() }
             try absorbStorageInvalidations()
             let mine = try takePending(id)
+            var delivered = false
             do {
-                flush = try apply(id, records, awaitingFlush: true) { remote in try handleInvalidations(mine + remote) }
-            } catch DurusError.commitNotDurable(let reason) {
-                throw DurusError.commitNotDurable(reason: reason)
+                flush = try apply(id, records, awaitingFlush: true) { remote in
+                    delivered = true
+                    try handleInvalidations(mine + remote)
+                }
             } catch {
-                // Refused, perhaps before the connection saw these: kept for
-                // its next sync (hearing of one twice only ghosts it again).
-                restorePending(id, mine)
+                // Refused before the connection heard of these: kept for its next sync.
+                if !delivered { restorePending(id, mine) }
                 throw error
             }
         }
