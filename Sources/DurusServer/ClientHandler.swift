@@ -288,7 +288,7 @@ final class ClientHandler: ChannelInboundHandler {
             do {
                 try flush()
             } catch {
-                throw UnflushedCommit(underlying: error)
+                throw DurusError.commitNotDurable(reason: "\(error)")
             }
         }.whenComplete { result in
             let (handler, context) = bound.value
@@ -307,10 +307,10 @@ final class ClientHandler: ChannelInboundHandler {
         case .failure(let conflict as ConflictError):
             logger.info("conflict", metadata: ["objects": "\(objects)", "oids": "\(conflict.oids.prefix(5).map(\.rawValue))"])
             output.writeInteger(WireProtocol.Status.invalid.rawValue)
-        case .failure(let error as UnflushedCommit):
+        case .failure(DurusError.commitNotDurable(let reason)):
             // Applied and visible, but not known to be on the disk: the client
             // must not be told it committed, and there is no status for that.
-            drop(context, "commit applied but its log flush failed: \(error.underlying)", level: .error)
+            drop(context, "commit applied but its log flush failed: \(reason)", level: .error)
             return
         case .failure(let error):
             drop(context, "commit refused: \(error)")
@@ -379,9 +379,4 @@ extension Duration {
         let (seconds, attoseconds) = components
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
-}
-
-/// A commit was applied but the wait for the disk failed.
-private struct UnflushedCommit: Error {
-    var underlying: any Error
 }

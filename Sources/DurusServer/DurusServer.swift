@@ -20,11 +20,11 @@ import Synchronization
 /// share the store with in-process ``Connection``s). Loads from different
 /// clients are answered in parallel, on ``ServerConfiguration/eventLoopThreads``
 /// threads, and never wait for a commit; commits are applied one at a time
-/// on threads of their own, and on a store that flushes each commit to disk the fsyncs of
-/// commits from different clients are shared (group commit); packs run in
-/// the background. A client that
-/// breaks the protocol, stalls mid-request, or falls too far behind is
-/// dropped alone, with the reason logged.
+/// on threads of their own (on a store that flushes each commit to disk,
+/// commits from different clients share their fsyncs: group commit); packs
+/// run in the background. A client that breaks the protocol, stalls
+/// mid-request, or falls too far behind is dropped alone, with the reason
+/// logged.
 public final class DurusServer: Sendable {
     /// The sessions the server's clients use.
     public let hub: SessionHub
