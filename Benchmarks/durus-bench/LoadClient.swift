@@ -114,34 +114,39 @@ private func sendAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) -> Bool {
 
 // MARK: Echo
 
-/// The physical limit of one synchronous client: a thread that answers each
-/// byte it reads with `replySize` bytes, and one client doing that round trip
-/// in a loop until `deadline`. Returns round trips per second.
-func echoRate(replySize: Int, until deadline: ContinuousClock.Instant) throws -> Double {
+/// The physical limit of synchronous clients on this machine: `clients`
+/// threads, each sending one byte and reading `replySize` bytes back in a
+/// loop until `deadline`, answered by a thread per connection that does
+/// nothing else. No server can answer such clients faster over loopback TCP.
+/// Returns round trips per second, all clients together.
+func echoRate(replySize: Int, clients: Int = 1, until deadline: ContinuousClock.Instant) throws -> Double {
     let (listener, port) = try listenOnLoopback()
     defer { close(listener) }
-    let server = Thread {
-        let fd = accept(listener, nil, nil)
-        guard fd >= 0 else { return }
-        setNoDelay(fd)
-        let request = UnsafeMutableRawBufferPointer.allocate(byteCount: 1, alignment: 1)
-        let reply = UnsafeMutableRawBufferPointer.allocate(byteCount: replySize, alignment: 1)
-        reply.initializeMemory(as: UInt8.self, repeating: 0x4F)
-        while receiveAll(fd, request), sendAll(fd, UnsafeRawBufferPointer(reply)) {}
-        request.deallocate()
-        reply.deallocate()
-        close(fd)
+    for _ in 0 ..< clients {
+        Thread {
+            let fd = accept(listener, nil, nil)
+            guard fd >= 0 else { return }
+            setNoDelay(fd)
+            let request = UnsafeMutableRawBufferPointer.allocate(byteCount: 1, alignment: 1)
+            let reply = UnsafeMutableRawBufferPointer.allocate(byteCount: replySize, alignment: 1)
+            reply.initializeMemory(as: UInt8.self, repeating: 0x4F)
+            while receiveAll(fd, request), sendAll(fd, UnsafeRawBufferPointer(reply)) {}
+            request.deallocate()
+            reply.deallocate()
+            close(fd)
+        }.start()
     }
-    server.start()
-    guard let fd = connectToLoopback(port: port) else { throw BenchError(description: "cannot reach the echo thread") }
-    defer { close(fd) }
-    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: replySize, alignment: 1)
-    defer { buffer.deallocate() }
     let start = ContinuousClock.now
-    let count = try repeatUntil(deadline) {
-        guard sendAll(fd, UnsafeRawBufferPointer(rebasing: buffer[0 ..< 1])), receiveAll(fd, buffer) else {
-            throw BenchError(description: "the echo thread stopped answering")
+    let counts = try onThreads(clients) { _ in
+        guard let fd = connectToLoopback(port: port) else { throw BenchError(description: "cannot reach the echo thread") }
+        defer { close(fd) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: replySize, alignment: 1)
+        defer { buffer.deallocate() }
+        return try repeatUntil(deadline) {
+            guard sendAll(fd, UnsafeRawBufferPointer(rebasing: buffer[0 ..< 1])), receiveAll(fd, buffer) else {
+                throw BenchError(description: "the echo thread stopped answering")
+            }
         }
     }
-    return Double(count) / (ContinuousClock.now - start).seconds
+    return Double(counts.reduce(0, +)) / (ContinuousClock.now - start).seconds
 }

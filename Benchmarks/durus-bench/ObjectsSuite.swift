@@ -78,6 +78,22 @@ func runObjectsSuite(_ arguments: [String]) throws {
     print(String(format: "object loads by OID: %.0f/s; raw record loads of the same store: %.0f/s",
                  ours["cold_get_per_s"] ?? 0, recordRate))
     print(String(format: "ratio cold-object-load-vs-record-load %.3f", (ours["cold_get_per_s"] ?? 0) / recordRate))
+    // Ceilings, measured in the same run with nothing of ours in between: the
+    // records put by a plain libdb loop (one put each, commits of `--batch`),
+    // one-record commits of a plain libdb loop, and warm reads of the same graph of
+    // plain Swift classes. "X-vs-python" is the most any library could reach on
+    // that line as a multiple of Durus 4.3 (the goal is 10).
+    print("ceilings: a plain libdb loop's puts in commits of \(batch) and its 1-record commits (write-no-sync),")
+    print("  and the same graph of plain Swift classes")
+    for (line, key, ceiling, label) in [("create", "create_per_s", "raw_puts_per_s", "raw-libdb-puts"),
+                                         ("rmw-commit", "rmw_commits_per_s", "raw_rmw_per_s", "raw-libdb-1-record-commit"),
+                                         ("warm-read", "warm_reads_per_s", "plain_warm_reads_per_s", "plain-swift-warm-read")] {
+        let limit = ours[ceiling] ?? 0
+        print(String(format: "  %@: ours %.0f/s, %@ %.0f/s, Durus 4.3 %.0f/s", line, ours[key] ?? 0, label, limit,
+                     theirs[key] ?? 0))
+        print(String(format: "ratio %@-vs-%@ %.3f", line, label, (ours[key] ?? 0) / max(limit, 1)))
+        print(String(format: "ratio %@-vs-python-%@ %.3f", label, line, limit / max(theirs[key] ?? 0, 1)))
+    }
 }
 
 /// The Swift side of the objects suite, on a new store at `path`: its rates by name.
@@ -115,10 +131,27 @@ func runSwiftObjects(path: String, objects: Int, batch: Int, rmw: Int, cold: Int
         }
 
         // Raw record loads of the same store, for the cold-load goal.
-        var oids: [OID] = []
-        try storage.forEachRecord { oids.append($0.oid) }
+        var records: [Record] = []
+        try storage.forEachRecord { records.append($0) }
+        let oids = records.map(\.oid)
         ours["record_loads_per_s"] = try rate(cold) { _ in
             _ = try storage.load(oids[Int.random(in: 0 ..< oids.count, using: &random)])
+        }
+
+        // The ceilings of two lines: the same records through a plain libdb
+        // loop, nothing of ours in between (write-no-sync, as ours).
+        let raw = try RawBerkeleyDB(path: path + "-raw", cacheSize: configuration.cacheSize)
+        defer { raw.close() }
+        try raw.setDurability("write-no-sync")
+        ours["raw_puts_per_s"] = try rate(1) { _ in
+            for start in stride(from: 0, to: records.count, by: batch) {
+                try raw.put(Array(records[start ..< min(records.count, start + batch)]))
+            }
+        } * Double(records.count)
+        // A commit of one record, put without reading it first: less than a
+        // read-modify-write commit can do.
+        ours["raw_rmw_per_s"] = try rate(rmw) { _ in
+            try raw.put([records[Int.random(in: 0 ..< records.count, using: &random)]])
         }
 
         let fresh = try database.open()
@@ -150,6 +183,12 @@ func runSwiftObjects(path: String, objects: Int, batch: Int, rmw: Int, cold: Int
         }
         guard fresh.loadCount == strays else { throw DurusError.corruptStore(path: path, reason: "warm reads loaded records") }
 
+        // The warm-read ceiling: the same shapes as plain Swift classes, no persistence.
+        let plain = PlainRoot(objects: objects)
+        ours["plain_warm_reads_per_s"] = rate(warm) { _ in
+            checksum &+= plain.item(Int.random(in: 0 ..< objects, using: &random))?.value ?? 0
+        }
+
         // Resident memory growth per object, loading everything into a third connection.
         let third = try database.open()
         let thirdRoot = try third.root(BenchRoot.self)
@@ -160,6 +199,33 @@ func runSwiftObjects(path: String, objects: Int, batch: Int, rmw: Int, cold: Int
     }
 
     return ours
+}
+
+/// The benchmark's graph as plain Swift classes: what a warm read costs with
+/// no persistence at all.
+final class PlainRoot {
+    final class Item {
+        var name: String
+        var value: Int
+        var tags: [String]
+        init(name: String, value: Int, tags: [String]) {
+            self.name = name
+            self.value = value
+            self.tags = tags
+        }
+    }
+    final class Bucket { var items: [Int: Item] = [:] }
+    var buckets: [Bucket] = []
+
+    init(objects: Int) {
+        for number in 0 ..< objects {
+            if number % 1000 == 0 { buckets.append(Bucket()) }
+            buckets[number / 1000].items[number] = Item(name: "item-\(number)", value: number,
+                                                        tags: ["t\(number % 7)", "u\(number % 11)"])
+        }
+    }
+
+    func item(_ number: Int) -> Item? { buckets[number / 1000].items[number] }
 }
 
 /// Resident set size of this process, from /proc/self/statm.

@@ -53,6 +53,7 @@ func runServerSuite(_ arguments: [String]) throws {
     for round in 1 ... rounds {
         print("round \(round) of \(rounds)")
         keep("echo", try echoRate(replySize: replySize, until: .now + window))
+        keep("echo-16", try echoRate(replySize: replySize, clients: 16, until: .now + window))
         for clients in [1, 4, 16] {
             keep("loads-\(clients)-python", try theirs.loadRate(clients: clients, window: window))
             keep("loads-\(clients)-swift", try swift.loadRate(clients: clients, window: window))
@@ -99,13 +100,22 @@ func runServerSuite(_ arguments: [String]) throws {
                            theirs: percentiles["python"]![1]))
     rows.append(Comparison(name: "loads-1-client-vs-echo", unit: "loads/s", ours: best["loads-1-swift"]!,
                            theirs: best["echo"]!))
+    rows.append(Comparison(name: "loads-16-clients-vs-echo", unit: "loads/s", ours: best["loads-16-swift"]!,
+                           theirs: best["echo-16"]!))
+    // The 16-client goal's ceiling: a server that did no work at all would
+    // answer 16 clients no faster than this echo.
+    rows.append(Comparison(name: "echo-16-clients-vs-python-loads-16", unit: "round trips/s", ours: best["echo-16"]!,
+                           theirs: best["loads-16-python"]!))
     rows.append(Comparison(name: "durable-commits-1-client-vs-embedded", unit: "commits/s",
                            ours: best["commits-1-full"]!, theirs: best["embedded"]!))
 
     print("")
     print("theirs: Python Durus 4.3 `durus -s` on a FileStorage (logging level 30, so neither server logs each commit),")
     print("  except loads-1-client-vs-echo (a loopback thread answering each byte with \(replySize) bytes, one")
-    print("  synchronous client) and durable-commits-1-client-vs-embedded (BerkeleyDBStorage, durability full, no server).")
+    print("  synchronous client), loads-16-clients-vs-echo (16 such clients, a thread answering each; and")
+    print("  echo-16-clients-vs-python-loads-16 sets that echo against the Python server's 16-client loads: the")
+    print("  most any server could reach on this machine for the 16-client goal), and")
+    print("  durable-commits-1-client-vs-embedded (BerkeleyDBStorage, durability full, no server).")
     print("note: FileStorage never fsyncs on commit, so the write-no-sync rows are the like-for-like commit comparison;")
     print("  full (fsync per commit) and none (log kept in memory) are set against the same Python figures.")
     print("note: loads and latency are measured on the write-no-sync server; latency rows are ours ÷ theirs in µs,")
