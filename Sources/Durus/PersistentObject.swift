@@ -22,8 +22,6 @@ open class PersistentObject: Codable {
         case ghost
     }
 
-    /// The object's OID: nil until the commit that first stores it.
-    public internal(set) final var oid: OID?
     /// The connection this object belongs to, once committed or loaded.
     public final var connection: Connection? { core?.handle }
     // The bookkeeping below is read or written at every property access, and
@@ -37,11 +35,17 @@ open class PersistentObject: Codable {
         get { _status }
         set { _status = newValue }
     }
-    @usableFromInline @exclusivity(unchecked) final var _status: Status = .unsaved
     /// The transaction serial of the connection when the object was last accessed.
     @usableFromInline @exclusivity(unchecked) final var serial = 0
     /// Where the connection's cache holds it (see `ResidentObjects`); -1 when it does not.
     @exclusivity(unchecked) final var residentIndex = -1
+    // Stored properties are laid out in this order (the OID keeps its run-time
+    // checks, being written outside the accessors too): the OID's one-byte tag
+    // and the status share a word, so a subclass's state starts 8 bytes
+    // sooner (at byte 56 of the object, nearer its header's cache line).
+    /// The object's OID: nil until the commit that first stores it.
+    public internal(set) final var oid: OID?
+    @usableFromInline @exclusivity(unchecked) final var _status: Status = .unsaved
 
     /// A new object, unsaved and unattached to any connection.
     public init() {}
