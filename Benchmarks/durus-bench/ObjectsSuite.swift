@@ -92,7 +92,9 @@ func runObjectsSuite(_ arguments: [String]) throws {
         let limit = ours[ceiling] ?? 0
         print(String(format: "  %@: ours %.0f/s, %@ %.0f/s, Durus 4.3 %.0f/s", line, ours[key] ?? 0, label, limit,
                      theirs[key] ?? 0))
-        print(String(format: "ceiling %@ %.3f× Durus 4.3 (%@)", line, limit / max(theirs[key] ?? 0, 1), label))
+        if let python = theirs[key], python > 0 {
+            print(String(format: "ceiling %@ %.3f× Durus 4.3 (%@)", line, limit / python, label))
+        }
     }
     for (line, key, ceiling, label) in ceilings {
         print(String(format: "ratio %@-vs-%@ %.3f", line, label, (ours[key] ?? 0) / max(ours[ceiling] ?? 0, 1)))
