@@ -80,13 +80,13 @@ func runObjectsSuite(_ arguments: [String]) throws {
     print(String(format: "ratio cold-object-load-vs-record-load %.3f", (ours["cold_get_per_s"] ?? 0) / recordRate))
     // Ceilings, measured in the same run with nothing of ours in between: the
     // records put by a plain libdb loop (one put each, commits of `--batch`),
-    // one-record commits of a plain libdb loop, and warm reads of the same graph of
-    // plain Swift classes. A "ceiling" line is the most any library could reach
+    // one-record commits of a plain libdb loop, and warm reads of the same
+    // graph of plain Swift classes. A "ceiling" line is the most any library could reach
     // on that line as a multiple of Durus 4.3 (the goal is 10).
     print("ceilings: a plain libdb loop's puts in commits of \(batch) and its 1-record commits (write-no-sync),")
     print("  and the same graph of plain Swift classes")
     let ceilings = [("create", "create_per_s", "raw_puts_per_s", "raw-libdb-puts"),
-                    ("rmw-commit", "rmw_commits_per_s", "raw_rmw_per_s", "raw-libdb-1-record-commit"),
+                    ("rmw-commit", "rmw_commits_per_s", "raw_commits_per_s", "raw-libdb-1-record-commit"),
                     ("warm-read", "warm_reads_per_s", "plain_warm_reads_per_s", "plain-swift-warm-read")]
     for (line, key, ceiling, label) in ceilings {
         let limit = ours[ceiling] ?? 0
@@ -155,7 +155,7 @@ func runSwiftObjects(path: String, objects: Int, batch: Int, rmw: Int, cold: Int
         } * Double(records.count)
         // A commit of one record, put without reading it first: less than a
         // read-modify-write commit can do.
-        ours["raw_rmw_per_s"] = try rate(rmw) { _ in
+        ours["raw_commits_per_s"] = try rate(rmw) { _ in
             try raw.put([records[Int.random(in: 0 ..< records.count, using: &random)]])
         }
 

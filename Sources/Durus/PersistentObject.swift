@@ -39,10 +39,9 @@ open class PersistentObject: Codable {
     @usableFromInline @exclusivity(unchecked) final var serial = 0
     /// Where the connection's cache holds it (see `ResidentObjects`); -1 when it does not.
     @exclusivity(unchecked) final var residentIndex = -1
-    // Stored properties are laid out in this order (the OID keeps its run-time
-    // checks, being written outside the accessors too): the OID's one-byte tag
-    // and the status share a word, so a subclass's state starts 8 bytes
-    // sooner (at byte 56 of the object, nearer its header's cache line).
+    // Stored properties are laid out in declaration order: with the OID and
+    // the status last, the OID's one-byte optional tag and the status share
+    // a word, so a subclass's state starts at byte 56 of the object, not 64.
     /// The object's OID: nil until the commit that first stores it.
     public internal(set) final var oid: OID?
     @usableFromInline @exclusivity(unchecked) final var _status: Status = .unsaved
