@@ -4,11 +4,10 @@
 ///
 /// An open-addressing table with linear probing and a multiplicative hash
 /// of each run of 8 consecutive OIDs: OIDs are handed out in sequence, so
-/// the runs spread evenly under it, and a
-/// lookup costs a multiply instead of the SipHash that `Dictionary` pays (a
-/// cold load makes a ghost, and so an insertion, for every reference of
-/// every state it decodes; this table was a fifth of that time as a
-/// `Dictionary`). Removal shifts the entries after it back, so no tombstones
+/// the runs spread evenly under it, and a lookup costs a multiply instead
+/// of the SipHash that `Dictionary` pays (a cold load makes a ghost, and so
+/// an insertion, for every reference of every state it decodes; this table
+/// was a fifth of that time as a `Dictionary`). Removal shifts the entries after it back, so no tombstones
 /// build up as objects come and go.
 final class IdentityMap {
     private struct Slot {

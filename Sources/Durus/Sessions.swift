@@ -192,11 +192,7 @@ public final class SessionHub: Sendable {
                 throw error
             }
         }
-        do {
-            try flush?()
-        } catch {
-            throw DurusError.commitNotDurable(reason: "\(error)")
-        }
+        try flush?()
     }
 
     /// Starts a commit exchange for a client that sends its records later
@@ -246,7 +242,7 @@ public final class SessionHub: Sendable {
         var inDoubt: DurusError?
         do {
             if awaitingFlush {
-                flush = try storage.commitAwaitingFlush(records, handleInvalidations: reportRemote)
+                flush = try storage.commitAwaitingFlush(records, handleInvalidations: reportRemote).map(Self.inDoubtOnFailure)
             } else {
                 try storage.commit(records, handleInvalidations: reportRemote)
             }
@@ -266,6 +262,20 @@ public final class SessionHub: Sendable {
         try? absorbStorageInvalidations()
         if let inDoubt { throw inDoubt }
         return flush
+    }
+
+    /// A storage's wait for the disk after a commit it applied: failing, it
+    /// leaves the commit in doubt, not undone.
+    private static func inDoubtOnFailure(_ wait: @escaping @Sendable () throws -> Void) -> @Sendable () throws -> Void {
+        {
+            do {
+                try wait()
+            } catch DurusError.commitNotDurable(let reason) {
+                throw DurusError.commitNotDurable(reason: reason)
+            } catch {
+                throw DurusError.commitNotDurable(reason: "\(error)")
+            }
+        }
     }
 
     private func addPending(_ oids: [OID], except id: Int?) {
@@ -406,6 +416,8 @@ public final class CommitExchange: Sendable {
     /// exchange is free for the next session
     /// (see ``Storage/commitAwaitingFlush(_:handleInvalidations:)``): the
     /// server reports the commit to its client only once that wait returns.
+    /// A wait that fails throws ``DurusError/commitNotDurable(reason:)``:
+    /// the commit stands, but is not known to be on the disk.
     public func commitAwaitingFlush(_ records: [Record]) throws -> (@Sendable () throws -> Void)? {
         try end(committing: records, awaitingFlush: true)
     }

@@ -284,12 +284,7 @@ final class ClientHandler: ChannelInboundHandler {
         // next client's commit is applied on another pool thread meanwhile,
         // and flushes that overlap share one fsync.
         server.commitPool.runIfActive(eventLoop: context.eventLoop) {
-            guard let flush = try exchange.commitAwaitingFlush(records) else { return }
-            do {
-                try flush()
-            } catch {
-                throw DurusError.commitNotDurable(reason: "\(error)")
-            }
+            try exchange.commitAwaitingFlush(records)?()
         }.whenComplete { result in
             let (handler, context) = bound.value
             handler.committed(context, result, objects: records.count, bytes: data.count)
