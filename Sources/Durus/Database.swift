@@ -1,4 +1,9 @@
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// One store, shared by any number of ``Connection``s, each with the
 /// isolation a client of a Durus server has.
@@ -109,31 +114,88 @@ public final class Database: Sendable {
     /// runs it again, up to `retries` more times. Connections (and their
     /// caches) are reused between calls.
     ///
-    /// - Throws: the last ``ConflictError`` when every try conflicted; any
-    ///   other error at once (the transaction is aborted). After
+    /// A retry never races the commit it lost to: it waits until that commit
+    /// has landed (or failed), so each try that fails has lost to a commit
+    /// that happened, and a committer paused halfway cannot make the others
+    /// spend their retries in a spin. From the third try on, `body` runs
+    /// holding the database's commit exchange: no other connection of this
+    /// database commits until it is done, so its commit cannot lose to them.
+    /// (Commits `body` itself makes on its own thread, through other
+    /// connections or nested transactions, go through; a `body` that waits
+    /// for another thread's commit to this database would wait forever.)
+    /// Over a ``Storage`` shared with other processes (a server's clients),
+    /// their commits can still win; a retry that saw no commit of this
+    /// database land first waits a short, growing, random while.
+    ///
+    /// - Parameters:
+    ///   - retries: how many more times to run `body` after a conflict.
+    ///   - timeLimit: no retry starts after this much time has passed since
+    ///     the call; `nil` for none.
+    /// - Throws: the last ``ConflictError``, with ``ConflictError/giveUp``
+    ///   saying how many tries failed and how many commits landed meanwhile,
+    ///   when every try conflicted or the time limit ran out; any other error
+    ///   at once (the transaction is aborted). After
     ///   ``DurusError/commitNotDurable(reason:)`` the transaction is
     ///   committed (only its result is lost): do not run it again.
     /// The result is `Sendable`: persistent objects must not leave the
     /// transaction, whose connection goes back to a pool other threads use.
-    public func transaction<T: Sendable>(retries: Int = 3, _ body: (Connection) throws -> T) throws -> T {
+    public func transaction<T: Sendable>(retries: Int = 3, timeLimit: Duration? = nil,
+                                         _ body: (Connection) throws -> T) throws -> T {
         let pooled = takePooled()
         let connection = pooled.connection
         defer { recycle(pooled) }
-        var attempt = 0
+        let clock = ContinuousClock()
+        let deadline = timeLimit.map { clock.now + $0 }
+        let landedAtStart = hub.commitsLanded
+        var tries = 0
+        var unseenWins = 0
         while true {
+            tries += 1
+            let landedBefore = hub.commitsLanded
             do {
-                let result = try body(connection)
-                try connection.commit()
-                return result
-            } catch let conflict as ConflictError {
+                guard tries > Self.optimisticTries else {
+                    let result = try body(connection)
+                    try connection.commit()
+                    return result
+                }
+                return try hub.exclusively {
+                    connection.abort()              // whatever landed before the exchange was ours
+                    let result = try body(connection)
+                    try connection.commit()
+                    return result
+                }
+            } catch var conflict as ConflictError {
                 connection.abort()
-                guard attempt < retries else { throw conflict }
-                attempt += 1
+                let timedOut = deadline.map { clock.now >= $0 } ?? false
+                guard tries <= retries, !timedOut else {
+                    conflict.giveUp = .init(tries: tries, commitsLanded: hub.commitsLanded - landedAtStart, timedOut: timedOut)
+                    throw conflict
+                }
+                // Lost to a commit that is being applied: wait until it lands.
+                hub.waitForCommitInFlight()
+                connection.abort()
+                if hub.commitsLanded == landedBefore {
+                    // Lost to a commit made elsewhere (another client of a server).
+                    unseenWins += 1
+                    Self.pause(afterUnseenWins: unseenWins, until: deadline)
+                }
             } catch {
                 connection.abort()
                 throw error
             }
         }
+    }
+
+    /// Tries that run without holding the exchange; later ones hold it.
+    static let optimisticTries = 2
+
+    /// A random pause of up to 100 µs × 2ⁿ⁻¹ (at most 10 ms), cut short by `deadline`.
+    private static func pause(afterUnseenWins n: Int, until deadline: ContinuousClock.Instant?) {
+        let most = min(100 << min(n - 1, 7), 10_000)
+        var wait = Duration.microseconds(Int.random(in: most / 2 ... most))
+        if let deadline { wait = min(wait, max(.zero, deadline - .now)) }
+        let micros = wait.components.attoseconds / 1_000_000_000_000
+        if micros > 0 { usleep(UInt32(micros)) }
     }
 
     private func recycle(_ pooled: IdleConnection) {

@@ -111,13 +111,38 @@ public struct ConflictError: Error, Equatable, Sendable, CustomStringConvertible
     public var kind: Kind
     /// The OIDs involved.
     public var oids: [OID]
+    /// Set when ``Database/transaction(retries:timeLimit:_:)`` gave up: how
+    /// it went until this, its last conflict.
+    public var giveUp: GiveUp?
 
-    public init(_ kind: Kind, oids: [OID]) {
+    /// How a retrying transaction ended in a conflict.
+    public struct GiveUp: Equatable, Sendable {
+        /// How many times the transaction ran, each ending in a conflict.
+        public var tries: Int
+        /// How many commits landed in the database between the first try's
+        /// start and giving up: each retry waited for one, so a transaction
+        /// that gives up lost its every try to a commit that happened.
+        public var commitsLanded: Int
+        /// True when the transaction's time limit ran out before its retries did.
+        public var timedOut: Bool
+
+        public init(tries: Int, commitsLanded: Int, timedOut: Bool) {
+            self.tries = tries
+            self.commitsLanded = commitsLanded
+            self.timedOut = timedOut
+        }
+    }
+
+    public init(_ kind: Kind, oids: [OID], giveUp: GiveUp? = nil) {
         self.kind = kind
         self.oids = oids
+        self.giveUp = giveUp
     }
 
     public var description: String {
-        "\(kind == .read ? "read" : "write") conflict on \(oids.prefix(10).map(\.rawValue))\(oids.count > 10 ? "…" : "")"
+        let conflict = "\(kind == .read ? "read" : "write") conflict on \(oids.prefix(10).map(\.rawValue))\(oids.count > 10 ? "…" : "")"
+        guard let giveUp else { return conflict }
+        let why = giveUp.timedOut ? "its time limit ran out" : "its retries ran out"
+        return "\(giveUp.tries) tries failed (the last: \(conflict)) while \(giveUp.commitsLanded) commits landed; \(why)"
     }
 }

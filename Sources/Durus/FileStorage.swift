@@ -150,6 +150,14 @@ public final class FileStorage: Storage {
         }
     }
 
+    public func newOIDs(count: Int) throws -> [OID] {
+        try state.withLock { state throws(DurusError) in
+            _ = try writableFile(state)
+            defer { state.nextOID += UInt64(count) }
+            return (0 ..< UInt64(count)).map { OID(state.nextOID + $0) }
+        }
+    }
+
     public func commit(_ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws {
         _ = try state.withLock { state throws(DurusError) in try writableFile(state) }
         try handleInvalidations([])

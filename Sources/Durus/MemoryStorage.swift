@@ -38,6 +38,14 @@ public final class MemoryStorage: Storage {
         }
     }
 
+    public func newOIDs(count: Int) throws -> [OID] {
+        try state.withLock { state throws(DurusError) in
+            guard !state.closed else { throw .closed }
+            defer { state.nextOID += UInt64(count) }
+            return (0 ..< UInt64(count)).map { OID(state.nextOID + $0) }
+        }
+    }
+
     public func commit(_ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws {
         try handleInvalidations([])
         try state.withLock { state in

@@ -1,5 +1,10 @@
 import Dispatch
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Many clients over one storage, each with its own view: what the storage
 /// server does for network clients, and ``Database`` for connections in a
@@ -27,7 +32,6 @@ public final class SessionHub: Sendable {
     /// load) copies no sets. Only touched with `state` locked.
     private final class Session {
         var pending: Set<OID> = []
-        var reserved: Set<OID> = []
         var limit: Int?
         let onDrop: (@Sendable (String) -> Void)?
         var dropped: String?
@@ -52,7 +56,7 @@ public final class SessionHub: Sendable {
 
     private struct State {
         var sessions: [Int: Session] = [:]
-        var owners: [OID: Int] = [:]
+        var reservations = OIDReservations()
         var nextID = 0
         /// The OIDs of the commit being written, and its session: stale for
         /// every other session until the write is done and they are pending.
@@ -63,6 +67,8 @@ public final class SessionHub: Sendable {
     private let state = Mutex(State())
     /// Held for a whole commit exchange, so commits never interleave.
     private let exchange = ExchangeQueue()
+    /// The number of commits that stood (applied by the storage).
+    private let landed = Atomic<Int>(0)
 
     public init(storage: any Storage) {
         self.storage = storage
@@ -88,6 +94,35 @@ public final class SessionHub: Sendable {
     /// The number of open sessions.
     public var sessionCount: Int { state.withLock { $0.sessions.count } }
 
+    /// The number of commits applied through this hub since it was made: a
+    /// count that only grows, to tell whether any commit landed between two
+    /// moments.
+    public var commitsLanded: Int { landed.load(ordering: .acquiring) }
+
+    /// Blocks until the commit exchange is free: a commit being applied now
+    /// has landed (or failed) when this returns. Returns at once when the
+    /// calling thread holds the exchange itself (see ``exclusively(_:)``).
+    public func waitForCommitInFlight() {
+        guard !exchange.isHeldByCurrentThread else { return }
+        exchange.acquire()
+        exchange.release()
+    }
+
+    /// Runs `body` holding the commit exchange: no session's commit lands
+    /// meanwhile, except the commits `body` itself makes on this thread
+    /// (those go through without waiting). A transaction that keeps losing
+    /// to others runs so to be sure of its turn.
+    public func exclusively<T>(_ body: () throws -> T) rethrows -> T {
+        if exchange.isHeldByCurrentThread { return try body() }
+        exchange.acquire()
+        exchange.markHeldByCurrentThread(true)
+        defer {
+            exchange.markHeldByCurrentThread(false)
+            exchange.release()
+        }
+        return try body()
+    }
+
     /// Sets the most OIDs session `id` may have pending before it is dropped;
     /// false when it already was dropped (or closed).
     func setInvalidationLimit(_ id: Int, _ limit: Int?) -> Bool {
@@ -103,8 +138,8 @@ public final class SessionHub: Sendable {
 
     func close(_ id: Int) {
         state.withLock { state in
-            guard let session = state.sessions.removeValue(forKey: id) else { return }
-            for oid in session.reserved where state.owners[oid] == id { state.owners[oid] = nil }
+            guard state.sessions.removeValue(forKey: id) != nil else { return }
+            state.reservations.releaseAll(of: id)
         }
     }
 
@@ -133,14 +168,21 @@ public final class SessionHub: Sendable {
     }
 
     func reserveOID(_ id: Int) throws -> OID {
-        let oid = try storage.newOID()
+        try reserveOIDs(id, count: 1)[0]
+    }
+
+    /// `count` fresh OIDs reserved for session `id`, under one lock.
+    func reserveOIDs(_ id: Int, count: Int) throws -> [OID] {
+        let oids = try storage.newOIDs(count: count)
         try state.withLock { state throws(DurusError) in
             _ = try live(&state, id)
-            state.sessions[id]?.reserved.insert(oid)
-            state.owners[oid] = id
+            for oid in oids { state.reservations.reserve(oid, for: id) }
         }
-        return oid
+        return oids
     }
+
+    /// The number of runs of reserved OIDs all sessions hold (for tests).
+    var reservedRunCount: Int { state.withLock { $0.reservations.runCount } }
 
     /// Collects what the storage reports (garbage it collected) into every session.
     private func absorbStorageInvalidations() throws {
@@ -176,20 +218,24 @@ public final class SessionHub: Sendable {
     func commit(_ id: Int, _ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws {
         let flush: (@Sendable () throws -> Void)?
         do {
-            exchange.acquire()
-            defer { exchange.release() }
+            // Inside `exclusively`, this thread holds the exchange already.
+            let nested = exchange.isHeldByCurrentThread
+            if !nested { exchange.acquire() }
+            defer { if !nested { exchange.release() } }
             try absorbStorageInvalidations()
             let mine = try takePending(id)
-            var delivered = false
             do {
-                flush = try apply(id, records, awaitingFlush: true) { remote in
-                    delivered = true
-                    try handleInvalidations(mine + remote)
-                }
+                try checkReservations(id, records)
             } catch {
                 // Refused before the connection heard of these: kept for its next sync.
-                if !delivered { restorePending(id, mine) }
+                restorePending(id, mine)
                 throw error
+            }
+            // Heard before the commit is in flight: a commit the connection
+            // turns down never makes others' loads conflict.
+            try handleInvalidations(mine)
+            flush = try apply(id, records, awaitingFlush: true, reservationsChecked: true) { remote in
+                if !remote.isEmpty { try handleInvalidations(remote) }
             }
         }
         try flush?()
@@ -215,7 +261,7 @@ public final class SessionHub: Sendable {
     /// record takes an OID reserved by another session, commits, and tells
     /// every other session.
     @discardableResult
-    func apply(_ id: Int, _ records: [Record], awaitingFlush: Bool = false,
+    func apply(_ id: Int, _ records: [Record], awaitingFlush: Bool = false, reservationsChecked: Bool = false,
                handleInvalidations: ([OID]) throws -> Void) throws -> (@Sendable () throws -> Void)? {
         let oids = records.map(\.oid)
         // While the records are written, loading one of them is a read
@@ -224,9 +270,7 @@ public final class SessionHub: Sendable {
         // could see a new record never passes for fresh.
         try state.withLock { state throws(DurusError) in
             _ = try live(&state, id)
-            for oid in oids {
-                if let owner = state.owners[oid], owner != id { throw .oidReserved(oid) }
-            }
+            if !reservationsChecked { try Self.checkReservations(id, oids.lazy, in: state) }
             state.inFlight = Set(oids)
             state.inFlightSession = id
         }
@@ -249,12 +293,10 @@ public final class SessionHub: Sendable {
         } catch DurusError.commitNotDurable(let reason) {
             inDoubt = .commitNotDurable(reason: reason)
         }
+        landed.add(1, ordering: .releasing)
         addPending(oids, except: id)
         state.withLock { state in
-            for oid in oids where state.owners[oid] == id {
-                state.owners[oid] = nil
-                state.sessions[id]?.reserved.remove(oid)
-            }
+            for oid in oids { state.reservations.release(oid, by: id) }
         }
         // The commit is applied: a failure to read the storage's
         // invalidations now must not make it look failed (the next sync
@@ -262,6 +304,23 @@ public final class SessionHub: Sendable {
         try? absorbStorageInvalidations()
         if let inDoubt { throw inDoubt }
         return flush
+    }
+
+    /// Throws ``DurusError/oidReserved(_:)`` when a record takes an OID
+    /// another session reserved (or ``DurusError/sessionDropped(_:)``).
+    /// Checked with the exchange held, it holds until the commit: no
+    /// session can reserve an OID that is already in use.
+    private func checkReservations(_ id: Int, _ records: [Record]) throws {
+        try state.withLock { state throws(DurusError) in
+            _ = try live(&state, id)
+            try Self.checkReservations(id, records.lazy.map(\.oid), in: state)
+        }
+    }
+
+    private static func checkReservations(_ id: Int, _ oids: some Sequence<OID>, in state: State) throws(DurusError) {
+        for oid in oids {
+            if let owner = state.reservations.owner(of: oid), owner != id { throw .oidReserved(oid) }
+        }
     }
 
     /// A storage's wait for the disk after a commit it applied: failing, it
@@ -347,6 +406,9 @@ public final class SessionStorage: Storage {
 
     /// A fresh OID, reserved for this session until it commits a record under it.
     public func newOID() throws -> OID { try hub.reserveOID(id) }
+
+    /// `count` fresh OIDs, reserved for this session as ``newOID()`` reserves one.
+    public func newOIDs(count: Int) throws -> [OID] { try hub.reserveOIDs(id, count: count) }
 
     /// Commits through the hub (see ``Storage/commit(_:handleInvalidations:)``);
     /// with a storage that waits for the disk, the wait comes after the
@@ -453,6 +515,17 @@ final class ExchangeQueue: Sendable {
     }
 
     private let state = Mutex(State())
+    /// The thread that holds the slot through ``SessionHub/exclusively(_:)``, if any.
+    private let holder = Mutex<pthread_t?>(nil)
+
+    /// Whether the calling thread holds the slot through ``SessionHub/exclusively(_:)``.
+    var isHeldByCurrentThread: Bool {
+        holder.withLock { holder in holder.map { pthread_equal($0, pthread_self()) != 0 } ?? false }
+    }
+
+    func markHeldByCurrentThread(_ held: Bool) {
+        holder.withLock { $0 = held ? pthread_self() : nil }
+    }
 
     func acquire() {
         let semaphore: DispatchSemaphore? = state.withLock { state in

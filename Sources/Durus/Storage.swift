@@ -31,6 +31,11 @@ public protocol Storage: AnyObject, Sendable {
     /// handed out again, even after a crash. The first one is the root, 0.
     func newOID() throws -> OID
 
+    /// `count` fresh OIDs, as ``newOID()`` hands them out. Engines hand them
+    /// out together, consecutive where they can; the default calls
+    /// ``newOID()`` `count` times.
+    func newOIDs(count: Int) throws -> [OID]
+
     /// Applies `records` as one atomic transaction.
     ///
     /// `handleInvalidations` is called first with the OIDs that other clients
@@ -96,7 +101,6 @@ extension Storage {
         try commit(records, handleInvalidations: { _ in })
     }
 
-    /// `count` fresh OIDs.
     public func newOIDs(count: Int) throws -> [OID] {
         try (0 ..< count).map { _ in try newOID() }
     }

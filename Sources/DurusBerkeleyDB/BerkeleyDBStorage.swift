@@ -229,19 +229,29 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     }
 
     public func newOID() throws -> OID {
+        try newOIDs(count: 1)[0]
+    }
+
+    /// `count` consecutive fresh OIDs, taken under one lock.
+    public func newOIDs(count: Int) throws -> [OID] {
         try reading { () throws in
             try requireWritable()
             return try oids.withLock { allocator in
-                if allocator.next >= allocator.reserved {
-                    let (reserved, overflow) = allocator.next.addingReportingOverflow(Self.oidReservationBlock)
-                    if overflow { throw DurusError.corruptStore(path: path, reason: "the OID space is used up") }
-                    try writeTransaction { txn in try meta.putUInt64("next-oid", reserved, txn: txn) }
-                    allocator.reserved = reserved
+                var handed: [OID] = []
+                handed.reserveCapacity(count)
+                for _ in 0 ..< count {
+                    if allocator.next >= allocator.reserved {
+                        let (reserved, overflow) = allocator.next.addingReportingOverflow(Self.oidReservationBlock)
+                        if overflow { throw DurusError.corruptStore(path: path, reason: "the OID space is used up") }
+                        try writeTransaction { txn in try meta.putUInt64("next-oid", reserved, txn: txn) }
+                        allocator.reserved = reserved
+                    }
+                    if allocator.fresh.count >= Self.freshLimit { allocator.fresh.removeAll() }
+                    allocator.fresh.insert(allocator.next)
+                    handed.append(OID(allocator.next))
+                    allocator.next += 1
                 }
-                defer { allocator.next += 1 }
-                if allocator.fresh.count >= Self.freshLimit { allocator.fresh.removeAll() }
-                allocator.fresh.insert(allocator.next)
-                return OID(allocator.next)
+                return handed
             }
         }
     }

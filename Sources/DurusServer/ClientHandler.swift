@@ -9,9 +9,13 @@ import NIOCore
 /// Loads and syncs are answered on the channel's event loop; a commit waits
 /// for the hub's exchange without blocking the loop and is applied on the
 /// server's commit thread. The handler reads only when it can use the bytes:
-/// not while a commit is in flight, and not while the client is not reading
-/// its answers (the channel is not writable), so a client that pipelines
-/// requests without reading cannot make the server buffer without bound.
+/// not while a commit is in flight, not while whole requests are still
+/// buffered, and not while the client is not reading its answers (the
+/// channel is not writable). Answers are written as they are made, so a
+/// client that pipelines requests without reading stops being served once
+/// its unread answers pass the channel's high-water mark; and one turn
+/// answers at most ``requestsPerTurn`` requests (or as many parts of a bulk
+/// load) before the event loop moves on to other clients.
 final class ClientHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -20,6 +24,8 @@ final class ClientHandler: ChannelInboundHandler {
         case command
         case waitingForExchange
         case receivingTransaction(CommitExchange)
+        /// Answering a bulk load whose OIDs, this many, are still in `input`.
+        case bulkLoading(remaining: Int)
         case committing
         case closed
     }
@@ -33,7 +39,19 @@ final class ClientHandler: ChannelInboundHandler {
     private var phase = Phase.command
     private var frameTimer: Scheduled<Void>?
     private var exchangeTimer: Scheduled<Void>?
+    private var stallTimer: Scheduled<Void>?
     private var closeAfterCommit = false
+    private var processing = false
+    private var processAgain = false
+    private var continuationScheduled = false
+
+    /// Requests (or bulk-load parts of ``bulkLoadPart`` OIDs) answered in one
+    /// turn of the event loop before other clients get theirs.
+    static let requestsPerTurn = 64
+    static let bulkLoadPart = 32
+    /// Answers are written to the channel once this many bytes are made, so
+    /// its writability follows what the client leaves unread.
+    static let writeThreshold = 32 << 10
 
     init(server: ServerCore, isUnixSocket: Bool) {
         self.server = server
@@ -92,7 +110,11 @@ final class ClientHandler: ChannelInboundHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { process(context) }
+        if context.channel.isWritable {
+            stallTimer?.cancel()
+            stallTimer = nil
+            process(context)
+        }
         context.fireChannelWritabilityChanged()
     }
 
@@ -108,14 +130,36 @@ final class ClientHandler: ChannelInboundHandler {
         case wait
     }
 
-    /// Answers every whole request buffered, then decides whether to read more.
+    /// Answers the whole requests buffered, a turn's worth at most, then
+    /// decides what comes next: read more, wait for the client to read its
+    /// answers, or take another turn after other clients had theirs.
     private func process(_ context: ChannelHandlerContext) {
+        // A write can make the channel writable again at once, which calls
+        // this from inside itself: that call only asks for one more pass.
+        guard !processing else {
+            processAgain = true
+            return
+        }
+        processing = true
+        defer { processing = false }
+        repeat {
+            processAgain = false
+            processTurn(context)
+        } while processAgain && context.channel.isActive
+    }
+
+    private func processTurn(_ context: ChannelHandlerContext) {
         var step = Step.handled
-        while step == .handled, context.channel.isWritable {
+        var budget = Self.requestsPerTurn
+        while step == .handled {
+            if output.readableBytes >= Self.writeThreshold { flush(context) }
+            guard context.channel.isWritable, budget > 0 else { break }
+            budget -= 1
             do {
                 switch phase {
                 case .command: step = try handleCommand(context)
                 case .receivingTransaction(let exchange): step = try receiveTransaction(context, exchange)
+                case .bulkLoading(let remaining): step = try answerBulkLoad(remaining)
                 case .waitingForExchange, .committing, .closed: step = .wait
                 }
             } catch {
@@ -124,18 +168,40 @@ final class ClientHandler: ChannelInboundHandler {
             }
         }
         flush(context)
-        if case .command = phase, input.readableBytes > 0 {
+        server.noteBuffered(input.readableBytes + pendingOutboundBytes(context))
+        if case .command = phase, input.readableBytes > 0, step == .needMoreBytes {
             armFrameTimer(context)
         } else {
             frameTimer?.cancel()
             frameTimer = nil
         }
-        switch phase {
-        case .command, .receivingTransaction:
+        switch step {
+        case .needMoreBytes:
             if context.channel.isWritable { context.read() }
-        case .waitingForExchange, .committing, .closed:
+        case .handled:
+            // Stopped for the turn's budget: go on once others had a turn.
+            // Stopped because the client leaves its answers unread: the
+            // channel's writability change resumes it, unless it stays so.
+            if context.channel.isWritable { scheduleTurn(context) } else { armStallTimer(context) }
+        case .wait:
             break
         }
+    }
+
+    private func scheduleTurn(_ context: ChannelHandlerContext) {
+        guard !continuationScheduled else { return }
+        continuationScheduled = true
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let (handler, context) = bound.value
+            handler.continuationScheduled = false
+            handler.process(context)
+        }
+    }
+
+    /// Bytes written to the channel that the client has not taken yet.
+    private func pendingOutboundBytes(_ context: ChannelHandlerContext) -> Int {
+        output.readableBytes + ((try? context.channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0)
     }
 
     private func handleCommand(_ context: ChannelHandlerContext) throws -> Step {
@@ -159,7 +225,7 @@ final class ClientHandler: ChannelInboundHandler {
         case .newOIDs:
             guard let count = input.getInteger(at: start, as: UInt8.self) else { return .needMoreBytes }
             input.moveReaderIndex(forwardBy: 2)
-            for _ in 0 ..< count { output.writeInteger(try session.newOID().rawValue) }
+            for oid in try session.newOIDs(count: Int(count)) { output.writeInteger(oid.rawValue) }
         case .load:
             guard let oid = input.getInteger(at: start, as: UInt64.self) else { return .needMoreBytes }
             input.moveReaderIndex(forwardBy: 9)
@@ -171,9 +237,7 @@ final class ClientHandler: ChannelInboundHandler {
             }
             guard input.readableBytes >= 5 + 8 * Int(count) else { return .needMoreBytes }
             input.moveReaderIndex(forwardBy: 5)
-            for _ in 0 ..< count {
-                try writeAnswer(session.answer(OID(input.readInteger(as: UInt64.self)!)))
-            }
+            phase = .bulkLoading(remaining: Int(count))
         case .commit:
             input.moveReaderIndex(forwardBy: 1)
             beginCommit(context, session)
@@ -203,6 +267,17 @@ final class ClientHandler: ChannelInboundHandler {
             context.close(promise: nil)
             return .wait
         }
+        return .handled
+    }
+
+    /// Answers the next part of a bulk load whose OIDs are in `input`.
+    private func answerBulkLoad(_ remaining: Int) throws -> Step {
+        guard let session else { return .wait }
+        let part = min(remaining, Self.bulkLoadPart)
+        for _ in 0 ..< part {
+            try writeAnswer(session.answer(OID(input.readInteger(as: UInt64.self)!)))
+        }
+        phase = remaining == part ? .command : .bulkLoading(remaining: remaining - part)
         return .handled
     }
 
@@ -361,11 +436,23 @@ final class ClientHandler: ChannelInboundHandler {
         }
     }
 
+    private func armStallTimer(_ context: ChannelHandlerContext) {
+        guard stallTimer == nil else { return }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let timeout = server.configuration.frameTimeout
+        stallTimer = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.nanoseconds))) {
+            let (handler, context) = bound.value
+            handler.drop(context, "left its answers unread for \(timeout) with more requests waiting")
+        }
+    }
+
     private func cancelTimers() {
         frameTimer?.cancel()
         exchangeTimer?.cancel()
+        stallTimer?.cancel()
         frameTimer = nil
         exchangeTimer = nil
+        stallTimer = nil
     }
 }
 

@@ -98,6 +98,13 @@ public final class DurusServer: Sendable {
     /// The number of clients connected.
     public var clientCount: Int { core.clientCount }
 
+    /// The most bytes the server has held at one time for any one client:
+    /// its requests read but not yet answered, and answers it has not yet
+    /// taken. A client that sends without reading is served only until its
+    /// unread answers pass the channel's high-water mark (256 KiB), so this
+    /// stays near that, whatever the client sends.
+    public var peakClientBufferedBytes: Int { core.peakBuffered.load(ordering: .relaxed) }
+
     /// Stops serving: no new connections; each client is closed once a
     /// commit it has in flight is applied and answered; then the threads
     /// end. The storage is left open for its owner to close. Safe to call
@@ -135,6 +142,7 @@ final class ServerCore: Sendable {
     let commitPool: NIOThreadPool
     private let backgroundPool: NIOThreadPool
     private let packing = Atomic(false)
+    let peakBuffered = Atomic(0)
     private let bytesSincePack = Atomic(0)
     private let clients = Mutex<[ObjectIdentifier: (channel: any Channel, drain: @Sendable () -> Void)]>([:])
     private let shutdownRequest = Mutex<(@Sendable () -> Void)?>(nil)
@@ -207,6 +215,10 @@ final class ServerCore: Sendable {
                 logger.error("pack failed", metadata: ["error": "\(error)"])
             }
         }
+    }
+
+    func noteBuffered(_ bytes: Int) {
+        peakBuffered.max(bytes, ordering: .relaxed)
     }
 
     func noteCommitted(bytes: Int) {

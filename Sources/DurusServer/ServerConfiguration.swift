@@ -36,7 +36,8 @@ public struct ServerConfiguration: Sendable {
     /// How long a client may take, from being handed the commit exchange, to
     /// send its whole transaction. A client over it loses the exchange and is dropped.
     public var commitTimeout: Duration
-    /// How long a client may stay silent with a request half sent.
+    /// How long a client may stay silent with a request half sent, or leave
+    /// its answers unread while more of its requests wait to be answered.
     public var frameTimeout: Duration
     /// The most invalidations a client may have pending (it has not synced
     /// or committed while others committed that many objects); over it, the

@@ -4,7 +4,7 @@ import Foundation
 /// A client that sends whatever bytes a test wants, to see what the server
 /// makes of bad input; reads with a deadline so a test never hangs.
 final class RawClient: @unchecked Sendable {
-    private let fd: Int32
+    private var fd: Int32
 
     init(port: Int) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -18,7 +18,7 @@ final class RawClient: @unchecked Sendable {
         guard status == 0 else { throw DurusError.network(address: "127.0.0.1:\(port)", message: "connect failed") }
     }
 
-    deinit { close(fd) }
+    deinit { if fd >= 0 { close(fd) } }
 
     func send(_ bytes: [UInt8]) {
         var sent = 0
@@ -70,6 +70,32 @@ final class RawClient: @unchecked Sendable {
         send([0x43])
         guard let count = read(4).map({ $0.reduce(0) { $0 << 8 | Int($1) } }), let bytes = read(8 * count) else { return nil }
         return (0 ..< count).map { OID(bytes: bytes[(8 * $0) ..< (8 * $0 + 8)])! }
+    }
+
+    /// Sends `pattern` over and over without reading anything, until
+    /// `deadline`; a send the server does not take within 10 ms is tried
+    /// again until then. The number of bytes sent.
+    func flood(_ pattern: [UInt8], until deadline: ContinuousClock.Instant) -> Int {
+        var sent = 0, offset = 0
+        while ContinuousClock.now < deadline {
+            var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            guard poll(&poller, 1, 10) == 1 else { continue }
+            let n = pattern.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+            if n < 0, errno == EAGAIN || errno == EINTR { continue }
+            guard n > 0 else { return sent }
+            sent += n
+            offset = (offset + n) % pattern.count
+        }
+        return sent
+    }
+
+    /// Ends the connection at once, whatever is left unsent or unread: the
+    /// socket is closed with answers unread, so the server gets a reset.
+    func disconnect() {
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        close(fd)
+        fd = -1
     }
 
     func newOIDs(_ count: UInt8) -> [OID]? {
