@@ -10,9 +10,9 @@ import Synchronization
 /// a store may hold both kinds.
 enum ObjectRecord {
     static let marker: UInt8 = 0xD5
-    /// The version written. Version 2 added ``Tag/intDeltas``; version 1
-    /// records (without it) read the same.
-    static let version: UInt8 = 2
+    /// The version written. Version 2 added ``Tag/intDeltas``, version 3
+    /// ``Tag/optional``; records of versions 1 and 2 (without them) read the same.
+    static let version: UInt8 = 3
     static let compressedFlag: UInt8 = 1
 
     /// What compressing a state gave.
@@ -111,8 +111,9 @@ public struct PersistentStateDecoder {
     let reader: StateReader
 
     /// Decodes the whole state as `T`. For a ``PersistentState``, properties
-    /// missing from the record take `T()`'s values, renamed ones are found
-    /// under their old names, and ones the type dropped are ignored.
+    /// missing from the record take `T()`'s values (one stored as nil is
+    /// nil), renamed ones are found under their old names, and ones the type
+    /// dropped are ignored.
     public func decode<T: Decodable>(_ type: T.Type) throws -> T {
         var reader = self.reader
         if let evolving = T.self as? any PersistentState.Type,
@@ -164,8 +165,7 @@ enum SchemaEvolution {
                 names.append(name)
             }
         }
-        // Keys the type no longer has stay: decoding ignores them. (An
-        // optional that defaults to nil has no default key, and needs none.)
+        // Keys the type no longer has stay: decoding ignores them.
         let present = Set(names)
         let missing = template.keys.indices.filter { !present.contains(String(decoding: template.keys[$0], as: UTF8.self)) }
         if let index = missing.first(where: { template.withObjects.contains(String(decoding: template.keys[$0], as: UTF8.self)) }) {
@@ -220,6 +220,7 @@ extension StateValue {
         case .reference: true
         case .array(let items): items.contains { $0.containsReference }
         case .keyed(let pairs): pairs.contains { $0.1.containsReference }
+        case .optional(let value): value.containsReference
         default: false
         }
     }

@@ -142,6 +142,12 @@ public struct GhostMarker: Sendable {
 /// Schema evolution: a property added later loads old records with the value
 /// `init()` gives it; a stored property the type no longer has is ignored; a
 /// rename is declared in ``renamedProperties`` (old stored name → new name).
+///
+/// A state loads as it was committed: a property that was nil is stored as
+/// nil, so it loads as nil whatever its default, and an optional holding a
+/// nil optional (an `Int??` holding `.some(nil)`) keeps its level. Only a
+/// key the record lacks takes the default, which is also how records
+/// written by state formats 1 and 2 load a nil property they left out.
 public protocol PersistentState: Codable {
     /// The state of a new object, and the source of defaults for properties
     /// that older records do not have.
