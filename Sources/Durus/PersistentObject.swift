@@ -73,8 +73,12 @@ open class PersistentObject: Codable {
 
     /// The name stored in each record for this type, so that tools can name
     /// it and a connection can find the type again. Defaults to the
-    /// module-qualified class name; override to keep a name across renames.
-    open class var persistentTypeName: String { String(reflecting: self) }
+    /// module-qualified class name, with the module dropped from the
+    /// standard library's, Foundation's and Durus's types (its generic
+    /// arguments included), so that it is the same on every platform and
+    /// toolchain: `MyApp.Account`, `BTree<Date, String>`,
+    /// `PersistentList<MyApp.Account>`. Override to keep a name across renames.
+    open class var persistentTypeName: String { PersistentTypes.stableName(String(reflecting: self)) }
 
     // MARK: For subclasses
 
