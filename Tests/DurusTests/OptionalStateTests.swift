@@ -65,17 +65,17 @@ final class Noted: Persistent<Noted.State> {
         } == true)
 
         // A nil inside an optional, where the type has one level only, is a typed misfit.
-        var misfit: [UInt8] = []
-        StateValue.keyed([("note", .optional(.null))]).write(to: &misfit)
         struct Note: Decodable { var note: String? }
-        #expect(throws: DecodingError.self) { try StateCodecTests.decode(Note.self, misfit) }
+        #expect(throws: DecodingError.self) {
+            try StateCodecTests.decode(Note.self, StateValue.keyed([("note", .optional(.null))]).bytes)
+        }
     }
 
-    /// States as the format before wrote them load as they did: a key the
-    /// record lacks takes the default (the schema-evolution rule, which a nil
-    /// left out then also meets), null is nil, and a value is that value.
+    /// States of format 2, which left a nil optional out, load as they did:
+    /// a key the record lacks takes the default (the schema-evolution rule),
+    /// null is nil, and a value is that value.
     @Test func recordsOfTheFormatBeforeStillRead() throws {
-        // Written by that encoder: {note: "kept", twice: 7, list: [nil, 3]}, and {list: []}.
+        // Written by the format-2 encoder: {note: "kept", twice: 7, list: [nil, 3]}, and {list: []}.
         var kept = Noted.State()
         kept.note = "kept"
         kept.twice = 7
@@ -86,9 +86,8 @@ final class Noted: Persistent<Noted.State> {
         #expect(try Self.load(Self.bytes("0a01046c6973740900")) == emptied)
 
         // A format-2 record of the root, loaded by a database.
-        let storage = try Self.store(root: Noted.persistentTypeName, version: 2, state: .keyed([
-            ("twice", .null), ("list", .array([.null, .int(3)])), ("byName", .keyed([("b", .null)])),
-        ]))
+        let state = StateValue.keyed([("twice", .null), ("list", .array([.null, .int(3)])), ("byName", .keyed([("b", .null)]))])
+        let storage = try MemoryStorage.ofFormat2([(Noted.persistentTypeName, state.bytes, [])])
         var expected = Noted.State()
         expected.twice = nil
         expected.list = [nil, 3]
@@ -110,16 +109,29 @@ final class Noted: Persistent<Noted.State> {
         }
     }
 
-    /// A store whose root record names `typeName` and holds `state` in
-    /// state format `version`.
-    static func store(root typeName: String, version: UInt8, state: StateValue) throws -> MemoryStorage {
+}
+
+extension MemoryStorage {
+    /// A store of `records` (type name, state, references) at OIDs 0, 1, …,
+    /// each a record of state format 2.
+    static func ofFormat2(_ records: [(name: String, state: [UInt8], references: [OID])]) throws -> MemoryStorage {
         let storage = MemoryStorage()
-        let root = try storage.newOID()
-        var body: [UInt8] = []
-        state.write(to: &body)
-        var data = ObjectRecord.data(typeName: typeName, body: body, compress: false).bytes
-        data[1] = version
-        try storage.commit([Record(oid: root, data: data, references: [])])
+        var written: [Record] = []
+        for record in records {
+            var data = ObjectRecord.data(typeName: record.name, body: record.state, compress: false).bytes
+            data[1] = 2
+            written.append(Record(oid: try storage.newOID(), data: data, references: record.references))
+        }
+        try storage.commit(written)
         return storage
+    }
+}
+
+extension StateValue {
+    /// The binary form.
+    var bytes: [UInt8] {
+        var out: [UInt8] = []
+        write(to: &out)
+        return out
     }
 }

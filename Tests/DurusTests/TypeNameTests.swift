@@ -30,19 +30,19 @@ final class Keeper: Persistent<Keeper.State> {
         #expect(PersistentTypes.name(of: PersistentList<Keeper>.self) == "PersistentList<DurusTests.Keeper>")
     }
 
-    /// A store written where Foundation's types live in `Foundation` (macOS)
-    /// by the build before, which named the module, loads here.
+    /// A store whose records name Foundation's types in module `Foundation`,
+    /// as `String(reflecting:)` spells them on macOS, loads here.
     @Test func aStoreWrittenWhereFoundationIsAnotherModuleLoads() throws {
         _ = BTree<Date, String>()
         #expect(PersistentTypes.type(named: "Durus.BTree<Foundation.Date, Swift.String>") == BTree<Date, String>.self)
         let name = "Durus.PersistentDictionary<Foundation.UUID, Swift.Double>"
-        let storage = try Self.store([(name, try StateCodecTests.encode([Self.id: 2.5]), [])])
+        let storage = try MemoryStorage.ofFormat2([(name, try StateCodecTests.encode([Self.id: 2.5]), [])])
         let database = try Database(storage: storage, root: PersistentDictionary<UUID, Double>.self)
         #expect(try database.open().root(PersistentDictionary<UUID, Double>.self).contents == [Self.id: 2.5])
     }
 
-    /// The names this toolchain wrote before, in record headers and in
-    /// references, still find their types: registered, declared by the
+    /// Names as `String(reflecting:)` spells them here, in record headers
+    /// and in references, find their types: registered, declared by the
     /// reference, or the type of the ghost whose record is loaded.
     @Test func namesWrittenBeforeStillResolve() throws {
         _ = BTree<Date, String>()
@@ -52,25 +52,10 @@ final class Keeper: Persistent<Keeper.State> {
         let before = String(reflecting: PersistentDictionary<UUID, Double>.self)
         let map = try StateCodecTests.encode([Self.id: 2.5])
         for reference in [before, PersistentTypes.name(of: PersistentDictionary<UUID, Double>.self)] {
-            var root: [UInt8] = []
-            StateValue.keyed([("map", .reference(OID(1), typeName: reference))]).write(to: &root)
-            let storage = try Self.store([(Keeper.persistentTypeName, root, [OID(1)]), (before, map, [])])
+            let root = StateValue.keyed([("map", .reference(OID(1), typeName: reference))]).bytes
+            let storage = try MemoryStorage.ofFormat2([(Keeper.persistentTypeName, root, [OID(1)]), (before, map, [])])
             let keeper = try Database(storage: storage, root: Keeper.self).open().root(Keeper.self)
             #expect(keeper.state.map?.contents == [Self.id: 2.5], "the reference names \(reference)")
         }
-    }
-
-    /// A store of `records` (type name, state, references) at OIDs 0, 1, …,
-    /// each as a format-2 record.
-    static func store(_ records: [(name: String, state: [UInt8], references: [OID])]) throws -> MemoryStorage {
-        let storage = MemoryStorage()
-        var written: [Record] = []
-        for record in records {
-            var data = ObjectRecord.data(typeName: record.name, body: record.state, compress: false).bytes
-            data[1] = 2
-            written.append(Record(oid: try storage.newOID(), data: data, references: record.references))
-        }
-        try storage.commit(written)
-        return storage
     }
 }
