@@ -377,8 +377,8 @@ public final class Connection {
         // Usually the name the last ghost was made for, of this very type: no String, no registry lock.
         if !(lastGhostType.map { $0.type == type(of: object) && sameBytes($0.name, name) } ?? false) {
             let typeName = String(decoding: name, as: UTF8.self)
-            let expected = PersistentTypes.name(of: type(of: object))
-            if typeName != expected {
+            if !PersistentTypes.isName(typeName, of: type(of: object)) {
+                let expected = PersistentTypes.name(of: type(of: object))
                 guard PersistentTypes.type(named: typeName) != nil else { throw DurusError.unknownType(typeName) }
                 throw DurusError.badState(oid: oid, reason: "the record holds a \(typeName), where a \(expected) was expected")
             }
@@ -430,7 +430,7 @@ public final class Connection {
         if let last = lastGhostType, sameBytes(last.name, name) { return last.type }
         let typeName = String(decoding: name, as: UTF8.self)
         guard let type = types[typeName] ?? PersistentTypes.type(named: typeName)
-                ?? declared.flatMap({ PersistentTypes.name(of: $0) == typeName ? $0 : nil }) else {
+                ?? declared.flatMap({ PersistentTypes.isName(typeName, of: $0) ? $0 : nil }) else {
             throw DurusError.unknownType(typeName)
         }
         types[typeName] = type

@@ -10,9 +10,9 @@ import Synchronization
 /// a store may hold both kinds.
 enum ObjectRecord {
     static let marker: UInt8 = 0xD5
-    /// The version written. Version 2 added ``Tag/intDeltas``; version 1
-    /// records (without it) read the same.
-    static let version: UInt8 = 2
+    /// The version written. Version 2 added ``Tag/intDeltas``, version 3
+    /// ``Tag/optional``; records of versions 1 and 2 (without them) read the same.
+    static let version: UInt8 = 3
     static let compressedFlag: UInt8 = 1
 
     /// What compressing a state gave.
@@ -111,8 +111,9 @@ public struct PersistentStateDecoder {
     let reader: StateReader
 
     /// Decodes the whole state as `T`. For a ``PersistentState``, properties
-    /// missing from the record take `T()`'s values, renamed ones are found
-    /// under their old names, and ones the type dropped are ignored.
+    /// missing from the record take `T()`'s values (one stored as nil is
+    /// nil), renamed ones are found under their old names, and ones the type
+    /// dropped are ignored.
     public func decode<T: Decodable>(_ type: T.Type) throws -> T {
         var reader = self.reader
         if let evolving = T.self as? any PersistentState.Type,
@@ -164,8 +165,7 @@ enum SchemaEvolution {
                 names.append(name)
             }
         }
-        // Keys the type no longer has stay: decoding ignores them. (An
-        // optional that defaults to nil has no default key, and needs none.)
+        // Keys the type no longer has stay: decoding ignores them.
         let present = Set(names)
         let missing = template.keys.indices.filter { !present.contains(String(decoding: template.keys[$0], as: UTF8.self)) }
         if let index = missing.first(where: { template.withObjects.contains(String(decoding: template.keys[$0], as: UTF8.self)) }) {
@@ -220,6 +220,7 @@ extension StateValue {
         case .reference: true
         case .array(let items): items.contains { $0.containsReference }
         case .keyed(let pairs): pairs.contains { $0.1.containsReference }
+        case .optional(let value): value.containsReference
         default: false
         }
     }
@@ -230,13 +231,22 @@ extension StateValue {
 /// A record names its object's type; a connection makes ghosts of the
 /// registered type, so a reference whose static type is a superclass loads
 /// as the right subclass. ``Database`` registers the types it is given.
+///
+/// Names are matched in their stable form (see
+/// ``PersistentObject/persistentTypeName``), so a name that spells the
+/// module of a standard library, Foundation or Durus type, as
+/// `String(reflecting:)` does (`Durus.BTree<FoundationEssentials.Date,
+/// Swift.String>` here, `Foundation.Date` on macOS), finds the type
+/// registered as `BTree<Date, String>`.
 public enum PersistentTypes {
+    /// Types by the stable form of their names.
     private static let registry = Mutex<[String: PersistentObject.Type]>([:])
 
     /// Registers each type under its ``PersistentObject/persistentTypeName``.
     public static func register(_ types: [PersistentObject.Type]) {
+        let named = types.map { (stableName($0.persistentTypeName), $0) }
         registry.withLock { map in
-            for type in types { map[type.persistentTypeName] = type }
+            for (name, type) in named { map[name] = type }
         }
     }
 
@@ -253,9 +263,44 @@ public enum PersistentTypes {
         }
     }
 
-    /// The type registered under `name`.
+    /// The type registered under `name`, or under another spelling of it
+    /// that names the modules of built-in types.
     public static func type(named name: String) -> PersistentObject.Type? {
-        registry.withLock { $0[name] }
+        if let type = registry.withLock({ $0[name] }) { return type }
+        let stable = stableName(name)
+        return stable == name ? nil : registry.withLock { $0[stable] }
+    }
+
+    /// Whether a stored type name names `type`, in any spelling of it.
+    static func isName(_ stored: String, of type: PersistentObject.Type) -> Bool {
+        let name = name(of: type)
+        return stored == name || stableName(stored) == stableName(name)
+    }
+
+    /// The modules whose types are named without their module: the standard
+    /// library's, Foundation's (in each module it lives in) and Durus's.
+    private static let builtInModules = ["Swift.", "Foundation.", "FoundationEssentials.", "FoundationInternationalization.", "Durus."]
+
+    /// `name` (a type name as `String(reflecting:)` spells it) with the
+    /// module dropped from each standard library, Foundation or Durus type
+    /// in it: `Durus.BTree<FoundationEssentials.Date, Swift.String>` becomes
+    /// `BTree<Date, String>`, and `MyApp.Account` stays as it is.
+    static func stableName(_ name: String) -> String {
+        var result = ""
+        var rest = Substring(name)
+        // At the start of a (possibly module-qualified) name, not inside one.
+        var atStart = true
+        while let character = rest.first {
+            if atStart, let module = builtInModules.first(where: { rest.hasPrefix($0) }) {
+                rest = rest.dropFirst(module.count)
+                atStart = false
+                continue
+            }
+            result.append(character)
+            rest = rest.dropFirst()
+            atStart = !(character.isLetter || character.isNumber || character == "_" || character == ".")
+        }
+        return result
     }
 
     private static let names = Mutex<[ObjectIdentifier: String]>([:])

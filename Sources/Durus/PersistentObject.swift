@@ -73,8 +73,12 @@ open class PersistentObject: Codable {
 
     /// The name stored in each record for this type, so that tools can name
     /// it and a connection can find the type again. Defaults to the
-    /// module-qualified class name; override to keep a name across renames.
-    open class var persistentTypeName: String { String(reflecting: self) }
+    /// module-qualified class name, with the module dropped from the
+    /// standard library's, Foundation's and Durus's types (its generic
+    /// arguments included), so that it is the same on every platform and
+    /// toolchain: `MyApp.Account`, `BTree<Date, String>`,
+    /// `PersistentList<MyApp.Account>`. Override to keep a name across renames.
+    open class var persistentTypeName: String { PersistentTypes.stableName(String(reflecting: self)) }
 
     // MARK: For subclasses
 
@@ -142,6 +146,12 @@ public struct GhostMarker: Sendable {
 /// Schema evolution: a property added later loads old records with the value
 /// `init()` gives it; a stored property the type no longer has is ignored; a
 /// rename is declared in ``renamedProperties`` (old stored name → new name).
+///
+/// A state loads as it was committed: a property that was nil is stored as
+/// nil, so it loads as nil whatever its default, and an optional holding a
+/// nil optional (an `Int??` holding `.some(nil)`) keeps its level. Only a
+/// key the record lacks takes the default, which is also how records
+/// written by state formats 1 and 2 load a nil property they left out.
 public protocol PersistentState: Codable {
     /// The state of a new object, and the source of defaults for properties
     /// that older records do not have.

@@ -67,6 +67,10 @@ final class StateReader {
                                    b[s + 8], b[s + 9], b[s + 10], b[s + 11], b[s + 12], b[s + 13], b[s + 14], b[s + 15]))
             return uuid as! T
         }
+        // An optional's value that reads as nil, wrapped (nil and other values go through `Optional`'s own decoding).
+        if case .at(let offset) = slot, bytes[offset] == Tag.optional.rawValue, let optional = T.self as? any WrappedOptional.Type {
+            return try optional.present(from: self, at: offset + 1, parent: parent, key: key) as! T
+        }
         if let dictionary = T.self as? any StateCodableDictionary.Type, case .at(let offset) = slot {
             return try dictionary.decodeState(from: self, at: offset, parent: parent, key: key) as! T
         }
@@ -225,6 +229,7 @@ final class StateReader {
         case .string: return "a String"
         case .bytes: return "bytes"
         case .array, .intDeltas: return "an array"
+        case .optional: return "an optional's value"
         case .keyed: return "a keyed value"
         case .reference:
             var at = offset + 9
@@ -404,7 +409,9 @@ private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
 
     func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
         guard let offset = find(key), !reader.isNull(.at(offset)) else { return nil }
-        return try reader.unbox(T.self, .at(offset), parent: decoder, key: key)
+        // A value that reads as nil is wrapped (see `StateValue`): it is inside.
+        let start = reader.bytes[offset] == Tag.optional.rawValue ? offset + 1 : offset
+        return try reader.unbox(T.self, .at(start), parent: decoder, key: key)
     }
 
     func decode(_ type: String.Type, forKey key: Key) throws -> String { try reader.string(try slot(key), decoder, key) }
@@ -613,7 +620,6 @@ extension Int: StateDictionaryKey {
 /// `Dictionary` coding (a keyed value), without a coding key per entry.
 protocol StateCodableDictionary {
     static func decodeState(from reader: StateReader, at offset: Int, parent: DecoderImpl?, key: (any CodingKey)?) throws -> Self
-    func encodeState(_ encoder: StateEncoder, path: [any CodingKey]) throws -> Node
 }
 
 extension Dictionary: StateCodableDictionary where Key: StateDictionaryKey, Value: Codable {
@@ -656,6 +662,19 @@ extension Dictionary: StateCodableDictionary where Key: StateDictionaryKey, Valu
             result[dictionaryKey] = try reader.unbox(Value.self, .at(entry.value), parent: holder, key: dictionaryKey.codingKey)
         }
         return result
+    }
+}
+
+/// `Optional`, for the one form the reader decodes itself: a value that
+/// reads as nil, wrapped in ``Tag/optional``.
+protocol WrappedOptional {
+    /// `.some` of the value at `offset`, inside the wrapper.
+    static func present(from reader: StateReader, at offset: Int, parent: DecoderImpl?, key: (any CodingKey)?) throws -> Self
+}
+
+extension Optional: WrappedOptional where Wrapped: Decodable {
+    static func present(from reader: StateReader, at offset: Int, parent: DecoderImpl?, key: (any CodingKey)?) throws -> Self {
+        .some(try reader.unbox(Wrapped.self, .at(offset), parent: parent, key: key))
     }
 }
 

@@ -22,9 +22,10 @@ struct StateEncoder {
         return try composite(value, path: path)
     }
 
-    /// `entry` for a value `leaf` declined: a dictionary, or anything through an encoder.
+    /// `entry` for a value `leaf` declined: a dictionary or an optional
+    /// written here, or anything else through an encoder.
     func composite<T: Encodable>(_ value: T, path: [any CodingKey]) throws -> Node.Entry {
-        if let dictionary = value as? any StateCodableDictionary { return .node(try dictionary.encodeState(self, path: path)) }
+        if let direct = value as? any DirectlyEncoded { return try direct.stateEntry(self, path: path) }
         let encoder = EncoderImpl(codingPath: path, owner: self)
         try value.encode(to: encoder)
         return encoder.node.kind == .value ? .value(encoder.node.scalar) : .node(encoder.node)
@@ -96,6 +97,16 @@ final class Node {
                 var offset = 0
                 // Written by this encoder, so well-formed.
                 return (try? StateValue.read(bytes, at: &offset)) ?? .null
+            }
+        }
+
+        /// The entry of an optional holding this entry's value: the same,
+        /// unless the value reads as nil (null, or a nil inside an optional),
+        /// which is wrapped in ``StateValue/optional(_:)`` to keep its level.
+        var present: Entry {
+            switch self {
+            case .value(.null), .value(.optional): .value(.optional(value))
+            default: self
             }
         }
 
@@ -233,6 +244,31 @@ private struct KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
         node.entries.append(entry)
     }
 
+    // A nil is written as null, not left out: a key the state lacks means a
+    // record written before the property existed, which loads with its default.
+    mutating func encodeIfPresent(_ value: Bool?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { set(key, .null) } }
+    mutating func encodeIfPresent(_ value: String?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { set(key, .null) } }
+    mutating func encodeIfPresent(_ value: Double?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { set(key, .null) } }
+    mutating func encodeIfPresent(_ value: Float?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { set(key, .null) } }
+    mutating func encodeIfPresent(_ value: Int?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { set(key, .null) } }
+    mutating func encodeIfPresent(_ value: Int8?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { set(key, .null) } }
+    mutating func encodeIfPresent(_ value: Int16?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { set(key, .null) } }
+    mutating func encodeIfPresent(_ value: Int32?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { set(key, .null) } }
+    mutating func encodeIfPresent(_ value: Int64?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { set(key, .null) } }
+    mutating func encodeIfPresent(_ value: Int128?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { set(key, .null) } }
+    mutating func encodeIfPresent(_ value: UInt?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { set(key, .null) } }
+    mutating func encodeIfPresent(_ value: UInt8?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { set(key, .null) } }
+    mutating func encodeIfPresent(_ value: UInt16?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { set(key, .null) } }
+    mutating func encodeIfPresent(_ value: UInt32?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { set(key, .null) } }
+    mutating func encodeIfPresent(_ value: UInt64?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { set(key, .null) } }
+    mutating func encodeIfPresent(_ value: UInt128?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { set(key, .null) } }
+    mutating func encodeIfPresent<T: Encodable>(_ value: T?, forKey key: Key) throws {
+        guard let value else { return set(key, .null) }
+        let entry = try encoder.entry(value, key: key)
+        node.keys.append(key.stringValue)
+        node.entries.append(entry.present)
+    }
+
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key)
         -> KeyedEncodingContainer<NestedKey> {
         let child = Node()
@@ -347,8 +383,24 @@ private struct SingleContainer: SingleValueEncodingContainer {
     }
 }
 
-extension Dictionary {
-    func encodeState(_ encoder: StateEncoder, path: [any CodingKey]) throws -> Node where Key: StateDictionaryKey, Value: Codable {
+/// A value the state encoder writes itself, without an `Encoder`.
+protocol DirectlyEncoded {
+    func stateEntry(_ encoder: StateEncoder, path: [any CodingKey]) throws -> Node.Entry
+}
+
+/// An optional as ``StateValue`` describes it: nil as null, a value as
+/// itself, or wrapped when it reads as nil.
+extension Optional: DirectlyEncoded where Wrapped: Encodable {
+    func stateEntry(_ encoder: StateEncoder, path: [any CodingKey]) throws -> Node.Entry {
+        guard let wrapped = self else { return .value(.null) }
+        return try encoder.entry(wrapped, path: path).present
+    }
+}
+
+/// A dictionary keyed by String or Int, as Swift's `Dictionary` coding
+/// writes it (a keyed value), without a coding key per entry.
+extension Dictionary: DirectlyEncoded where Key: StateDictionaryKey, Value: Codable {
+    func stateEntry(_ encoder: StateEncoder, path: [any CodingKey]) throws -> Node.Entry {
         let node = Node()
         node.become(.keyed, capacity: count)
         for (key, value) in self {
@@ -359,6 +411,6 @@ extension Dictionary {
                 node.entries.append(try encoder.composite(value, path: path + [key.codingKey]))
             }
         }
-        return node
+        return .node(node)
     }
 }

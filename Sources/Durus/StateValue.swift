@@ -1,6 +1,13 @@
 /// An object's state as the state codec stores it: a self-describing tree of
 /// values, with properties keyed by name (so schemas can evolve) and
 /// references to other persistent objects as OID plus type name.
+///
+/// Optionals: nil is ``null``, and a value is stored as itself unless it
+/// reads as nil (it is ``null`` or ``optional(_:)``: a nil inside an optional,
+/// as in an `Int??` holding `.some(nil)`), which is wrapped in
+/// ``optional(_:)``. A property that is nil is stored as ``null``; a
+/// property the state lacks was written before the property existed, and
+/// loads with its default (see ``PersistentState``).
 public enum StateValue: Equatable, Sendable {
     case null
     case bool(Bool)
@@ -14,6 +21,8 @@ public enum StateValue: Equatable, Sendable {
     /// Keyed values in the order they were written.
     case keyed([(String, StateValue)])
     case reference(OID, typeName: String)
+    /// An optional's value that reads as nil itself (state format 3).
+    indirect case optional(StateValue)
 
     public static func == (lhs: StateValue, rhs: StateValue) -> Bool {
         switch (lhs, rhs) {
@@ -28,6 +37,7 @@ public enum StateValue: Equatable, Sendable {
         case let (.array(a), .array(b)): a == b
         case let (.keyed(a), .keyed(b)): a.count == b.count && zip(a, b).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
         case let (.reference(a, t), .reference(b, u)): a == b && t == u
+        case let (.optional(a), .optional(b)): a == b
         default: false
         }
     }
@@ -43,6 +53,9 @@ enum Tag: UInt8 {
     /// `.int` values is written in: no tag per element, and a sorted array
     /// (a B-tree node's keys) takes a byte or two an element.
     case intDeltas
+    /// An optional's value that reads as nil (state format 3): the value
+    /// follows. See ``StateValue``.
+    case optional
 }
 
 extension StateValue {
@@ -89,6 +102,9 @@ extension StateValue {
             out.append(Tag.reference.rawValue)
             oid.append(to: &out)
             Varint.writeString(typeName, to: &out)
+        case .optional(let value):
+            out.append(Tag.optional.rawValue)
+            value.write(to: &out)
         }
     }
 
@@ -161,6 +177,7 @@ extension StateValue {
         case .reference:
             let raw = try fixed(bytes, &offset, as: UInt64.self)
             return .reference(OID(raw), typeName: try Varint.readString(bytes, at: &offset))
+        case .optional: return .optional(try read(bytes, at: &offset, depth: depth + 1))
         }
     }
 
@@ -203,6 +220,7 @@ extension StateValue {
             try advance(8)
             let length = try Varint.readCount(bytes, at: &offset)
             offset += length
+        case .optional: try skip(bytes, at: &offset, depth: depth + 1)
         }
     }
 

@@ -139,4 +139,18 @@ import DurusMacros
         #expect(again.age == 36)
         #expect(again.nickname == "countess")
     }
+
+    /// A committed nil reads back as nil, not as the default, at whatever
+    /// level of optional it stands.
+    @Test func committedNilsReadBackAsNil() throws {
+        let database = try Database(storage: MemoryStorage(), root: Annotated.self)
+        try database.transaction { connection in
+            let annotated = try connection.root(Annotated.self)
+            annotated.note = nil
+            annotated.twice = .some(nil)
+        }
+        let annotated = try database.open().root(Annotated.self)
+        #expect(annotated.note == nil)
+        #expect(annotated.twice == Int??.some(nil))
+    }
 }

@@ -68,3 +68,9 @@ final class ProfileV2: PersistentObject, PersistentRoot {
     var tags: [String] = ["new"]
     var nickname: String?
 }
+
+/// Optionals whose defaults are not nil.
+@Persistent final class Annotated: PersistentObject, PersistentRoot {
+    var note: String? = "x"
+    var twice: Int?? = 5
+}
