@@ -1,3 +1,4 @@
+import Durus
 import Foundation
 import Synchronization
 
@@ -149,4 +150,96 @@ func echoRate(replySize: Int, clients: Int = 1, until deadline: ContinuousClock.
         }
     }
     return Double(counts.reduce(0, +)) / (ContinuousClock.now - start).seconds
+}
+
+// MARK: Commit echo
+
+/// The limit of Durus's commit exchange on this machine: one synchronous
+/// client per transaction in `transactions` (each one commit's transaction
+/// data, a record of its own per client), each going through the exchange's
+/// two round trips in a loop until `deadline` — `C`; an empty invalidation
+/// list back (u32 0); u32 length and the data; the status `O` back — answered
+/// by a thread per connection that puts the record in `store` in a
+/// transaction of its own and does nothing else (no decoding, invalidations
+/// or reference counts). Commits go one at a time, as in a Durus server: a
+/// thread holds one lock from the `C` until its status is sent. Returns
+/// commits per second, all clients together.
+func commitEchoRate(transactions: [[UInt8]], store: RawBerkeleyDB, until deadline: ContinuousClock.Instant) throws
+    -> Double {
+    let (listener, port) = try listenOnLoopback()
+    defer { close(listener) }
+    let shared = CommitEchoShared()
+    for _ in transactions {
+        Thread {
+            let fd = accept(listener, nil, nil)
+            guard fd >= 0 else { return }
+            setNoDelay(fd)
+            let header = UnsafeMutableRawBufferPointer.allocate(byteCount: 4, alignment: 4)
+            var data = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
+            let none: [UInt8] = [0, 0, 0, 0]
+            let okay: [UInt8] = [WireProtocol.Status.okay.rawValue]
+            while receiveAll(fd, UnsafeMutableRawBufferPointer(rebasing: header[0 ..< 1])) {
+                shared.exclusive.lock()
+                defer { shared.exclusive.unlock() }
+                guard header[0] == WireProtocol.Command.commit.rawValue, none.withUnsafeBytes({ sendAll(fd, $0) }),
+                      receiveAll(fd, header) else { break }
+                let length = Int(UInt32(bigEndian: header.load(as: UInt32.self)))
+                if length > data.count {
+                    data.deallocate()
+                    data = .allocate(byteCount: length, alignment: 8)
+                }
+                // One record: u32 (8 + record length) · OID · record, keyed by the OID as RawBerkeleyDB.put keys it.
+                guard length > 12, receiveAll(fd, UnsafeMutableRawBufferPointer(rebasing: data[0 ..< length])) else {
+                    shared.failure = shared.failure ?? "a transaction of \(length) bytes"
+                    break
+                }
+                do {
+                    try store.put(key: data.baseAddress! + 4, value: UnsafeRawBufferPointer(rebasing: data[12 ..< length]))
+                } catch {
+                    shared.failure = shared.failure ?? "\(error)"
+                    break
+                }
+                guard okay.withUnsafeBytes({ sendAll(fd, $0) }) else { break }
+            }
+            header.deallocate()
+            data.deallocate()
+            close(fd)
+        }.start()
+    }
+    let start = ContinuousClock.now
+    let counts: [Int]
+    do {
+        counts = try onThreads(transactions.count) { client in
+            guard let fd = connectToLoopback(port: port) else {
+                throw BenchError(description: "cannot reach the commit echo")
+            }
+            defer { close(fd) }
+            var frame: [UInt8] = []
+            withUnsafeBytes(of: UInt32(transactions[client].count).bigEndian) { frame += $0 }
+            frame += transactions[client]
+            let command: [UInt8] = [WireProtocol.Command.commit.rawValue]
+            let answer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4, alignment: 4)
+            defer { answer.deallocate() }
+            return try repeatUntil(deadline) {
+                guard command.withUnsafeBytes({ sendAll(fd, $0) }), receiveAll(fd, answer),
+                      answer.load(as: UInt32.self) == 0, frame.withUnsafeBytes({ sendAll(fd, $0) }),
+                      receiveAll(fd, UnsafeMutableRawBufferPointer(rebasing: answer[0 ..< 1])),
+                      answer[0] == WireProtocol.Status.okay.rawValue else {
+                    throw BenchError(description: "the commit echo stopped answering")
+                }
+            }
+        }
+    } catch {
+        shared.exclusive.lock()
+        defer { shared.exclusive.unlock() }
+        throw shared.failure.map { BenchError(description: "the commit echo: \($0)") } ?? error
+    }
+    return Double(counts.reduce(0, +)) / (ContinuousClock.now - start).seconds
+}
+
+/// What the commit echo's threads share: the lock that makes commits one at
+/// a time, and the first failure (written and read with the lock held).
+private final class CommitEchoShared: @unchecked Sendable {
+    let exclusive = NSLock()
+    var failure: String?
 }

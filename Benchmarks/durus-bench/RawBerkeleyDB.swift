@@ -3,8 +3,9 @@ import Durus
 import Foundation
 
 /// The baseline: a plain libdb loop with the same environment settings and
-/// the same records, and nothing of ours in between.
-final class RawBerkeleyDB {
+/// the same records, and nothing of ours in between. Its handles are opened
+/// with `DB_THREAD`, so any thread may use them.
+final class RawBerkeleyDB: @unchecked Sendable {
     struct Failure: Error, CustomStringConvertible {
         var code: Int32
         var what: String
@@ -57,6 +58,19 @@ final class RawBerkeleyDB {
                 _ = durus_txn_abort(txn)
                 throw Failure(code: code, what: "put")
             }
+        }
+        try Self.check(durus_txn_commit(txn, 0), "txn commit")
+    }
+
+    /// Puts one value under an 8-byte key (a big-endian OID, as `put` keys
+    /// records) in a transaction of its own, straight from the caller's bytes.
+    func put(key: UnsafeRawPointer, value: UnsafeRawBufferPointer) throws {
+        var txn: UnsafeMutablePointer<DB_TXN>?
+        try Self.check(durus_txn_begin(env, &txn, 0), "txn begin")
+        let code = durus_db_put(db, txn, key, 8, value.baseAddress, UInt32(value.count))
+        if code != 0 {
+            _ = durus_txn_abort(txn)
+            throw Failure(code: code, what: "put")
         }
         try Self.check(durus_txn_commit(txn, 0), "txn commit")
     }

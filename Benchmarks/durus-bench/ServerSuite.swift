@@ -6,15 +6,17 @@ import Logging
 
 /// `server`: the Swift storage server (DurusServer on BerkeleyDBStorage) and
 /// Python Durus 4.3's `durus -s` (FileStorage), filled alike and driven over
-/// protocol v1 by the same blocking clients, one thread each; plus two limits
-/// measured in the same run: a loopback echo of a load answer's size, and
-/// BerkeleyDBStorage's own durable commit rate with no server.
+/// protocol v1 by the same blocking clients, one thread each; plus three
+/// limits measured in the same run: a loopback echo of a load answer's size,
+/// a commit echo (the commit exchange's two round trips around a raw libdb
+/// put, one commit at a time), and BerkeleyDBStorage's own durable commit
+/// rate with no server.
 ///
 /// Every server runs for the whole suite, and the measurements are taken in
 /// rounds, each one in turn, keeping each one's best rate (latency samples
 /// are pooled), so neither side gains from a quiet moment of the machine.
 func runServerSuite(_ arguments: [String]) throws {
-    let objects = max(10, option("--objects", in: arguments, default: 10_000))
+    let objects = max(100, option("--objects", in: arguments, default: 10_000))
     let window = Duration.seconds(option("--seconds", in: arguments, default: 2))
     let rounds = max(1, option("--rounds", in: arguments, default: 3))
     let pythonPath = optionString("--python", in: arguments) ?? ProcessInfo.processInfo.environment["DURUS_PYTHON"]
@@ -44,12 +46,19 @@ func runServerSuite(_ arguments: [String]) throws {
     let embedded = try BerkeleyDBStorage(path: scratch + "/embedded", configuration: configuration)
     defer { try? embedded.close() }
     let embeddedTarget = try fill(embedded, objects: objects).last!
+    // The commit echo's store: a plain libdb environment set up as the
+    // servers' (write-no-sync, the like-for-like mode against Durus 4.3).
+    let raw = try RawBerkeleyDB(path: scratch + "/commit-echo", cacheSize: configuration.cacheSize)
+    defer { raw.close() }
+    try raw.setDurability(Durability.writeNoSync.rawValue)
 
     let replySize = 1 + 4 + theirs.targets[0].bytes.count
     var best: [String: Double] = [:]
     func keep(_ key: String, _ value: Double) { best[key] = max(best[key] ?? 0, value) }
     var latency: [String: (durations: [Double], commits: Int)] = [:]
     let swift = ours[.writeNoSync]!
+    // What each committing client sends: its own record, as commitRate's clients do.
+    let transactions = swift.targets.map { WireProtocol.encodeTransaction([$0]) }
     for round in 1 ... rounds {
         print("round \(round) of \(rounds)")
         keep("echo", try echoRate(replySize: replySize, until: .now + window))
@@ -58,12 +67,15 @@ func runServerSuite(_ arguments: [String]) throws {
             keep("loads-\(clients)-python", try theirs.loadRate(clients: clients, window: window))
             keep("loads-\(clients)-swift", try swift.loadRate(clients: clients, window: window))
         }
-        for clients in [1, 4] {
+        for clients in commitClients {
             keep("commits-\(clients)-python", try theirs.commitRate(clients: clients, window: window))
             for durability in Durability.allCases {
                 let rate = try ours[durability]!.commitRate(clients: clients, window: window)
                 keep("commits-\(clients)-\(durability.rawValue)", rate)
             }
+            let echo = try commitEchoRate(transactions: Array(transactions.prefix(clients)), store: raw,
+                                          until: .now + window)
+            keep("commit-echo-\(clients)", echo)
         }
         let start = ContinuousClock.now
         let count = try rewrite(embedded, embeddedTarget, until: start + window)
@@ -84,7 +96,7 @@ func runServerSuite(_ arguments: [String]) throws {
                                ours: best["loads-\(clients)-swift"]!, theirs: best["loads-\(clients)-python"]!))
     }
     for durability in [Durability.writeNoSync, .full, .none] {
-        for clients in [1, 4] {
+        for clients in commitClients {
             rows.append(Comparison(name: "commits-\(clientsLabel(clients))-\(durability.rawValue)-vs-python",
                                    unit: "commits/s", ours: best["commits-\(clients)-\(durability.rawValue)"]!,
                                    theirs: best["commits-\(clients)-python"]!))
@@ -102,14 +114,26 @@ func runServerSuite(_ arguments: [String]) throws {
                            theirs: best["echo"]!))
     rows.append(Comparison(name: "loads-16-clients-vs-echo", unit: "loads/s", ours: best["loads-16-swift"]!,
                            theirs: best["echo-16"]!))
+    for clients in commitClients {
+        rows.append(Comparison(name: "commits-\(clientsLabel(clients))-vs-commit-echo", unit: "commits/s",
+                               ours: best["commits-\(clients)-write-no-sync"]!, theirs: best["commit-echo-\(clients)"]!))
+    }
+    rows.append(Comparison(name: "commits-16-clients-full-vs-1-client-full", unit: "commits/s",
+                           ours: best["commits-16-full"]!, theirs: best["commits-1-full"]!))
     rows.append(Comparison(name: "durable-commits-1-client-vs-embedded", unit: "commits/s",
                            ours: best["commits-1-full"]!, theirs: best["embedded"]!))
 
+    let sizes = Set(transactions.map(\.count)).sorted().map(String.init).joined(separator: " or ")
     print("")
     print("theirs: Python Durus 4.3 `durus -s` on a FileStorage (logging level 30, so neither server logs each commit),")
     print("  except loads-1-client-vs-echo (a loopback thread answering each byte with \(replySize) bytes, one")
     print("  synchronous client), loads-16-clients-vs-echo (16 such clients, a thread answering each: the most")
-    print("  any server could reach here; the ceiling line sets it against Durus 4.3), and")
+    print("  any server could reach here; the ceiling line sets it against Durus 4.3), commits-N-clients-vs-commit-echo")
+    print("  (N clients each sending C, reading an empty invalidation list, sending the transaction data of a commit")
+    print("  of its own record, \(sizes) bytes, and reading the status, answered by a thread per client that puts the")
+    print("  record in a raw libdb transaction, write-no-sync, under one lock from C to status: no server can commit")
+    print("  faster; ours is the write-no-sync server), commits-16-clients-full-vs-1-client-full (ours, durability")
+    print("  full, at 16 clients and at 1: what group commit's shared fsyncs bring), and")
     print("  durable-commits-1-client-vs-embedded (BerkeleyDBStorage, durability full, no server).")
     print("note: FileStorage never fsyncs on commit, so the write-no-sync rows are the like-for-like commit comparison;")
     print("  full (fsync per commit) and none (log kept in memory) are set against the same Python figures.")
@@ -124,12 +148,19 @@ func runServerSuite(_ arguments: [String]) throws {
     // answer 16 clients no faster than the echo.
     print(String(format: "ceiling loads-16-clients %.3f× Durus 4.3 (the 16-client echo, %.0f round trips/s)",
                  best["echo-16"]! / best["loads-16-python"]!, best["echo-16"]!))
+    // The same for commits: a server that did nothing but the exchange's
+    // round trips and a raw 1-record put commits 16 clients no faster.
+    print(String(format: "ceiling commits-16-clients %.3f× Durus 4.3 (the 16-client commit echo, %.0f commits/s)",
+                 best["commit-echo-16"]! / best["commits-16-python"]!, best["commit-echo-16"]!))
     report("server: DurusServer on BerkeleyDBStorage vs. Python Durus 4.3's storage server, over protocol v1",
            theirs: "theirs", rows)
 }
 
 /// Bytes of data in every filled record.
 private let dataSize = 200
+
+/// The client counts of the commit measurements; the servers' subjects keep a record for each of the most.
+private let commitClients = [1, 4, 16]
 
 private func clientsLabel(_ clients: Int) -> String { clients == 1 ? "1-client" : "\(clients)-clients" }
 
@@ -192,8 +223,8 @@ private struct Subject {
         let client = try ClientStorage(address: address)
         defer { try? client.close() }
         let leaves = try fill(client, objects: objects)
-        targets = Array(leaves.suffix(4))
-        loadable = leaves.dropLast(4).map(\.oid)
+        targets = Array(leaves.suffix(commitClients.max()!))
+        loadable = leaves.dropLast(targets.count).map(\.oid)
     }
 
     private func clients(_ count: Int) throws -> [ClientStorage] {
