@@ -159,6 +159,19 @@ public final class FileStorage: Storage {
     }
 
     public func commit(_ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws {
+        try append(records, handleInvalidations: handleInvalidations, sync: syncOnCommit)
+    }
+
+    /// Commits as ``commit(_:handleInvalidations:)`` does; with
+    /// ``Options/syncOnCommit``, the fsync is the wait handed back.
+    public func commitAwaitingFlush(_ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws
+        -> (@Sendable () throws -> Void)? {
+        try append(records, handleInvalidations: handleInvalidations, sync: false)
+        guard syncOnCommit, !records.isEmpty else { return nil }
+        return { [self] in try state.withLock { state throws(DurusError) in try writableFile(state).sync() } }
+    }
+
+    private func append(_ records: [Record], handleInvalidations: ([OID]) throws -> Void, sync: Bool) throws {
         _ = try state.withLock { state throws(DurusError) in try writableFile(state) }
         try handleInvalidations([])
         try state.withLock { state in
@@ -173,7 +186,7 @@ public final class FileStorage: Storage {
             let transaction = ShelfFormat.transaction(records)
             do {
                 try file.write(transaction, at: state.end)
-                if syncOnCommit { try file.sync() }
+                if sync { try file.sync() }
             } catch {
                 try? file.truncate(to: state.end)
                 throw error

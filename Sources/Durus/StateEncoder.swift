@@ -72,7 +72,8 @@ struct StateEncoder {
         if T.self == UUID.self { return .bytes(withUnsafeBytes(of: (value as! UUID).uuid) { Array($0) }) }
         // Last: the one dynamic cast, for every type that is none of the above.
         if T.self is PersistentObject.Type {
-            let object = unsafeBitCast(value, to: PersistentObject.self)
+            // T is a class: its value is one object reference, read as such.
+            let object = withUnsafePointer(to: value) { $0.withMemoryRebound(to: PersistentObject.self, capacity: 1) { $0.pointee } }
             return .reference(try reference(object), typeName: PersistentTypes.name(of: Swift.type(of: object)))
         }
         return nil

@@ -6,9 +6,10 @@ import NIOCore
 /// received, answers them through its session, and drops it (and only it)
 /// when it breaks the protocol or stalls.
 ///
-/// Loads and syncs are answered on the channel's event loop; a commit waits
-/// for the hub's exchange without blocking the loop and is applied on the
-/// server's commit thread. The handler reads only when it can use the bytes:
+/// Requests are answered on the channel's event loop; a commit waits for
+/// the hub's exchange without blocking the loop, is applied on the loop, and
+/// waits for the disk (when its storage hands back such a wait) on the
+/// server's commit threads. The handler reads only when it can use the bytes:
 /// not while a commit is in flight, not while whole requests are still
 /// buffered, and not while the client is not reading its answers (the
 /// channel is not writable). Answers are written as they are made, so a
@@ -354,21 +355,31 @@ final class ClientHandler: ChannelInboundHandler {
             throw DurusError.protocolViolation("the record of \(big.oid) has \(big.bytes.count) bytes, over the limit of \(server.configuration.maxRecordSize)")
         }
         phase = .committing
+        // Applied here, on the event loop, with the exchange held: a storage
+        // that must wait for the disk hands that wait back, and it is made
+        // on a pool thread after the exchange is released, so the next
+        // client's commit is applied meanwhile and flushes that overlap
+        // share one fsync. Without a wait, the answer goes out at once.
+        let flush: (@Sendable () throws -> Void)?
+        do {
+            flush = try exchange.commitAwaitingFlush(records)
+        } catch {
+            return finishCommit(context, .failure(error), objects: records.count, bytes: data.count) ? .handled : .wait
+        }
+        guard let flush else {
+            return finishCommit(context, .success(()), objects: records.count, bytes: data.count) ? .handled : .wait
+        }
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        // Applied with the exchange held, flushed after it is released: the
-        // next client's commit is applied on another pool thread meanwhile,
-        // and flushes that overlap share one fsync.
-        server.commitPool.runIfActive(eventLoop: context.eventLoop) {
-            try exchange.commitAwaitingFlush(records)?()
-        }.whenComplete { result in
+        server.commitPool.runIfActive(eventLoop: context.eventLoop, flush).whenComplete { result in
             let (handler, context) = bound.value
-            handler.committed(context, result, objects: records.count, bytes: data.count)
+            if handler.finishCommit(context, result, objects: records.count, bytes: data.count) { handler.process(context) }
         }
         return .wait
     }
 
-    private func committed(_ context: ChannelHandlerContext, _ result: Result<Void, any Error>, objects: Int, bytes: Int) {
-        guard case .committing = phase else { return }
+    /// Answers a commit; true when the client may send its next request.
+    private func finishCommit(_ context: ChannelHandlerContext, _ result: Result<Void, any Error>, objects: Int, bytes: Int) -> Bool {
+        guard case .committing = phase else { return false }
         switch result {
         case .success:
             logger.info("commit", metadata: ["objects": "\(objects)", "bytes": "\(bytes)"])
@@ -381,19 +392,19 @@ final class ClientHandler: ChannelInboundHandler {
             // Applied and visible, but not known to be on the disk: the client
             // must not be told it committed, and there is no status for that.
             drop(context, "commit applied but its log flush failed: \(reason)", level: .error)
-            return
+            return false
         case .failure(let error):
             drop(context, "commit refused: \(error)")
-            return
+            return false
         }
         phase = .command
         if closeAfterCommit {
             flush(context)
             phase = .closed
             context.close(promise: nil)
-            return
+            return false
         }
-        process(context)
+        return true
     }
 
     // MARK: Ending

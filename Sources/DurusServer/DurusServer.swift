@@ -19,10 +19,13 @@ import Synchronization
 /// Every client gets a session of a ``SessionHub`` (pass your own hub to
 /// share the store with in-process ``Connection``s). Loads from different
 /// clients are answered in parallel, on ``ServerConfiguration/eventLoopThreads``
-/// threads, and never wait for a commit; commits are applied one at a time
-/// on threads of their own (on a store that flushes each commit to disk,
-/// commits from different clients share their fsyncs: group commit); packs
-/// run in the background. A client that breaks the protocol, stalls
+/// threads, and never wait for a commit; commits are applied one at a time,
+/// on the committing client's event loop, and a storage's wait for the disk
+/// (``Storage/commitAwaitingFlush(_:handleInvalidations:)``) is made on
+/// threads of its own after the next client's commit may begin, so commits
+/// from different clients share their fsyncs (group commit). A storage
+/// whose plain commit blocks on the disk should hand that wait back there.
+/// Packs run in the background. A client that breaks the protocol, stalls
 /// mid-request, or falls too far behind is dropped alone, with the reason
 /// logged.
 public final class DurusServer: Sendable {
@@ -151,16 +154,15 @@ final class ServerCore: Sendable {
         self.hub = hub
         self.configuration = configuration
         self.logger = logger
-        // The exchange lets one commit be applied at a time; more threads let
-        // the next one be applied while earlier ones wait for their flush.
+        // Threads that wait for commits' flushes: overlapping waits share one
+        // fsync, so more waiting threads let more commits share it.
         commitPool = NIOThreadPool(numberOfThreads: Self.commitThreads)
         commitPool.start()
         backgroundPool = NIOThreadPool(numberOfThreads: 1)
         backgroundPool.start()
     }
 
-    /// Commit threads: one applying, the others waiting for flushes that
-    /// group together (four clients' commits: one to three fsyncs).
+    /// Threads waiting for flushes that group together.
     static let commitThreads = 4
 
     var clientCount: Int { clients.withLock { $0.count } }

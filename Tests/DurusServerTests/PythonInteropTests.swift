@@ -202,6 +202,62 @@ struct PythonInteropTests {
         print("bank: \(transfers.value) Swift transfers, \(conflicts.value) conflicts retried, \(audits.value) Swift audits")
     }
 
+    /// Tried: 16 clients commit at once for 4 s on a Berkeley DB store with
+    /// durability full (4 Python Durus 4.3 processes, 12 Swift network
+    /// clients), each commit adding 1 to a shared counter and 1 to the
+    /// client's own tally, retried on conflicts. Survives: each client's
+    /// tally equals the commits it was told succeeded (none lost, none
+    /// counted twice), and the counter equals their sum (no lost update).
+    @Test func sixteenClientsOfTwoLanguagesCountWithoutLosingAnUpdate() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let storage = try openStore(directory.file("store"), durability: .full)
+        let server = try startServer(storage: storage)
+        defer { server.stop(); try? storage.close() }
+        let oids = Self.oids(try PythonDurus.run("bank.py", [server.pythonAddress, "setup", "17", "0"]))
+        let counter = try #require(oids["a0"])
+        let seconds = 4.0
+        let pythons = try (1 ... 4).map { index in
+            try PythonDurus.start("bank.py", [server.pythonAddress, "count", "\(seconds)", "a\(index)"])
+        }
+        let acknowledged = Mutex<[String: Int]>([:])
+        let failures = Counter()
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        let swiftClients = try (5 ... 16).map { index in (name: "a\(index)", bank: RecordBank(storage: try server.client(), accounts: [])) }
+        let workers = swiftClients.map { client in Thread {
+            var commits = 0
+            while ContinuousClock.now < deadline {
+                do {
+                    try client.bank.increment([counter, oids[client.name]!])
+                    commits += 1
+                } catch {
+                    failures.add()
+                    break
+                }
+            }
+            acknowledged.withLock { $0[client.name] = commits }
+        } }
+        workers.forEach { $0.start() }
+        for (index, (process, out, err)) in pythons.enumerated() {
+            let output = try PythonDurus.finish(process, out, err, "bank.py count")
+            let commits = output.split(separator: " ").first { $0.hasPrefix("commits=") }.flatMap { Int($0.dropFirst(8)) }
+            acknowledged.withLock { $0["a\(index + 1)"] = commits }
+        }
+        while workers.contains(where: { !$0.isFinished }) { usleep(10_000) }
+        #expect(failures.value == 0)
+        let counts = acknowledged.withLock { $0 }
+        #expect(counts.count == 16)
+        let names = (1 ... 16).map { "a\($0)" }
+        let auditor = RecordBank(storage: try server.client(), accounts: [])
+        let balances = try auditor.balances([counter] + names.map { oids[$0]! })
+        for (name, balance) in zip(names, balances.dropFirst()) {
+            #expect(balance == counts[name], "\(name): tally \(balance), acknowledged \(counts[name] ?? -1)")
+        }
+        #expect(balances[0] == counts.values.reduce(0, +))
+        #expect(counts.values.allSatisfy { $0 > 0 }, "\(counts)")
+        print("16 clients: \(balances[0]) commits acknowledged and counted")
+    }
+
     static func oids(_ setup: String) -> [String: OID] {
         var result: [String: OID] = [:]
         for pair in setup.split(whereSeparator: \.isWhitespace).dropFirst() {

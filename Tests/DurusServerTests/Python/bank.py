@@ -7,6 +7,7 @@ state {'balance': int}; the Swift tests read and write that record directly.
     python bank.py ADDRESS transfer SECONDS SEED    -> transfers=.. conflicts=.. audits=..
     python bank.py ADDRESS audit                     -> total=..
     python bank.py ADDRESS bump NAME AMOUNT          (waits for a line on stdin before committing)
+    python bank.py ADDRESS count SECONDS NAME        -> commits=..  (a0 and NAME each +1 per commit)
 """
 import random
 import sys
@@ -76,6 +77,21 @@ def main():
                     print('AUDIT FAILED total=%d expected=%d' % (total, expected))
                     sys.exit(1)
         print('transfers=%d conflicts=%d audits=%d' % (transfers, conflicts, audits))
+    elif command == 'count':
+        seconds, name = float(sys.argv[3]), sys.argv[4]
+        commits = conflicts = 0
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            try:
+                accounts = root['accounts']
+                accounts['a0'].balance += 1
+                accounts[name].balance += 1
+                connection.commit()
+                commits += 1
+            except ConflictError:
+                conflicts += 1
+                connection.abort()
+        print('commits=%d conflicts=%d' % (commits, conflicts))
     elif command == 'audit':
         print('total=%d' % audit(connection))
     elif command == 'bump':
