@@ -125,6 +125,9 @@ public final class Connection {
     /// Objects given placeholder state after a failed load in an accessor.
     private var placeholders: [PersistentObject] = []
     private(set) var pendingError: (any Error)?
+    /// OIDs the storage handed out for new objects and no commit used yet,
+    /// the next one last: taken a block at a time, not one call per object.
+    private var freshOIDs: [OID] = []
 
     init(storage: any Storage, configuration: Database.Configuration) {
         self.storage = storage
@@ -194,7 +197,7 @@ public final class Connection {
                         references.insert(targetOID)
                         return targetOID
                     }
-                    let assigned = try storage.newOID()
+                    let assigned = try nextFreshOID(newSoFar: newObjects.count)
                     target.oid = assigned
                     target.core = self
                     objects.insert(target, for: assigned)
@@ -219,7 +222,8 @@ public final class Connection {
             }
         } catch {
             for object in newObjects {
-                if let oid = object.oid { objects.remove(oid) }
+                // Nothing was stored: the OID is still ours, for the next new object.
+                if let oid = object.oid { objects.remove(oid); freshOIDs.append(oid) }
                 object.oid = nil
                 object.core = nil
                 object.status = .unsaved
@@ -238,6 +242,15 @@ public final class Connection {
         changed.removeAll(keepingCapacity: true)
         endTransaction()
         if let inDoubt { throw inDoubt }
+    }
+
+    /// An OID for a new object. Blocks grow with the commit's new objects so
+    /// far (16 to 1,024), so a commit of a thousand new objects asks the
+    /// storage a few times, and a small one reserves few OIDs it may not use.
+    private func nextFreshOID(newSoFar: Int) throws -> OID {
+        if let oid = freshOIDs.popLast() { return oid }
+        freshOIDs = try storage.newOIDs(count: min(max(16, newSoFar), 1024)).reversed()
+        return freshOIDs.removeLast()
     }
 
     func abort() {
