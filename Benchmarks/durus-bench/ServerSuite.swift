@@ -348,3 +348,21 @@ private final class PythonServer {
         process.waitUntilExit()
     }
 }
+
+/// `server-commits`: only the Swift server's commit rate, for profiling one
+/// phase under `perf` or `valgrind` (no Python, no other phase).
+///
+///     durus-bench server-commits [--clients N] [--seconds S] [--durability full|writeNoSync|none]
+func runServerCommitsProfile(_ arguments: [String]) throws {
+    let clients = max(1, option("--clients", in: arguments, default: 4))
+    let window = Duration.seconds(option("--seconds", in: arguments, default: 10))
+    let durability = optionString("--durability", in: arguments).flatMap(Durability.init(rawValue:)) ?? .writeNoSync
+    let scratch = scratchDirectory("server-commits")
+    try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: scratch) }
+    let server = try SwiftServer(path: scratch + "/swift", durability: durability)
+    defer { try? server.stop() }
+    let subject = try Subject(address: server.address, objects: 1000)
+    let rate = try subject.commitRate(clients: clients, window: window)
+    print(String(format: "server-commits: %d clients, %@: %.0f commits/s", clients, durability.rawValue, rate))
+}

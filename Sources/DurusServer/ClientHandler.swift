@@ -169,7 +169,11 @@ final class ClientHandler: ChannelInboundHandler {
             }
         }
         flush(context)
-        server.noteBuffered(input.readableBytes + pendingOutboundBytes(context))
+        // What is held matters when it is much: when the turn stopped with
+        // requests left, or a request is arriving in many reads.
+        if step == .handled || input.readableBytes > Self.writeThreshold {
+            server.noteBuffered(input.readableBytes + pendingOutboundBytes(context))
+        }
         if case .command = phase, input.readableBytes > 0, step == .needMoreBytes {
             armFrameTimer(context)
         } else {
