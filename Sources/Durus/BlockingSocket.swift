@@ -1,4 +1,8 @@
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Where a Durus server listens.
 public enum ServerAddress: Sendable, Hashable, CustomStringConvertible {

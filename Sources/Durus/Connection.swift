@@ -4,7 +4,11 @@ import FoundationEssentials
 import Foundation
 #endif
 import Dispatch
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A view of a store through which a program works with persistent objects:
 /// an identity map, a cache, and the transaction between two commits.
@@ -412,6 +416,10 @@ public final class Connection {
         }
         do {
             try object.decodeState(PersistentStateDecoder(reader: reader))
+        } catch DurusError.badState(_, let reason) {
+            // The decoder knows the state, not whose it is.
+            object.clearState()
+            throw DurusError.badState(oid: oid, reason: reason)
         } catch let error as DurusError {
             object.clearState()
             throw error

@@ -1,4 +1,8 @@
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Synchronization
 
 /// A storage in one Durus file: SHELF-1, the format of Durus 4.x's
@@ -165,7 +169,7 @@ public final class FileStorage: Storage {
     /// Commits as ``commit(_:handleInvalidations:)`` does; with
     /// ``Options/syncOnCommit``, the fsync is the wait handed back.
     public func commitAwaitingFlush(_ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws
-        -> (@Sendable () throws -> Void)? {
+        -> PendingFlush? {
         try append(records, handleInvalidations: handleInvalidations, sync: false)
         guard syncOnCommit, !records.isEmpty else { return nil }
         return { [self] in try state.withLock { state throws(DurusError) in try writableFile(state).sync() } }

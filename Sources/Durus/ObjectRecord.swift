@@ -169,6 +169,7 @@ enum SchemaEvolution {
         let present = Set(names)
         let missing = template.keys.indices.filter { !present.contains(String(decoding: template.keys[$0], as: UTF8.self)) }
         if let index = missing.first(where: { template.withObjects.contains(String(decoding: template.keys[$0], as: UTF8.self)) }) {
+            // The connection that loads the state names its OID.
             throw DurusError.badState(oid: .root, reason: "the record has no '\(String(decoding: template.keys[index], as: UTF8.self))', "
                 + "and its default is a new persistent object, which loading cannot create; store it once with a value")
         }

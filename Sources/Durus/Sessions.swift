@@ -216,7 +216,7 @@ public final class SessionHub: Sendable {
     /// ``DurusError/commitNotDurable(reason:)``: stored, and in doubt only
     /// against a crash, where any other failure means nothing was stored.
     func commit(_ id: Int, _ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws {
-        let flush: (@Sendable () throws -> Void)?
+        let flush: PendingFlush?
         do {
             // Inside `exclusively`, this thread holds the exchange already.
             let nested = exchange.isHeldByCurrentThread
@@ -262,7 +262,7 @@ public final class SessionHub: Sendable {
     /// every other session.
     @discardableResult
     func apply(_ id: Int, _ records: [Record], awaitingFlush: Bool = false, reservationsChecked: Bool = false,
-               handleInvalidations: ([OID]) throws -> Void) throws -> (@Sendable () throws -> Void)? {
+               handleInvalidations: ([OID]) throws -> Void) throws -> PendingFlush? {
         let oids = records.map(\.oid)
         // While the records are written, loading one of them is a read
         // conflict for every other session (whatever it synchronized), and
@@ -280,7 +280,7 @@ public final class SessionHub: Sendable {
             self.addPending(remote, except: id)
             try handleInvalidations(remote)
         }
-        var flush: (@Sendable () throws -> Void)?
+        var flush: PendingFlush?
         // A storage that is itself a session of a hub may report a commit
         // that stands but is not known durable: told to the others all the same.
         var inDoubt: DurusError?
@@ -325,7 +325,7 @@ public final class SessionHub: Sendable {
 
     /// A storage's wait for the disk after a commit it applied: failing, it
     /// leaves the commit in doubt, not undone.
-    private static func inDoubtOnFailure(_ wait: @escaping @Sendable () throws -> Void) -> @Sendable () throws -> Void {
+    private static func inDoubtOnFailure(_ wait: @escaping PendingFlush) -> PendingFlush {
         {
             do {
                 try wait()
@@ -480,12 +480,12 @@ public final class CommitExchange: Sendable {
     /// server reports the commit to its client only once that wait returns.
     /// A wait that fails throws ``DurusError/commitNotDurable(reason:)``:
     /// the commit stands, but is not known to be on the disk.
-    public func commitAwaitingFlush(_ records: [Record]) throws -> (@Sendable () throws -> Void)? {
+    public func commitAwaitingFlush(_ records: [Record]) throws -> PendingFlush? {
         try end(committing: records, awaitingFlush: true)
     }
 
     @discardableResult
-    private func end(committing records: [Record], awaitingFlush: Bool) throws -> (@Sendable () throws -> Void)? {
+    private func end(committing records: [Record], awaitingFlush: Bool) throws -> PendingFlush? {
         guard open.exchange(false, ordering: .acquiringAndReleasing) else { throw DurusError.closed }
         defer { hub.endExchange() }
         let oids = Set(records.map(\.oid))

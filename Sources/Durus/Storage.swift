@@ -68,7 +68,7 @@ public protocol Storage: AnyObject, Sendable {
     /// A wait that throws leaves the commit applied but of unknown fate, as
     /// a crash would: tell its client so, not that nothing was stored.
     func commitAwaitingFlush(_ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws
-        -> (@Sendable () throws -> Void)?
+        -> PendingFlush?
 
     /// The OIDs whose cached copies must be dropped: objects others committed
     /// since the last call, and objects collected as garbage.
@@ -85,9 +85,15 @@ public protocol Storage: AnyObject, Sendable {
     func close() throws
 }
 
+/// A storage's wait for the disk after a commit it applied (see
+/// ``Storage/commitAwaitingFlush(_:handleInvalidations:)``): it returns once
+/// the commit is durable, and throws when that cannot be confirmed, leaving
+/// the commit applied but in doubt.
+public typealias PendingFlush = @Sendable () throws -> Void
+
 extension Storage {
     public func commitAwaitingFlush(_ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws
-        -> (@Sendable () throws -> Void)? {
+        -> PendingFlush? {
         try commit(records, handleInvalidations: handleInvalidations)
         return nil
     }

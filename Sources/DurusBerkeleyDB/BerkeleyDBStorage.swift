@@ -264,7 +264,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     /// the disk and returns that wait (one `log_flush`: threads that flush at
     /// once share one write and fsync). Otherwise a commit, and `nil`.
     public func commitAwaitingFlush(_ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws
-        -> (@Sendable () throws -> Void)? {
+        -> PendingFlush? {
         guard configuration.durability == .full else {
             try commit(records, handleInvalidations: handleInvalidations)
             return nil

@@ -364,7 +364,7 @@ final class ClientHandler: ChannelInboundHandler {
         // on a pool thread after the exchange is released, so the next
         // client's commit is applied meanwhile and flushes that overlap
         // share one fsync. Without a wait, the answer goes out at once.
-        let flush: (@Sendable () throws -> Void)?
+        let flush: PendingFlush?
         do {
             flush = try exchange.commitAwaitingFlush(records)
         } catch {

@@ -1,5 +1,9 @@
 import Durus
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The file of a listening Unix domain socket: cleared before binding when a
 /// dead server left it, and given the owner, group and mode asked for.

@@ -3,7 +3,11 @@ import Dispatch
 import Durus
 import DurusBerkeleyDB
 import DurusServer
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Logging
 
 extension Durability: ExpressibleByArgument {}
