@@ -355,11 +355,21 @@ private final class PythonServer {
     }
 }
 
-/// `server-commits`: only the Swift server's commit rate, for profiling one
-/// phase under `perf` or `valgrind` (no Python, no other phase).
+/// `server-commits` and `server-loads`: only the Swift server's commit (or
+/// load) rate, for profiling one phase under `perf` or `valgrind` (no
+/// Python, no other phase).
 ///
-///     durus-bench server-commits [--clients N] [--seconds S] [--durability full|writeNoSync|none]
+///     durus-bench server-commits [--clients N] [--seconds S] [--durability full|write-no-sync|none]
+///     durus-bench server-loads [--clients N] [--seconds S]
+func runServerLoadsProfile(_ arguments: [String]) throws {
+    try runServerCommitsProfile(arguments, loads: true)
+}
+
 func runServerCommitsProfile(_ arguments: [String]) throws {
+    try runServerCommitsProfile(arguments, loads: false)
+}
+
+private func runServerCommitsProfile(_ arguments: [String], loads: Bool) throws {
     let clients = max(1, option("--clients", in: arguments, default: 4))
     let window = Duration.seconds(option("--seconds", in: arguments, default: 10))
     let durability = optionString("--durability", in: arguments).flatMap(Durability.init(rawValue:)) ?? .writeNoSync
@@ -369,6 +379,11 @@ func runServerCommitsProfile(_ arguments: [String]) throws {
     let server = try SwiftServer(path: scratch + "/swift", durability: durability)
     defer { try? server.stop() }
     let subject = try Subject(address: server.address, objects: 1000)
-    let rate = try subject.commitRate(clients: clients, window: window)
-    print(String(format: "server-commits: %d clients, %@: %.0f commits/s", clients, durability.rawValue, rate))
+    if loads {
+        let rate = try subject.loadRate(clients: clients, window: window)
+        print(String(format: "server-loads: %d clients: %.0f loads/s", clients, rate))
+    } else {
+        let rate = try subject.commitRate(clients: clients, window: window)
+        print(String(format: "server-commits: %d clients, %@: %.0f commits/s", clients, durability.rawValue, rate))
+    }
 }

@@ -6,6 +6,7 @@
 //   swift run -c release durus-bench collections [--entries N] [--orders 16,32,64,128] [--python PATH]
 //   swift run -c release durus-bench server [--python PATH] [--objects N] [--seconds S] [--rounds N]
 //   swift run -c release durus-bench server-commits [--clients N] [--seconds S] [--durability MODE]
+//   swift run -c release durus-bench server-loads [--clients N] [--seconds S]
 //   swift run -c release durus-bench migrate [--python PATH] [--objects N]
 //
 // Each suite prints a table and ends with one line per comparison:
@@ -21,6 +22,7 @@ let suites: [String: ([String]) throws -> Void] = [
     "server": runServerSuite,
     // One phase of the server suite alone, to profile it.
     "server-commits": runServerCommitsProfile,
+    "server-loads": runServerLoadsProfile,
     "migrate": runMigrateSuite,
     // The migrate suite runs each migration in a child process of its own.
     "migrate-child": runMigrateChild,
