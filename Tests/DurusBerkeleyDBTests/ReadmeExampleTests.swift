@@ -2,7 +2,7 @@ import Durus
 import DurusBerkeleyDB
 import Testing
 
-/// The README's 30-second example, as written there (in a temporary directory).
+/// ARCHITECTURE.md's storage example, as written there (in a temporary directory).
 @Test func readmeExampleRunsAsDocumented() throws {
     let dir = TemporaryDirectory()
     defer { dir.remove() }

@@ -35,3 +35,23 @@ enum ReadmeMacros {
     #expect(alice.owner == "alice" && alice.balance == 5)
     #expect(alice.lastViewed == nil, "transient: never stored")
 }
+
+/// The README's transaction example, as written there: it compiles, and
+/// with nobody else committing it commits at the first try.
+@Test func readmeTransactionExampleWorks() throws {
+    typealias Bank = ReadmeMacros.Bank
+    let database = try Database(storage: MemoryStorage(), root: Bank.self, types: [ReadmeMacros.Account.self])
+    try database.transaction { try $0.root(Bank.self).accounts["alice"] = ReadmeMacros.Account(owner: "alice") }
+    var gaveUp = false
+    do {
+        try database.transaction(retries: 5, timeLimit: .seconds(2)) { connection in
+            let bank = try connection.root(Bank.self)
+            bank.accounts["alice"]?.balance -= 1
+        }
+    } catch let conflict as ConflictError where conflict.giveUp != nil {
+        print(conflict)     // "6 tries failed (the last: write conflict on [3]) while 6 commits landed; …"
+        gaveUp = true
+    }
+    #expect(!gaveUp)
+    #expect(try database.transaction { try $0.root(Bank.self).accounts["alice"]?.balance } == -1)
+}

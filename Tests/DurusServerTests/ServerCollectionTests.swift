@@ -11,7 +11,7 @@ import Testing
     /// record, the loader's sync names each collected OID exactly once, and
     /// only the reachable remains. The loader's latency, idle and during the
     /// collection, is printed (the issue asks p99 within 5× of idle; this
-    /// VM's figures are in the README): only correctness is asserted.
+    /// VM's figures are in Benchmarks/README.md): only correctness is asserted.
     @Test func loadsThroughTheServerWhileItCollects100000Objects() throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
