@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -49,6 +50,9 @@ public final class Database: Sendable {
     public let hub: SessionHub
     public let configuration: Configuration
     private let idle = Mutex<[IdleConnection]>([])
+    /// False once ``close()`` began; transactions running are in `running`.
+    private let isOpen = Mutex(true)
+    private let running = DispatchGroup()
 
     /// The store's storage.
     public var storage: any Storage { hub.storage }
@@ -83,7 +87,8 @@ public final class Database: Sendable {
 
     /// A new connection, Durus style: long-lived, with its own cache.
     public func open() throws -> Connection {
-        Connection(storage: hub.openSession(), configuration: configuration)
+        guard isOpen.withLock({ $0 }) else { throw DurusError.closed }
+        return Connection(storage: hub.openSession(), configuration: configuration)
     }
 
     /// The most invalidations a parked connection of the pool collects. Its
@@ -141,6 +146,11 @@ public final class Database: Sendable {
     /// transaction, whose connection goes back to a pool other threads use.
     public func transaction<T: Sendable>(retries: Int = 3, timeLimit: Duration? = nil,
                                          _ body: (Connection) throws -> T) throws -> T {
+        try isOpen.withLock { open throws(DurusError) in
+            guard open else { throw .closed }
+            running.enter()
+        }
+        defer { running.leave() }
         let pooled = takePooled()
         let connection = pooled.connection
         defer { recycle(pooled) }
@@ -196,6 +206,26 @@ public final class Database: Sendable {
         if let deadline { wait = min(wait, max(.zero, deadline - .now)) }
         let micros = wait.components.attoseconds / 1_000_000_000_000
         if micros > 0 { usleep(UInt32(micros)) }
+    }
+
+    /// Closes the database: new transactions and ``open()`` throw
+    /// ``DurusError/closed``, transactions running on other threads are
+    /// waited for, the pool's connections are closed, then the storage.
+    /// Connections from ``open()`` stay usable only for what they hold in
+    /// memory: anything that reaches the storage throws
+    /// ``DurusError/closed``. Closing again does nothing.
+    ///
+    /// Call it from outside any transaction of this database (from inside
+    /// one it would wait for itself).
+    public func close() throws {
+        let first = isOpen.withLock { open in
+            defer { open = false }
+            return open
+        }
+        guard first else { return }
+        running.wait()
+        for pooled in idle.withLock({ pool in defer { pool = [] }; return pool }) { try? pooled.session.close() }
+        try storage.close()
     }
 
     private func recycle(_ pooled: IdleConnection) {

@@ -1,4 +1,5 @@
 import Dispatch
+import DurusTestSupport
 import Durus
 import Foundation
 import Synchronization
@@ -116,15 +117,4 @@ import Testing
         }
         #expect(timed?.giveUp == ConflictError.GiveUp(tries: 1, commitsLanded: 1, timedOut: true))
     }
-}
-
-/// A thread of its own running `body`; `wait()` on the result joins it.
-private func startThread(_ body: @escaping @Sendable () -> Void) -> DispatchSemaphore {
-    let done = DispatchSemaphore(value: 0)
-    let thread = Thread {
-        body()
-        done.signal()
-    }
-    thread.start()
-    return done
 }
