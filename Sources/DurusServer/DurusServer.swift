@@ -139,6 +139,36 @@ public final class DurusServer: Sendable {
         done.wait()
         done.signal()
     }
+
+    /// Serves until one of `signals` arrives (or a client's `Q`, or
+    /// ``shutdown()``), then stops as ``shutdown()`` does (a Unix socket's
+    /// file is removed) and returns once the server has stopped. While it
+    /// runs, the signals are caught instead of ending the process; their
+    /// previous dispositions are restored when it returns. The storage is
+    /// left open for its owner to close.
+    ///
+    /// ```swift
+    /// let server = try DurusServer(hub: database.hub, configuration: .init(address: .unix(path: "bank.sock")))
+    /// server.run()                  // until SIGINT or SIGTERM
+    /// try database.close()
+    /// ```
+    public func run(untilSignals signals: [Int32] = [SIGINT, SIGTERM]) {
+        let sources = signals.map { number in
+            let previous = signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [self] in
+                core.logger.notice("signal received, stopping", metadata: ["signal": "\(number)"])
+                shutdown()
+            }
+            source.resume()
+            return (number, previous, source)
+        }
+        waitUntilStopped()
+        for (number, previous, source) in sources {
+            source.cancel()
+            signal(number, previous)
+        }
+    }
 }
 
 /// What the server's client handlers share.

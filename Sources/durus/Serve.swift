@@ -112,18 +112,7 @@ struct Serve: ParsableCommand {
             let storage = try BerkeleyDBStorage(path: db, configuration: storageConfiguration)
             let server = try DurusServer(storage: storage, configuration: configuration, logger: logger)
             logger.notice("serving", metadata: ["db": "\(db)", "durability": "\(durability.rawValue)"])
-            let signals = [SIGINT, SIGTERM].map { number in
-                signal(number, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-                source.setEventHandler {
-                    logger.notice("signal received, stopping", metadata: ["signal": "\(number)"])
-                    server.shutdown()
-                }
-                source.resume()
-                return source
-            }
-            server.waitUntilStopped()
-            signals.forEach { $0.cancel() }
+            server.run(untilSignals: [SIGINT, SIGTERM])
             try storage.close()
             logger.notice("store closed")
         } catch {

@@ -1,4 +1,6 @@
 import Durus
+import Foundation
+import Synchronization
 import DurusBerkeleyDB
 import DurusServer
 import Testing
@@ -19,4 +21,38 @@ import Testing
     try database.transaction { try $0.root(Ledger.self).entries.append(Entry(label: "in-process", amount: 2)) }
     let labels = try remote.transaction { try $0.root(Ledger.self).entries.map(\.label) }
     #expect(labels == ["from the socket", "in-process"])
+}
+
+/// The in-process server's life as the README shows it: `run()` serves
+/// until a signal (SIGUSR2 here, so that nothing else in the test process
+/// hears it), then stops, removes its socket file and returns; the store is
+/// then closed by its owner.
+@Test func anInProcessServerRunsUntilASignalAndRemovesItsSocket() throws {
+    let directory = TemporaryDirectory()
+    defer { directory.remove() }
+    let socket = directory.file("bank.sock")
+    let database = try Database(storage: BerkeleyDBStorage(path: directory.file("bank.db")), root: Ledger.self,
+                                types: [Entry.self])
+    let server = try DurusServer(hub: database.hub, configuration: .init(address: .unix(path: socket)))
+    #expect(FileManager.default.fileExists(atPath: socket))
+    // A signal sent before `run` catches it is ignored, not fatal.
+    let old = signal(SIGUSR2, SIG_IGN)
+    defer { signal(SIGUSR2, old) }
+    let returned = Atomic(false)
+    let runner = Thread {
+        server.run(untilSignals: [SIGUSR2])
+        returned.store(true, ordering: .releasing)
+    }
+    runner.start()
+    let client = try ClientStorage(address: .unix(path: socket))
+    _ = try client.load(.root)
+    try client.close()
+    let stopped = eventually(.seconds(10)) {
+        kill(getpid(), SIGUSR2)
+        return returned.load(ordering: .acquiring)
+    }
+    #expect(stopped)
+    #expect(!FileManager.default.fileExists(atPath: socket))
+    try database.close()
+    #expect(throws: DurusError.closed) { try database.storage.load(.root) }
 }
