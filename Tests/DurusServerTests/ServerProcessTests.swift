@@ -19,7 +19,7 @@ import Testing
         process.arguments = ["serve"] + arguments
         process.standardOutput = FileHandle.nullDevice
         if let log {
-            FileManager.default.createFile(atPath: log, contents: nil)
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
             process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         } else {
             process.standardError = FileHandle.nullDevice
