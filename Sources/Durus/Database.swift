@@ -161,7 +161,9 @@ public final class Database: Sendable {
         var unseenWins = 0
         while true {
             tries += 1
-            let landedBefore = hub.commitsLanded
+            // The commits this try's view holds: one that lands later is
+            // one this try can lose to.
+            let seen = pooled.session.commitsSeen
             do {
                 guard tries > Self.optimisticTries else {
                     let result = try body(connection)
@@ -184,7 +186,7 @@ public final class Database: Sendable {
                 // Lost to a commit that is being applied: wait until it lands.
                 hub.waitForCommitInFlight()
                 connection.abort()
-                if hub.commitsLanded == landedBefore {
+                if hub.commitsLanded == seen {
                     // Lost to a commit made elsewhere (another client of a server).
                     unseenWins += 1
                     Self.pause(afterUnseenWins: unseenWins, until: deadline)

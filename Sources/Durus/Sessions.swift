@@ -35,6 +35,9 @@ public final class SessionHub: Sendable {
         var limit: Int?
         let onDrop: (@Sendable (String) -> Void)?
         var dropped: String?
+        /// The hub's count of landed commits when the session last took its
+        /// pending invalidations: every commit counted there is in its view.
+        var commitsSeen = 0
 
         init(limit: Int?, onDrop: (@Sendable (String) -> Void)?) {
             self.limit = limit
@@ -181,6 +184,9 @@ public final class SessionHub: Sendable {
         return oids
     }
 
+    /// How many commits had landed when session `id` last synchronized.
+    func commitsSeen(_ id: Int) -> Int { state.withLock { $0.sessions[id]?.commitsSeen ?? 0 } }
+
     /// The number of runs of reserved OIDs all sessions hold (for tests).
     var reservedRunCount: Int { state.withLock { $0.reservations.runCount } }
 
@@ -198,6 +204,9 @@ public final class SessionHub: Sendable {
     private func takePending(_ id: Int) throws -> [OID] {
         try state.withLock { state throws(DurusError) in
             let session = try live(&state, id)
+            // Read under the lock addPending takes, and a commit is counted
+            // only after its OIDs are pending: what is counted is seen.
+            session.commitsSeen = landed.load(ordering: .acquiring)
             defer { session.pending = [] }
             return Array(session.pending)
         }
@@ -293,8 +302,9 @@ public final class SessionHub: Sendable {
         } catch DurusError.commitNotDurable(let reason) {
             inDoubt = .commitNotDurable(reason: reason)
         }
-        landed.add(1, ordering: .releasing)
         addPending(oids, except: id)
+        // Counted once every other session has its OIDs pending (see `commitsSeen`).
+        landed.add(1, ordering: .releasing)
         state.withLock { state in
             for oid in oids { state.reservations.release(oid, by: id) }
         }
@@ -427,6 +437,11 @@ public final class SessionStorage: Storage {
     }
 
     public func sync() throws -> [OID] { try hub.sync(id) }
+
+    /// The hub's ``SessionHub/commitsLanded`` as of this session's last
+    /// synchronization (a sync, a commit, or the start of a commit
+    /// exchange): the session's view holds every commit counted there.
+    public var commitsSeen: Int { hub.commitsSeen(id) }
 
     public func pack() throws { try hub.storage.pack() }
 
