@@ -177,20 +177,21 @@ public final class Database: Sendable {
                     return result
                 }
             } catch var conflict as ConflictError {
-                connection.abort()
                 let timedOut = deadline.map { clock.now >= $0 } ?? false
                 guard tries <= retries, !timedOut else {
+                    connection.abort()
                     conflict.giveUp = .init(tries: tries, commitsLanded: hub.commitsLanded - landedAtStart, timedOut: timedOut)
                     throw conflict
                 }
                 // Lost to a commit that is being applied: wait until it lands.
                 hub.waitForCommitInFlight()
-                connection.abort()
                 if hub.commitsLanded == seen {
                     // Lost to a commit made elsewhere (another client of a server).
                     unseenWins += 1
                     Self.pause(afterUnseenWins: unseenWins, until: deadline)
                 }
+                // Once, after the waits: the next try starts from what landed meanwhile.
+                connection.abort()
             } catch {
                 connection.abort()
                 throw error
