@@ -57,7 +57,7 @@ let package = Package(
         .executableTarget(
             name: "durus-bench",
             dependencies: [
-                "Durus", "DurusBerkeleyDB", "DurusServer", "CBerkeleyDB",
+                "Durus", "DurusBerkeleyDB", "DurusServer", "DurusMacros", "CBerkeleyDB",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/durus-bench"

@@ -1,25 +1,30 @@
 import Durus
 import DurusBerkeleyDB
+import DurusMacros
 import Foundation
 
 /// The benchmark's object: the same three attributes as the Python side's `Item`.
-final class Item: Persistent<Item.State> {
-    struct State: PersistentState {
-        var name = ""
-        var value = 0
-        var tags: [String] = []
+@Persistent final class Item: PersistentObject {
+    var name: String = ""
+    var value: Int = 0
+    var tags: [String] = []
+
+    convenience init(name: String, value: Int, tags: [String]) {
+        self.init()
+        self.name = name
+        self.value = value
+        self.tags = tags
     }
-    var value: Int { get { state.value } set { state.value = newValue } }
 }
 
 /// 1000 consecutive items, like the Python side's PersistentDict buckets.
-final class Bucket: Persistent<Bucket.State> {
-    struct State: PersistentState { var items: [Int: Item] = [:] }
+@Persistent final class Bucket: PersistentObject {
+    var items: [Int: Item] = [:]
 }
 
-final class BenchRoot: Persistent<BenchRoot.State> {
-    struct State: PersistentState { var buckets: [Bucket] = [] }
-    func item(_ number: Int) -> Item? { state.buckets[number / 1000].state.items[number] }
+@Persistent final class BenchRoot: PersistentObject, PersistentRoot {
+    var buckets: [Bucket] = []
+    func item(_ number: Int) -> Item? { buckets[number / 1000].items[number] }
 }
 
 /// `objects`: the same workload through swift-durus (BerkeleyDBStorage in
@@ -101,6 +106,38 @@ func runObjectsSuite(_ arguments: [String]) throws {
     }
 }
 
+/// The objects suite's create phase alone (a new store, `--objects` items in
+/// commits of `--batch`), to profile it with perf or callgrind.
+func runObjectsCreateProfile(_ arguments: [String]) throws {
+    let objects = option("--objects", in: arguments, default: 100_000)
+    let batch = option("--batch", in: arguments, default: 1_000)
+    let scratch = scratchDirectory("objects-create")
+    try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: scratch) }
+    var configuration = BerkeleyDBStorage.Configuration()
+    configuration.durability = .writeNoSync
+    configuration.cacheSize = 256 << 20
+    let storage = try BerkeleyDBStorage(path: scratch + "/store", configuration: configuration)
+    defer { try? storage.close() }
+    let database = try Database(storage: storage, root: BenchRoot.self, types: [Item.self, Bucket.self],
+                                configuration: .init(cacheSize: max(1_000_000, 2 * objects)))
+    let connection = try database.open()
+    let root = try connection.root(BenchRoot.self)
+    let perSecond = try rate(1) { _ in try createItems(root, connection, objects: objects, batch: batch) } * Double(objects)
+    print(String(format: "objects-create: %d objects in commits of %d: %.0f objects/s", objects, batch, perSecond))
+}
+
+/// The create phase: `objects` items in buckets of 1,000 under `root`, committed every `batch`.
+func createItems(_ root: BenchRoot, _ connection: Connection, objects: Int, batch: Int) throws {
+    for number in 0 ..< objects {
+        if number % 1000 == 0 { root.buckets.append(Bucket()) }
+        let item = Item(name: "item-\(number)", value: number, tags: ["t\(number % 7)", "u\(number % 11)"])
+        root.buckets[number / 1000].items[number] = item
+        if (number + 1) % batch == 0 { try connection.commit() }
+    }
+    try connection.commit()
+}
+
 /// The Swift side of the objects suite, on a new store at `path`: its rates by name.
 func runSwiftObjects(path: String, objects: Int, batch: Int, rmw: Int, cold: Int, warm: Int) throws -> [String: Double] {
     var configuration = BerkeleyDBStorage.Configuration()
@@ -119,14 +156,7 @@ func runSwiftObjects(path: String, objects: Int, batch: Int, rmw: Int, cold: Int
         let root = try connection.root(BenchRoot.self)
 
         ours["create_per_s"] = try rate(1) { _ in
-            for number in 0 ..< objects {
-                if number % 1000 == 0 { root.state.buckets.append(Bucket()) }
-                let item = Item()
-                item.state = .init(name: "item-\(number)", value: number, tags: ["t\(number % 7)", "u\(number % 11)"])
-                root.state.buckets[number / 1000].state.items[number] = item
-                if (number + 1) % batch == 0 { try connection.commit() }
-            }
-            try connection.commit()
+            try createItems(root, connection, objects: objects, batch: batch)
         } * Double(objects)
 
         ours["rmw_commits_per_s"] = try rate(rmw) { _ in

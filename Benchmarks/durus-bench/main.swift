@@ -7,6 +7,7 @@
 //   swift run -c release durus-bench server [--python PATH] [--objects N] [--seconds S] [--rounds N]
 //   swift run -c release durus-bench server-commits [--clients N] [--seconds S] [--durability MODE]
 //   swift run -c release durus-bench server-loads [--clients N] [--seconds S]
+//   swift run -c release durus-bench objects-create [--objects N] [--batch N]
 //   swift run -c release durus-bench migrate [--python PATH] [--objects N]
 //
 // Each suite prints a table and ends with one line per comparison:
@@ -23,6 +24,8 @@ let suites: [String: ([String]) throws -> Void] = [
     // One phase of the server suite alone, to profile it.
     "server-commits": runServerCommitsProfile,
     "server-loads": runServerLoadsProfile,
+    // The objects suite's create phase alone, to profile it.
+    "objects-create": runObjectsCreateProfile,
     "migrate": runMigrateSuite,
     // The migrate suite runs each migration in a child process of its own.
     "migrate-child": runMigrateChild,

@@ -211,9 +211,7 @@ public final class Connection {
                     return assigned
                 }))
                 try object.encodeState(&encoder)
-                var body: [UInt8] = []
-                body.reserveCapacity(64)  // a small state in one allocation, not four
-                encoder.write(to: &body)
+                let body = encoder.finish()
                 states.append(EncodedState(oid: oid, type: type(of: object), typeName: PersistentTypes.name(of: type(of: object)),
                                            body: body, references: references))
             }

@@ -97,13 +97,29 @@ enum ObjectRecord {
 public struct PersistentStateEncoder {
     let encoder: StateEncoder
     var state: Node.Entry = .value(.null)
+    /// The state as written so far by the direct path (see ``beginProperties(count:)``).
+    var bytes: [UInt8] = []
+    /// Whether the direct path wrote the state.
+    var direct = false
+    /// The type of the last object the direct path referenced, and its stored name.
+    var lastType: ObjectIdentifier?
+    var lastTypeName = ""
+
+    init(encoder: StateEncoder) {
+        self.encoder = encoder
+        bytes.reserveCapacity(64)  // a small state in one allocation, not four
+    }
 
     /// Encodes `state` as the object's whole state.
     public mutating func encode<T: Encodable>(_ state: T) throws {
         self.state = try encoder.entry(state, path: [])
     }
 
-    func write(to out: inout [UInt8]) { state.write(to: &out) }
+    /// The state's binary form.
+    mutating func finish() -> [UInt8] {
+        if !direct { state.write(to: &bytes) }
+        return bytes
+    }
 }
 
 /// Reads an object's state for ``PersistentObject/decodeState(_:)``.

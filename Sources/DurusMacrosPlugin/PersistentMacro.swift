@@ -50,17 +50,38 @@ public struct PersistentMacro: MemberMacro, MemberAttributeMacro {
             }
             """
 
-        let arguments = persistent.map { "\($0.name): \($0.backingName)" }.joined(separator: ", ")
+        // The direct path: each property written by name, no `Encoder`;
+        // the same bytes `_DurusState`'s `Codable` conformance writes.
+        let encodeBody = ["encoder.beginProperties(count: \(persistent.count))"]
+            + persistent.map { "try encoder.encode(\($0.backingName), forKey: \(quoted($0.rawName)))" }
         let encode: DeclSyntax = """
             \(raw: access)override func encodeState(_ encoder: inout Durus.PersistentStateEncoder) throws {
-            try encoder.encode(_DurusState(\(raw: arguments)))
+            \(raw: encodeBody.joined(separator: "\n"))
             }
             """
 
-        let decodeBody = persistent.isEmpty
-            ? "_ = try decoder.decode(_DurusState.self)"
-            : (["let state = try decoder.decode(_DurusState.self)"]
-                + persistent.map { "\($0.backingName) = state.\($0.name)" }).joined(separator: "\n")
+        // The direct path reads a record that has every property (one this
+        // type wrote); any other goes through `_DurusState`, whose decoding
+        // applies schema evolution (defaults, renamed properties).
+        let evolving = (["let state = try decoder.decode(_DurusState.self)"]
+            + persistent.map { "\($0.backingName) = state.\($0.name)" }).joined(separator: "\n")
+        let decodeBody: String
+        if persistent.isEmpty {
+            decodeBody = "_ = try decoder.decode(_DurusState.self)"
+        } else if renamed != nil {
+            decodeBody = evolving
+        } else {
+            let bindings = persistent.enumerated().map { index, property in
+                "let \(property.backingName) = try decoder.property((\(directType(property.type))).self, forKey: \(quoted(property.rawName)), index: \(index))"
+            }
+            decodeBody = """
+                if \(bindings.joined(separator: ",\n")) {
+                \(persistent.map { "self.\($0.backingName) = \($0.backingName)" }.joined(separator: "\n"))
+                } else {
+                \(evolving)
+                }
+                """
+        }
         let decode: DeclSyntax = """
             \(raw: access)override func decodeState(_ decoder: Durus.PersistentStateDecoder) throws {
             \(raw: decodeBody)
@@ -202,6 +223,15 @@ public struct PersistentMacro: MemberMacro, MemberAttributeMacro {
 
     /// The literal as written between its quotes (its escapes kept).
     private static func quoted(_ content: String) -> String { "\"" + content + "\"" }
+
+    /// The property's type as a metatype can name it: an implicitly
+    /// unwrapped optional as the optional it is.
+    private static func directType(_ type: TypeSyntax) -> String {
+        if let unwrapped = type.as(ImplicitlyUnwrappedOptionalTypeSyntax.self) {
+            return unwrapped.wrappedType.trimmedDescription + "?"
+        }
+        return type.trimmedDescription
+    }
 
     /// The access modifier the generated overrides and required initializers
     /// need: as accessible as the class, up to `public`.

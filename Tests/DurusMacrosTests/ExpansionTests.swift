@@ -67,13 +67,21 @@ final class PersistentExpansionTests: XCTestCase {
                 }
 
                 override func encodeState(_ encoder: inout Durus.PersistentStateEncoder) throws {
-                    try encoder.encode(_DurusState(owner: _owner, balance: _balance))
+                    encoder.beginProperties(count: 2)
+                    try encoder.encode(_owner, forKey: "owner")
+                    try encoder.encode(_balance, forKey: "balance")
                 }
 
                 override func decodeState(_ decoder: Durus.PersistentStateDecoder) throws {
-                    let state = try decoder.decode(_DurusState.self)
-                    _owner = state.owner
-                    _balance = state.balance
+                    if let _owner = try decoder.property((String).self, forKey: "owner", index: 0),
+                    let _balance = try decoder.property((Int).self, forKey: "balance", index: 1) {
+                        self._owner = _owner
+                        self._balance = _balance
+                    } else {
+                        let state = try decoder.decode(_DurusState.self)
+                        _owner = state.owner
+                        _balance = state.balance
+                    }
                 }
 
                 override func clearState() {
@@ -172,7 +180,9 @@ final class PersistentExpansionTests: XCTestCase {
                 }
 
                 public override func encodeState(_ encoder: inout Durus.PersistentStateEncoder) throws {
-                    try encoder.encode(_DurusState(owner: _owner, balance: _balance))
+                    encoder.beginProperties(count: 2)
+                    try encoder.encode(_owner, forKey: "owner")
+                    try encoder.encode(_balance, forKey: "balance")
                 }
 
                 public override func decodeState(_ decoder: Durus.PersistentStateDecoder) throws {
@@ -247,21 +257,53 @@ final class PersistentExpansionTests: XCTestCase {
                 }
 
                 override func encodeState(_ encoder: inout Durus.PersistentStateEncoder) throws {
-                    try encoder.encode(_DurusState(a: _a, b: _b, c: _c, d: _d, e: _e, f: _f, g: _g, h: _h, i: _i, j: _j))
+                    encoder.beginProperties(count: 10)
+                    try encoder.encode(_a, forKey: "a")
+                    try encoder.encode(_b, forKey: "b")
+                    try encoder.encode(_c, forKey: "c")
+                    try encoder.encode(_d, forKey: "d")
+                    try encoder.encode(_e, forKey: "e")
+                    try encoder.encode(_f, forKey: "f")
+                    try encoder.encode(_g, forKey: "g")
+                    try encoder.encode(_h, forKey: "h")
+                    try encoder.encode(_i, forKey: "i")
+                    try encoder.encode(_j, forKey: "j")
                 }
 
                 override func decodeState(_ decoder: Durus.PersistentStateDecoder) throws {
-                    let state = try decoder.decode(_DurusState.self)
-                    _a = state.a
-                    _b = state.b
-                    _c = state.c
-                    _d = state.d
-                    _e = state.e
-                    _f = state.f
-                    _g = state.g
-                    _h = state.h
-                    _i = state.i
-                    _j = state.j
+                    if let _a = try decoder.property((Bool).self, forKey: "a", index: 0),
+                    let _b = try decoder.property((UInt8).self, forKey: "b", index: 1),
+                    let _c = try decoder.property((Swift.Float).self, forKey: "c", index: 2),
+                    let _d = try decoder.property(([String]).self, forKey: "d", index: 3),
+                    let _e = try decoder.property(([String: [Int]]).self, forKey: "e", index: 4),
+                    let _f = try decoder.property((Set<Int>).self, forKey: "f", index: 5),
+                    let _g = try decoder.property((Account?).self, forKey: "g", index: 6),
+                    let _h = try decoder.property((Optional<Int>).self, forKey: "h", index: 7),
+                    let _i = try decoder.property((Array<Int>).self, forKey: "i", index: 8),
+                    let _j = try decoder.property((Dictionary<String, Int>).self, forKey: "j", index: 9) {
+                        self._a = _a
+                        self._b = _b
+                        self._c = _c
+                        self._d = _d
+                        self._e = _e
+                        self._f = _f
+                        self._g = _g
+                        self._h = _h
+                        self._i = _i
+                        self._j = _j
+                    } else {
+                        let state = try decoder.decode(_DurusState.self)
+                        _a = state.a
+                        _b = state.b
+                        _c = state.c
+                        _d = state.d
+                        _e = state.e
+                        _f = state.f
+                        _g = state.g
+                        _h = state.h
+                        _i = state.i
+                        _j = state.j
+                    }
                 }
 
                 override func clearState() {
@@ -318,7 +360,7 @@ final class PersistentExpansionTests: XCTestCase {
                 }
 
                 override func encodeState(_ encoder: inout Durus.PersistentStateEncoder) throws {
-                    try encoder.encode(_DurusState())
+                    encoder.beginProperties(count: 0)
                 }
 
                 override func decodeState(_ decoder: Durus.PersistentStateDecoder) throws {
@@ -453,12 +495,17 @@ final class PersistentExpansionTests: XCTestCase {
                 }
 
                 override func encodeState(_ encoder: inout Durus.PersistentStateEncoder) throws {
-                    try encoder.encode(_DurusState(x: _x))
+                    encoder.beginProperties(count: 1)
+                    try encoder.encode(_x, forKey: "x")
                 }
 
                 override func decodeState(_ decoder: Durus.PersistentStateDecoder) throws {
-                    let state = try decoder.decode(_DurusState.self)
-                    _x = state.x
+                    if let _x = try decoder.property((Int).self, forKey: "x", index: 0) {
+                        self._x = _x
+                    } else {
+                        let state = try decoder.decode(_DurusState.self)
+                        _x = state.x
+                    }
                 }
 
                 override func clearState() {
@@ -524,7 +571,7 @@ final class PersistentExpansionTests: XCTestCase {
                 }
 
                 override func encodeState(_ encoder: inout Durus.PersistentStateEncoder) throws {
-                    try encoder.encode(_DurusState())
+                    encoder.beginProperties(count: 0)
                 }
 
                 override func decodeState(_ decoder: Durus.PersistentStateDecoder) throws {
@@ -579,7 +626,7 @@ final class PersistentExpansionTests: XCTestCase {
                 }
 
                 override func encodeState(_ encoder: inout Durus.PersistentStateEncoder) throws {
-                    try encoder.encode(_DurusState())
+                    encoder.beginProperties(count: 0)
                 }
 
                 override func decodeState(_ decoder: Durus.PersistentStateDecoder) throws {
@@ -634,12 +681,17 @@ final class PersistentExpansionTests: XCTestCase {
                 }
 
                 override func encodeState(_ encoder: inout Durus.PersistentStateEncoder) throws {
-                    try encoder.encode(_DurusState(owner: _owner))
+                    encoder.beginProperties(count: 1)
+                    try encoder.encode(_owner, forKey: "owner")
                 }
 
                 override func decodeState(_ decoder: Durus.PersistentStateDecoder) throws {
-                    let state = try decoder.decode(_DurusState.self)
-                    _owner = state.owner
+                    if let _owner = try decoder.property((String).self, forKey: "owner", index: 0) {
+                        self._owner = _owner
+                    } else {
+                        let state = try decoder.decode(_DurusState.self)
+                        _owner = state.owner
+                    }
                 }
 
                 override func clearState() {
