@@ -466,11 +466,17 @@ final class OpenFile: Sendable {
         Glibc.close(fd)
     }
 
-    /// Takes the exclusive lock Durus's writers take.
+    /// Takes the exclusive lock Durus's writers take. A lock that stays
+    /// taken for 250 ms is another writer's: a process this program is
+    /// starting holds a copy of every descriptor (and so of a lock released
+    /// meanwhile) only until it runs its program.
     func lock() throws(DurusError) {
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            if errno == EWOULDBLOCK { throw .storeInUse(path: path) }
-            throw failure("cannot lock")
+        var waited = 0
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK || errno == EINTR else { throw failure("cannot lock") }
+            guard waited < 250 else { throw .storeInUse(path: path) }
+            usleep(5_000)
+            waited += 5
         }
     }
 
