@@ -80,7 +80,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DurusBerkeleyDBTests",
-            dependencies: ["Durus", "DurusBerkeleyDB", "CBerkeleyDB", "DurusTestSupport"]
+            dependencies: ["Durus", "DurusBerkeleyDB", "CBerkeleyDB", "DurusTestSupport", "DurusMacros"]
         ),
         .testTarget(
             name: "DurusServerTests",
