@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         .systemLibrary(
@@ -79,7 +80,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DurusBerkeleyDBTests",
-            dependencies: ["Durus", "DurusBerkeleyDB", "CBerkeleyDB", "DurusTestSupport"]
+            dependencies: ["Durus", "DurusBerkeleyDB", "CBerkeleyDB", "DurusTestSupport", "DurusMacros"]
         ),
         .testTarget(
             name: "DurusServerTests",

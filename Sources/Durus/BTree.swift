@@ -18,14 +18,10 @@
 public final class BTree<Key: Comparable & Codable, Value: Codable>: Persistent<BTreeState<Key, Value>> {
     public typealias Node = BTreeNode<Key, Value>
 
-    /// The default minimum degree: nodes of 127 to 255 entries. Chosen with
-    /// `durus-bench collections --orders 32,64,128,256,512,1024` (1,000,000
-    /// Int entries, commits of 10,000 random keys; Benchmarks/README.md has the
-    /// table): 128 inserts 1.9× faster than 32 and 1.3× faster than 64.
-    /// Bigger nodes are faster still there, since such commits rewrite
-    /// nearly every leaf anyway, but a commit that changes one key rewrites
-    /// its whole leaf, and every key of a leaf is one unit of conflict
-    /// between connections: 128 keeps that to 255 entries.
+    /// The default minimum degree: nodes of 127 to 255 entries. A commit
+    /// that changes one key rewrites its whole leaf, and every key of a leaf
+    /// is one unit of conflict between connections: 128 keeps that to 255
+    /// entries.
     public static var defaultOrder: Int { 128 }
 
     /// An empty tree with nodes of `order - 1 ... 2 * order - 1` entries.

@@ -30,6 +30,7 @@ public final class ClientStorage: Storage, @unchecked Sendable {
     /// Connects and checks the protocol version.
     ///
     /// - Parameters:
+    ///   - address: the server: TCP host and port, or a Unix socket path.
     ///   - connectTimeout: how long to wait for the connection.
     ///   - ioTimeout: how long any one read or write may wait.
     ///   - oidBatchSize: OIDs fetched at a time (1…255).

@@ -31,12 +31,9 @@ public final class Database: Sendable {
         /// whatever this says.
         public var compression: Bool
         /// States smaller than this many bytes are written plain, even with
-        /// ``compression`` on. zlib costs microseconds even for a small state
-        /// (3–12 µs for a 400-byte B-tree leaf on the machine the benchmarks
-        /// ran on, about 3 of them fixed), more than Berkeley DB takes to
-        /// store the record (about 2 µs), while a state under a kilobyte
-        /// saves a few hundred bytes at most. 0 compresses every state that
-        /// shrinks (Durus compresses every state).
+        /// ``compression`` on: a small state saves a few hundred bytes at
+        /// most. 0 compresses every state that shrinks (Durus compresses
+        /// every state).
         public var minimumCompressedSize: Int
 
         public init(cacheSize: Int = 100_000, compression: Bool = true, minimumCompressedSize: Int = 1024) {
@@ -136,6 +133,8 @@ public final class Database: Sendable {
     ///   - retries: how many more times to run `body` after a conflict.
     ///   - timeLimit: no retry starts after this much time has passed since
     ///     the call; `nil` for none.
+    ///   - body: the transaction's work, given the connection it runs on;
+    ///     it runs once per try, each try starting from a fresh view.
     /// - Throws: the last ``ConflictError``, with ``ConflictError/giveUp``
     ///   saying how many tries failed and how many commits landed meanwhile,
     ///   when every try conflicted or the time limit ran out; any other error

@@ -24,7 +24,7 @@
 /// instance is first made (new or loaded), and a reference whose declared type
 /// is the specialization loads even when the process never made one. Only a
 /// reference declared through a superclass (`PersistentObject`) needs the
-/// type registered first: ``registerType()``, or `types:` of a ``Database``.
+/// type registered first: ``PersistentContainer/registerType()``, or `types:` of a ``Database``.
 ///
 /// Indices are valid until the dictionary changes or becomes a ghost (at an
 /// abort, a conflict, or when the cache drops it).

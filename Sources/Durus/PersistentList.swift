@@ -27,7 +27,7 @@
 ///
 /// Each specialization registers itself with ``PersistentTypes`` when an
 /// instance is first made (new or loaded); see ``PersistentDictionary`` for
-/// when ``registerType()`` is needed.
+/// when ``PersistentContainer/registerType()`` is needed.
 public final class PersistentList<Element: Codable>: PersistentContainer<[Element]>, PersistentRoot {
     /// A new list of `elements`.
     public convenience init<S: Sequence>(_ elements: S) where S.Element == Element {

@@ -16,12 +16,12 @@
 /// An operation that turns out to change nothing (inserting a member that is
 /// there, removing one that is not) only reads the set and does not mark it
 /// changed. The operations that make a set (`union`, `intersection`, …) make
-/// a new, unsaved `PersistentSet`; for a plain `Set` use ``contents``.
-/// `==` compares contents (as ``SetAlgebra`` requires); use `===` for identity.
+/// a new, unsaved `PersistentSet`; for a plain `Set` use ``PersistentContainer/contents``.
+/// `==` compares contents (as `SetAlgebra` requires); use `===` for identity.
 ///
 /// Each specialization registers itself with ``PersistentTypes`` when an
 /// instance is first made (new or loaded); see ``PersistentDictionary`` for
-/// when ``registerType()`` is needed.
+/// when ``PersistentContainer/registerType()`` is needed.
 public final class PersistentSet<Element: Hashable & Codable>: PersistentContainer<Set<Element>>, PersistentRoot {
     /// A new set of `elements`.
     public convenience init<S: Sequence>(_ elements: S) where S.Element == Element {

@@ -1,7 +1,7 @@
 import CBerkeleyDB
 import Synchronization
 
-/// A Berkeley DB call failed for a reason that is not one of ``Durus/DurusError``'s.
+/// A Berkeley DB call failed for a reason that is not one of `DurusError`'s.
 ///
 /// `code` is Berkeley DB's (or the system's `errno`) return code and `message`
 /// its explanation, with the environment's own diagnostic when it printed one.

@@ -21,8 +21,8 @@ extension BerkeleyDBStorage {
     /// it exclusively (and skips a round when it cannot have it), so
     /// `durus backup` beside a running server copies every log it needs.
     ///
-    /// - Throws: ``Durus/DurusError/io(path:message:)`` when `directory`
-    ///   exists and is not empty or cannot be created; ``Durus/DurusError/diskFull(path:message:)``
+    /// - Throws: `DurusError.io(path:message:)` when `directory`
+    ///   exists and is not empty or cannot be created; `DurusError.diskFull(path:message:)`
     ///   naming `directory` when its disk fills up, or a Berkeley DB error,
     ///   when copying or recovery fails (the partial copy is then removed).
     public func backup(to directory: String) throws {
@@ -49,7 +49,7 @@ extension BerkeleyDBStorage {
         }
     }
 
-    /// A failed copy or recovery: a full disk is ``Durus/DurusError/diskFull(path:message:)``
+    /// A failed copy or recovery: a full disk is `DurusError.diskFull(path:message:)`
     /// naming the backup. Berkeley DB's copy returns EPERM for any failed
     /// write and says why only in its diagnostic (its own, since the copy
     /// runs on this thread), ending with the write's strerror.

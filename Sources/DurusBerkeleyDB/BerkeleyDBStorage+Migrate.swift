@@ -55,8 +55,8 @@ extension BerkeleyDBStorage {
     /// try store.migrate(from: ClientStorage(address: .standard)) { print($0.phase, $0.records) }
     /// ```
     ///
-    /// - Throws: ``Durus/DurusError/io(path:message:)`` when the store already
-    ///   holds objects of its own; ``Durus/DurusError/diskFull(path:message:)``
+    /// - Throws: `DurusError.io(path:message:)` when the store already
+    ///   holds objects of its own; `DurusError.diskFull(path:message:)`
     ///   when the store's disk fills up (free space and migrate again);
     ///   whatever the source throws while reading.
     public func migrate(from source: any Storage, batchSize: Int = 5_000,
@@ -259,8 +259,7 @@ extension BerkeleyDBStorage.Configuration {
     /// to back, so a bigger cache holds little it reads again, while its
     /// memory would grow with the source up to the cache size; and with
     /// multi-version pages every page it fills is copied, and the copies go
-    /// out to freezer files once the store outgrows the cache (a
-    /// 1,000,000-object migration took 31 s with them and 11–18 s without).
+    /// out to freezer files once the store outgrows the cache.
     /// All three are chosen at each open: opened again afterwards with the
     /// defaults, the store logs its writes and serves snapshot reads from
     /// the cache its new configuration asks for.

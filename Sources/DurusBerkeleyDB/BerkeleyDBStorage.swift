@@ -3,7 +3,7 @@ import Durus
 import Foundation
 import Synchronization
 
-/// A ``Durus/Storage`` kept in a Berkeley DB environment directory, with
+/// A `Storage` kept in a Berkeley DB environment directory, with
 /// transactions, recovery, snapshot reads and prompt reference-counted
 /// garbage collection.
 ///
@@ -115,11 +115,11 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     /// ``Configuration/createIfMissing`` is off). Recovery runs first when a
     /// process that had it open died; pending garbage is then collected.
     ///
-    /// - Throws: ``Durus/DurusError/notAStore(path:reason:)`` for a file or a
-    ///   directory holding something else; ``Durus/DurusError/storeInUse(path:)``
+    /// - Throws: `DurusError.notAStore(path:reason:)` for a file or a
+    ///   directory holding something else; `DurusError.storeInUse(path:)`
     ///   when another process has it open for writing;
-    ///   ``Durus/DurusError/corruptStore(path:reason:)`` for damaged files;
-    ///   ``Durus/DurusError/unsupportedFormat(path:found:supported:)``.
+    ///   `DurusError.corruptStore(path:reason:)` for damaged files;
+    ///   `DurusError.unsupportedFormat(path:found:supported:)`.
     public init(path: String, configuration: Configuration = .init()) throws {
         self.path = path
         self.configuration = configuration

@@ -59,10 +59,10 @@ extension BerkeleyDBStorage {
         /// alone, as ``migration`` does: the records, reference-count and
         /// garbage tables are written without log records (Berkeley DB's
         /// `DB_TXN_NOT_DURABLE`), which spares a migration the log's copy
-        /// and checksum of everything it writes (about a fifth of its time).
+        /// and checksum of everything it writes.
         /// The price is that a crash leaves those tables unusable, so the
         /// store says so: while a migration runs or after one was cut short,
-        /// every other open fails with ``Durus/DurusError/corruptStore(path:reason:)``
+        /// every other open fails with `DurusError.corruptStore(path:reason:)`
         /// asking for the migration to be run again, and a migration-only open
         /// of it starts the tables afresh. Such an open refuses
         /// commits, collections and new OIDs; a finished migration's tables
@@ -72,11 +72,9 @@ extension BerkeleyDBStorage {
         /// Creates the directory and an empty store when the path does not exist.
         public var createIfMissing = true
         /// Size of the lock tables (locks, lockers and lock objects each): it
-        /// bounds the largest commit, which locks the pages it writes. Smaller
-        /// tables open faster (about 10 ms less at 50,000), but with 50,000 the
-        /// background collection of 1,000,000 objects in a 2,000,000-object
-        /// store failed with "Cannot allocate memory" (no page for writing),
-        /// where 200,000 ran it through.
+        /// bounds the largest commit, which locks the pages it writes.
+        /// Smaller tables open faster; too small, they make large commits
+        /// and collections fail.
         public var maxLocks = 200_000
         /// Most transactions active at once (loads run in snapshot transactions).
         public var maxTransactions = 1_000

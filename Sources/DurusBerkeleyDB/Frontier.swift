@@ -1,7 +1,7 @@
 import Durus
 
 /// The distinct references of the encoded record `bytes` (as
-/// ``Durus/Record/referenceSet``: without `oid` itself), sorted, into
+/// `Record.referenceSet`: without `oid` itself), sorted, into
 /// `references`; none for a malformed record.
 func distinctReferences(_ bytes: UnsafeRawBufferPointer, of oid: OID, into references: inout [UInt64]) {
     references.removeAll(keepingCapacity: true)

@@ -11,21 +11,21 @@ import NIOPosix
 import Synchronization
 
 /// A Durus storage server: one store, many clients, protocol v1 as Durus 4.3
-/// speaks it, so Python Durus clients and ``ClientStorage`` alike can use it.
+/// speaks it, so Python Durus clients and `ClientStorage` alike can use it.
 ///
 /// ```swift
 /// let storage = try BerkeleyDBStorage(path: "data")
 /// let server = try DurusServer(storage: storage, configuration: .init(address: .tcp(host: "127.0.0.1", port: 2972)))
-/// try server.waitUntilStopped()     // until a client sends Q, or shutdown() is called
+/// server.waitUntilStopped()         // until a client sends Q, or shutdown() is called
 /// try storage.close()
 /// ```
 ///
-/// Every client gets a session of a ``SessionHub`` (pass your own hub to
-/// share the store with in-process ``Connection``s). Loads from different
+/// Every client gets a session of a `SessionHub` (pass your own hub to
+/// share the store with in-process `Connection`s). Loads from different
 /// clients are answered in parallel, on ``ServerConfiguration/eventLoopThreads``
 /// threads, and never wait for a commit; commits are applied one at a time,
 /// on the committing client's event loop, and a storage's wait for the disk
-/// (``Storage/commitAwaitingFlush(_:handleInvalidations:)``) is made on
+/// (`Storage.commitAwaitingFlush(_:handleInvalidations:)`) is made on
 /// threads of its own after the next client's commit may begin, so commits
 /// from different clients share their fsyncs (group commit). A storage
 /// whose plain commit blocks on the disk should hand that wait back there.
@@ -53,7 +53,7 @@ public final class DurusServer: Sendable {
 
     /// Binds the address and starts serving the storage of `hub`.
     ///
-    /// - Throws: ``DurusError/network(address:message:)`` when the address
+    /// - Throws: `DurusError.network(address:message:)` when the address
     ///   cannot be bound (in use, no permission, a Unix socket path where
     ///   another server is listening or where a file that is not a socket lies).
     public init(hub: SessionHub, configuration: ServerConfiguration = .init(),
