@@ -27,7 +27,9 @@ import Darwin
 /// **Isolation.** Between two commits (or aborts) a connection sees the store
 /// as it was, with its own changes: reads are repeatable (degree 3). Loading
 /// an object that another client committed since this connection last
-/// synchronized throws ``ConflictError`` of kind `read`; committing after
+/// synchronized throws ``ConflictError`` of kind `read` when this transaction
+/// has already used an object that changed too; otherwise the connection
+/// synchronizes and loads the newer state. Committing after
 /// another client changed an object this transaction accessed throws one of
 /// kind `write`. Objects changed elsewhere but not accessed in this
 /// transaction just become ghosts. After any conflict: ``abort()``, retry.
