@@ -87,6 +87,7 @@ let package = Package(
             dependencies: [
                 "Durus",
                 "DurusBerkeleyDB",
+                "DurusMacros",
                 "DurusServer",
                 "DurusTestSupport",
                 .product(name: "Logging", package: "swift-log"),

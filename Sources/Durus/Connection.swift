@@ -152,14 +152,17 @@ public final class Connection {
     // MARK: Getting objects
 
     func root<T: PersistentObject>(_ type: T.Type = T.self) throws -> T {
-        let object = try get(.root)
+        let object = try get(.root, declared: T.self)
         guard let root = object as? T else {
             throw DurusError.badState(oid: .root, reason: "the root is a \(Swift.type(of: object).persistentTypeName), not a \(T.persistentTypeName)")
         }
         return root
     }
 
-    func get(_ oid: OID) throws -> PersistentObject {
+    /// The object stored under `oid`, loaded; `declared` is the type the
+    /// caller expects, which decides among the Swift types mapped to one
+    /// Python class.
+    func get(_ oid: OID, declared: PersistentObject.Type? = nil) throws -> PersistentObject {
         if let object = objects[oid] {
             if object.status == .ghost { try load(object) }
             object.serial = serial
@@ -171,7 +174,7 @@ public final class Connection {
         let name = try ObjectRecord.swiftTypeName(of: record.data)
             ?? ObjectRecord.typeName(of: record.data).map { Array($0.utf8)[...] }
             ?? ObjectRecord.parse(record.data, oid: oid).name
-        let object = makeGhost(oid, type: try ghostType(named: name, declared: nil))
+        let object = makeGhost(oid, type: try ghostType(named: name, declared: declared))
         objects.insert(object, for: oid)
         try apply(record, to: object)
         return object
@@ -197,7 +200,7 @@ public final class Connection {
             while let object = queue.popLast() {
                 guard let oid = object.oid, written.insert(oid).inserted else { continue }
                 var references: Set<OID> = []
-                var encoder = PersistentStateEncoder(encoder: StateEncoder(reference: { [unowned self] target in
+                let reference: (PersistentObject) throws -> OID = { [unowned self] target in
                     if let targetOID = target.oid {
                         guard target.core === self else { throw DurusError.foreignObject(targetOID) }
                         references.insert(targetOID)
@@ -211,11 +214,23 @@ public final class Connection {
                     queue.append(target)
                     references.insert(assigned)
                     return assigned
-                }))
+                }
+                var encoder = PersistentStateEncoder(encoder: StateEncoder(reference: reference))
+                let python = type(of: object).pythonClass
+                if python != nil { encoder.pickler = PickleStateEncoder(reference: reference) }
                 try object.encodeState(&encoder)
-                let body = encoder.finish()
-                states.append(EncodedState(oid: oid, type: type(of: object), typeName: PersistentTypes.name(of: type(of: object)),
-                                           body: body, references: references))
+                let typeName = PersistentTypes.name(of: type(of: object))
+                var pickled: [UInt8]?
+                if python != nil {
+                    // As Python Durus writes it: the class pickle, then the state pickle, compressed.
+                    do {
+                        pickled = try PickleRecord(classGlobal: PythonState.global(typeName), state: encoder.pickledState).data()
+                    } catch {
+                        throw DurusError.badState(oid: oid, reason: "its state cannot be pickled for Python: \(error)")
+                    }
+                }
+                states.append(EncodedState(oid: oid, type: type(of: object), typeName: typeName,
+                                           body: pickled == nil ? encoder.finish() : [], pickled: pickled, references: references))
             }
             records = recordData(states)
             do {
@@ -349,6 +364,10 @@ public final class Connection {
             let work: @Sendable (Int) -> Void = { lane in
                 for index in stride(from: lane, to: states.count, by: lanes) {
                     let state = states[index]
+                    if let pickled = state.pickled {
+                        output.value[index] = (pickled, .notTried)
+                        continue
+                    }
                     output.value[index] = ObjectRecord.data(typeName: state.typeName, body: state.body,
                                                             compress: decided[index])
                 }
@@ -390,7 +409,8 @@ public final class Connection {
 
     private func apply(_ record: Record, to object: PersistentObject) throws {
         let oid = record.oid
-        let (name, body) = try ObjectRecord.parse(record.data, oid: oid)
+        let (name, body) = try PickleRecord.isDurusPickle(record.data)
+            ? Self.pythonState(record) : ObjectRecord.parse(record.data, oid: oid)
         // Usually the name the last ghost was made for, of this very type: no String, no registry lock.
         if !(lastGhostType.map { $0.type == type(of: object) && sameBytes($0.name, name) } ?? false) {
             let typeName = String(decoding: name, as: UTF8.self)
@@ -447,7 +467,23 @@ public final class Connection {
     /// loads without ever having been registered. The last one found is kept
     /// by its bytes: a state's references mostly name one type, found without
     /// a String.
+    /// A Python Durus record's class (`module.Name`, UTF-8) and its state in
+    /// the state codec's form (see `PythonState`).
+    private static func pythonState(_ record: Record) throws -> (name: ArraySlice<UInt8>, body: [UInt8]) {
+        let pickled: PickleRecord
+        do {
+            pickled = try PickleRecord(data: record.data, oid: record.oid)
+        } catch {
+            throw DurusError.badState(oid: record.oid, reason: error.description)
+        }
+        return (Array(pickled.classGlobal.description.utf8)[...], try PythonState.stateBytes(pickled.state, oid: record.oid))
+    }
+
     private func ghostType(named name: ArraySlice<UInt8>, declared: PersistentObject.Type?) throws -> PersistentObject.Type {
+        // A Python class may map to several specializations of one generic
+        // Swift type (a `DurusPersistentDict<String, Int>` here, of `Account`
+        // there): the one the reference declares.
+        if let declared, let python = declared.pythonClass, python.utf8.elementsEqual(name) { return declared }
         if let last = lastGhostType, sameBytes(last.name, name) { return last.type }
         let typeName = String(decoding: name, as: UTF8.self)
         guard let type = types[typeName] ?? PersistentTypes.type(named: typeName)
@@ -505,6 +541,8 @@ private struct EncodedState: Sendable {
     /// Looked up while encoding, so compressing lanes never meet on the registry's lock.
     let typeName: String
     let body: [UInt8]
+    /// The record data of an object of a type mapped to a Python class: a Durus pickle.
+    let pickled: [UInt8]?
     let references: Set<OID>
 }
 

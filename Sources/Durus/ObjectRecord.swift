@@ -112,8 +112,23 @@ public struct PersistentStateEncoder {
 
     /// Encodes `state` as the object's whole state.
     public mutating func encode<T: Encodable>(_ state: T) throws {
+        if let pickler {
+            pythonState = try pickler.pickle(state)
+            return
+        }
         self.state = try encoder.entry(state, path: [])
     }
+
+    /// Set for an object of a type mapped to a Python class: the state is
+    /// then pickled (see ``PersistentObject/pythonClass``).
+    var pickler: PickleStateEncoder?
+    /// The properties pickled so far, by name.
+    var pythonProperties: [PickleValue.Entry] = []
+    /// A whole state pickled by ``encode(_:)``.
+    var pythonState: PickleValue?
+
+    /// The pickled state: the whole state, or the properties as a dict.
+    var pickledState: PickleValue { pythonState ?? .dict(pythonProperties) }
 
     /// The state's binary form.
     mutating func finish() -> [UInt8] {

@@ -78,7 +78,16 @@ open class PersistentObject: Codable {
     /// arguments included), so that it is the same on every platform and
     /// toolchain: `MyApp.Account`, `BTree<Date, String>`,
     /// `PersistentList<MyApp.Account>`. Override to keep a name across renames.
-    open class var persistentTypeName: String { PersistentTypes.stableName(String(reflecting: self)) }
+    open class var persistentTypeName: String { pythonClass ?? PersistentTypes.stableName(String(reflecting: self)) }
+
+    /// The Python class (`module.Name`) this type maps, or nil (the default)
+    /// for a Swift-only type. An object of a mapped type is stored as Python
+    /// Durus 4.3 stores an object of that class: its state pickled as a dict
+    /// of its properties by name, which a Python program unpickles as its own
+    /// object; and a record Python wrote for that class loads as this type.
+    /// The name is also the type's ``persistentTypeName``. `@Persistent(python:)`
+    /// declares it; see the Python interoperability article for what maps to what.
+    open class var pythonClass: String? { nil }
 
     // MARK: For subclasses
 

@@ -14,11 +14,13 @@ extension PersistentStateEncoder {
     /// `encode(_:forKey:)` call, in the order the type declares them.
     public mutating func beginProperties(count: Int) {
         direct = true
+        if pickler != nil { return pythonProperties.reserveCapacity(count) }
         StateValue.writeHeader(.keyed, count: count, to: &bytes)
     }
 
     /// Writes a property's name and its value.
     public mutating func encode(_ value: String, forKey key: String) throws {
+        if pickler != nil { return try pickleProperty(value, key) }
         Varint.writeString(key, to: &bytes)
         bytes.append(Tag.string.rawValue)
         Varint.writeString(value, to: &bytes)
@@ -26,6 +28,7 @@ extension PersistentStateEncoder {
 
     /// Writes a property's name and its value.
     public mutating func encode(_ value: Int, forKey key: String) throws {
+        if pickler != nil { return try pickleProperty(value, key) }
         Varint.writeString(key, to: &bytes)
         bytes.append(Tag.int.rawValue)
         Varint.write(Varint.zigzag(Int64(value)), to: &bytes)
@@ -33,12 +36,14 @@ extension PersistentStateEncoder {
 
     /// Writes a property's name and its value.
     public mutating func encode(_ value: Bool, forKey key: String) throws {
+        if pickler != nil { return try pickleProperty(value, key) }
         Varint.writeString(key, to: &bytes)
         bytes.append(value ? Tag.trueValue.rawValue : Tag.falseValue.rawValue)
     }
 
     /// Writes a property's name and its value.
     public mutating func encode(_ value: Double, forKey key: String) throws {
+        if pickler != nil { return try pickleProperty(value, key) }
         Varint.writeString(key, to: &bytes)
         bytes.append(Tag.double.rawValue)
         BigEndian.append(value.bitPattern, to: &bytes)
@@ -46,18 +51,21 @@ extension PersistentStateEncoder {
 
     /// Writes a property's name and its value: nil as null.
     public mutating func encode(_ value: String?, forKey key: String) throws {
+        if pickler != nil { return try pickleProperty(value, key) }
         guard let value else { return encodeNil(forKey: key) }
         try encode(value, forKey: key)
     }
 
     /// Writes a property's name and its value: nil as null.
     public mutating func encode(_ value: Int?, forKey key: String) throws {
+        if pickler != nil { return try pickleProperty(value, key) }
         guard let value else { return encodeNil(forKey: key) }
         try encode(value, forKey: key)
     }
 
     /// Writes a property's name and its value.
     public mutating func encode(_ value: [String], forKey key: String) throws {
+        if pickler != nil { return try pickleProperty(value, key) }
         Varint.writeString(key, to: &bytes)
         StateValue.writeHeader(.array, count: value.count, to: &bytes)
         for element in value {
@@ -68,6 +76,7 @@ extension PersistentStateEncoder {
 
     /// Writes a property's name and its value.
     public mutating func encode(_ value: [Int], forKey key: String) throws {
+        if pickler != nil { return try pickleProperty(value, key) }
         Varint.writeString(key, to: &bytes)
         guard !value.isEmpty else { return StateValue.writeHeader(.array, count: 0, to: &bytes) }
         Varint.writeDeltas(value.lazy.map { Int64($0) }, to: &bytes)
@@ -76,18 +85,21 @@ extension PersistentStateEncoder {
     /// Writes a property's name and a reference to the object it holds (a
     /// new object gets its OID and is stored by the same commit).
     public mutating func encode<T: PersistentObject>(_ value: T, forKey key: String) throws {
+        if pickler != nil { return try pickleProperty(value, key) }
         Varint.writeString(key, to: &bytes)
         try writeReference(value)
     }
 
     /// Writes a property's name and a reference to the object it holds, or null.
     public mutating func encode<T: PersistentObject>(_ value: T?, forKey key: String) throws {
+        if pickler != nil { return try pickleProperty(value, key) }
         guard let value else { return encodeNil(forKey: key) }
         try encode(value, forKey: key)
     }
 
     /// Writes a property's name and references to the objects it holds, in order.
     public mutating func encode<V: PersistentObject>(_ value: [V], forKey key: String) throws {
+        if pickler != nil { return try pickleProperty(value, key) }
         Varint.writeString(key, to: &bytes)
         StateValue.writeHeader(.array, count: value.count, to: &bytes)
         for object in value { try writeReference(object) }
@@ -95,6 +107,7 @@ extension PersistentStateEncoder {
 
     /// Writes a property's name and its entries, each a reference.
     public mutating func encode<V: PersistentObject>(_ value: [String: V], forKey key: String) throws {
+        if pickler != nil { return try pickleProperty(value, key) }
         Varint.writeString(key, to: &bytes)
         StateValue.writeHeader(.keyed, count: value.count, to: &bytes)
         for (name, object) in value {
@@ -106,6 +119,7 @@ extension PersistentStateEncoder {
     /// Writes a property's name and its entries, each a reference, keyed by
     /// the integers in decimal (as Swift's `Dictionary` coding does).
     public mutating func encode<V: PersistentObject>(_ value: [Int: V], forKey key: String) throws {
+        if pickler != nil { return try pickleProperty(value, key) }
         Varint.writeString(key, to: &bytes)
         StateValue.writeHeader(.keyed, count: value.count, to: &bytes)
         for (number, object) in value {
@@ -116,6 +130,7 @@ extension PersistentStateEncoder {
 
     /// Writes a property's name and its value, as the `Codable` path does.
     public mutating func encode<T: Encodable>(_ value: T, forKey key: String) throws {
+        if pickler != nil { return try pickleProperty(value, key) }
         let entry = try encoder.entry(value, path: [NameKey(stringValue: key)])
         Varint.writeString(key, to: &bytes)
         entry.write(to: &bytes)
@@ -125,10 +140,15 @@ extension PersistentStateEncoder {
     /// nil as null, and a value that reads as nil itself wrapped, so that it
     /// keeps its level.
     public mutating func encode<T: Encodable>(_ value: T?, forKey key: String) throws {
+        if pickler != nil { return try pickleProperty(value, key) }
         guard let value else { return encodeNil(forKey: key) }
         let entry = try encoder.entry(value, path: [NameKey(stringValue: key)])
         Varint.writeString(key, to: &bytes)
         entry.present.write(to: &bytes)
+    }
+
+    private mutating func pickleProperty<T: Encodable>(_ value: T, _ key: String) throws {
+        pythonProperties.append(.init(.string(key), try pickler!.pickle(value)))
     }
 
     private mutating func encodeNil(forKey key: String) {

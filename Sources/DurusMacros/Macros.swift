@@ -59,11 +59,27 @@
 /// }
 /// ```
 ///
-/// - Parameter renamed: stored names of properties renamed since: old
-///   name → current property name (``Durus/PersistentState/renamedProperties``).
-@attached(member, names: named(_DurusState), named(encodeState), named(decodeState), named(clearState), named(init))
+/// A class shared with Python Durus programs names the Python class it maps
+/// (`module.Name`): its objects are then stored as Python pickles, which a
+/// Python program loads as objects of that class, and the records Python
+/// writes for that class load as this type, property by attribute name.
+///
+/// ```swift
+/// @Persistent(python: "bank.Account")
+/// final class Account: PersistentObject {
+///     var owner: String = ""
+///     var balance: Int = 0
+/// }
+/// ```
+///
+/// - Parameters:
+///   - python: the Python class this type maps (`Durus.PersistentObject.pythonClass`), or nil.
+///   - renamed: stored names of properties renamed since: old
+///     name → current property name (``Durus/PersistentState/renamedProperties``).
+@attached(member, names: named(_DurusState), named(encodeState), named(decodeState), named(clearState), named(init),
+          named(pythonClass))
 @attached(memberAttribute)
-public macro Persistent(renamed: [String: String] = [:]) =
+public macro Persistent(python: String? = nil, renamed: [String: String] = [:]) =
     #externalMacro(module: "DurusMacrosPlugin", type: "PersistentMacro")
 
 /// Keeps a stored property of a ``Persistent(renamed:)`` class out of the

@@ -16,6 +16,7 @@ enum DurusDiagnostic: DiagnosticMessage {
     case transientNeedsValue(String)
     case badRenamed
     case renamedTarget(old: String, new: String)
+    case badPythonClass
 
     var message: String {
         switch self {
@@ -45,6 +46,8 @@ enum DurusDiagnostic: DiagnosticMessage {
             "'renamed:' takes a dictionary literal of string literals, old stored name: new property name"
         case .renamedTarget(let old, let new):
             "'renamed:' maps '\(old)' to '\(new)', which is not a persistent property of this class"
+        case .badPythonClass:
+            "'python:' takes a string literal naming a Python class with its module, as \"module.Name\""
         }
     }
 
@@ -63,6 +66,7 @@ enum DurusDiagnostic: DiagnosticMessage {
         case .transientNeedsValue: "transientNeedsValue"
         case .badRenamed: "badRenamed"
         case .renamedTarget: "renamedTarget"
+        case .badPythonClass: "badPythonClass"
         }
         return MessageID(domain: "DurusMacros", id: id)
     }

@@ -98,6 +98,11 @@ public struct PersistentMacro: MemberMacro, MemberAttributeMacro {
             """
 
         var members = [state, encode, decode, clear]
+        if let python = pythonClass(node, context: context) {
+            members.append("""
+                \(raw: access)override class var pythonClass: String? { \(raw: quoted(python)) }
+                """)
+        }
         members.append("""
             \(raw: access)required init(ghost: Durus.GhostMarker) {
             super.init(ghost: ghost)
@@ -212,6 +217,21 @@ public struct PersistentMacro: MemberMacro, MemberAttributeMacro {
         }
         guard !pairs.isEmpty else { return nil }
         return "[" + pairs.map { "\(quoted($0.old)): \(quoted($0.new))" }.joined(separator: ", ") + "]"
+    }
+
+    /// The Python class of `@Persistent(python: "module.Name")`, or nil.
+    private static func pythonClass(_ node: AttributeSyntax, context: some MacroExpansionContext) -> String? {
+        guard case .argumentList(let arguments) = node.arguments,
+              let argument = arguments.first(where: { $0.label?.text == "python" })
+        else { return nil }
+        if argument.expression.is(NilLiteralExprSyntax.self) { return nil }
+        guard let name = stringLiteral(argument.expression), name.contains("."),
+              !name.hasPrefix("."), !name.hasSuffix("."), !name.contains(" ")
+        else {
+            context.diagnose(Diagnostic(node: argument.expression, message: DurusDiagnostic.badPythonClass))
+            return nil
+        }
+        return name
     }
 
     private static func stringLiteral(_ expression: ExprSyntax) -> String? {

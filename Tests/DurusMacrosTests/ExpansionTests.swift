@@ -610,6 +610,110 @@ final class PersistentExpansionTests: XCTestCase {
             macros: testMacros)
     }
 
+    /// `python:` maps the class to a Python class: `pythonClass` says which.
+    func testPythonClass() {
+        assertMacroExpansion(
+            """
+            @Persistent(python: "bank.Account")
+            public final class Account: PersistentObject {
+                var balance: Int = 0
+            }
+            """,
+            expandedSource: """
+            public final class Account: PersistentObject {
+            \(tracked("balance", "Int", "0"))
+
+                struct _DurusState: Durus.PersistentState {
+                    var balance: Int = 0
+                }
+
+                public override func encodeState(_ encoder: inout Durus.PersistentStateEncoder) throws {
+                    encoder.beginProperties(count: 1)
+                    try encoder.encode(_balance, forKey: "balance")
+                }
+
+                public override func decodeState(_ decoder: Durus.PersistentStateDecoder) throws {
+                    if let _balance = try decoder.property((Int).self, forKey: "balance", index: 0) {
+                        self._balance = _balance
+                    } else {
+                        let state = try decoder.decode(_DurusState.self)
+                        _balance = state.balance
+                    }
+                }
+
+                public override func clearState() {
+                    super.clearState()
+                    _balance = 0
+                }
+
+                public override class var pythonClass: String? {
+                    "bank.Account"
+                }
+
+                public required init(ghost: Durus.GhostMarker) {
+                    super.init(ghost: ghost)
+                }
+
+                public required init(from decoder: any Decoder) throws {
+                    try super.init(from: decoder)
+                }
+
+                public override init() {
+                    super.init()
+                }
+            }
+            """,
+            macros: testMacros)
+    }
+
+    /// A `python:` that names no module, or is no string literal: an error, and no mapping.
+    func testBadPythonClass() {
+        assertMacroExpansion(
+            """
+            @Persistent(python: "Account")
+            final class Account: PersistentObject {
+            }
+            """,
+            expandedSource: """
+            final class Account: PersistentObject {
+
+                struct _DurusState: Durus.PersistentState {
+
+                }
+
+                override func encodeState(_ encoder: inout Durus.PersistentStateEncoder) throws {
+                    encoder.beginProperties(count: 0)
+                }
+
+                override func decodeState(_ decoder: Durus.PersistentStateDecoder) throws {
+                    _ = try decoder.decode(_DurusState.self)
+                }
+
+                override func clearState() {
+                    super.clearState()
+
+                }
+
+                required init(ghost: Durus.GhostMarker) {
+                    super.init(ghost: ghost)
+                }
+
+                required init(from decoder: any Decoder) throws {
+                    try super.init(from: decoder)
+                }
+
+                override init() {
+                    super.init()
+                }
+            }
+            """,
+            diagnostics: [
+                DiagnosticSpec(message: "'python:' takes a string literal naming a Python class with its module, as \"module.Name\"",
+                               line: 1, column: 21),
+            ],
+            macros: testMacros)
+    }
+
     func testTypeFixIt() {
         assertMacroExpansion(
             """
