@@ -21,4 +21,17 @@ extension Record {
             throw DurusError.badState(oid: oid, reason: "\(error)")
         }
     }
+
+    /// The state of a Python Durus pickle record (what the object's
+    /// `__getstate__()` gave), or `nil` for a record that is not a pickle.
+    /// - Throws: ``DurusError/badState(oid:reason:)`` when the pickle is
+    ///   damaged (the reason names the offset).
+    public func pythonState() throws -> PickleValue? {
+        guard PickleRecord.isDurusPickle(data) else { return nil }
+        do {
+            return try PickleRecord(data: data, oid: oid).state
+        } catch {
+            throw DurusError.badState(oid: oid, reason: error.description)
+        }
+    }
 }

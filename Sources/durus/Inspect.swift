@@ -170,21 +170,87 @@ struct Verify: ParsableCommand {
 
 struct Dump: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show one record: its class, references, size, and (for Swift records) its state.",
-        discussion: "Example:\n  durus dump durus-data 0"
+        abstract: "Show one record: its class, references, size and state, for Swift records and Python pickles alike.",
+        discussion: "Example:\n  durus dump durus-data 0\n  durus dump durus-data 0 --json"
     )
 
     @Argument(help: "The store's directory.") var db: String
     @Argument(help: "The OID, a decimal number (0 is the root).") var oid: UInt64
+    @Flag(help: "Print JSON for scripts.") var json = false
 
     func run() throws {
         try inspecting(db) { storage in
             let record = try storage.load(OID(oid))
+            let state: Any? = if let swift = try record.swiftState() { jsonValue(swift) }
+                else if let python = try record.pythonState() { jsonValue(python) } else { nil }
+            if json {
+                return try printJSON([
+                    "oid": oid, "class": record.className ?? NSNull(), "pythonPickle": record.isPythonPickle,
+                    "bytes": record.bytes.count, "references": record.references.map(\.rawValue), "state": state ?? NSNull(),
+                ] as [String: Any])
+            }
             print("oid         \(oid)")
             print("class       \(record.className ?? "?")\(record.isPythonPickle ? " (Python pickle)" : "")")
             print("bytes       \(record.bytes.count) (data \(record.data.count))")
             print("references  \(record.references.map { "\($0.rawValue)" }.joined(separator: " "))")
-            if let state = try record.swiftState() { print("state       \(state)") }
+            if let state, let text = try? JSONSerialization.data(withJSONObject: state, options: [.sortedKeys, .fragmentsAllowed]) {
+                print("state       \(String(decoding: text, as: UTF8.self))")
+            }
         }
     }
+}
+
+/// A Swift state as JSON: keyed values as objects, references as
+/// `{"oid": n, "class": name}`, bytes as `{"bytes": hex}`.
+func jsonValue(_ value: StateValue) -> Any {
+    switch value {
+    case .null: NSNull()
+    case .bool(let b): b
+    case .int(let i): i
+    case .uint(let u): u
+    case .double(let d): d.isFinite ? d as Any : String(d)
+    case .float(let f): f.isFinite ? Double(f) as Any : String(f)
+    case .string(let s): s
+    case .bytes(let b): ["bytes": hex(b)]
+    case .array(let items): items.map(jsonValue)
+    case .keyed(let pairs): Dictionary(pairs.map { ($0.0, jsonValue($0.1)) }, uniquingKeysWith: { _, last in last })
+    case .reference(let oid, let typeName): ["oid": oid.rawValue, "class": typeName] as [String: Any]
+    case .optional(let inner): ["some": jsonValue(inner)]
+    }
+}
+
+/// A Python state as JSON: a dict keyed by strings as an object (any other
+/// dict as `{"dict": [[key, value], …]}`), tuples and lists as arrays, sets as
+/// `{"set": […]}`, references as `{"oid": n, "class": name}`, bytes as
+/// `{"bytes": hex}`, other objects as `{"object": callable, "state": …}`.
+func jsonValue(_ value: PickleValue) -> Any {
+    switch value {
+    case .null: NSNull()
+    case .bool(let b): b
+    case .int(let i): i
+    case .bigInt(let big): ["int": "\(big)"]
+    case .double(let d): d.isFinite ? d as Any : String(d)
+    case .bytes(let b): ["bytes": hex(b)]
+    case .string(let s): s
+    case .tuple(let items), .list(let items): items.map(jsonValue)
+    case .set(let items), .frozenset(let items): ["set": items.map(jsonValue)]
+    case .dict(let entries):
+        if entries.allSatisfy({ if case .string = $0.key { true } else { false } }) {
+            Dictionary(entries.map { entry -> (String, Any) in
+                guard case .string(let key) = entry.key else { return ("", NSNull()) }
+                return (key, jsonValue(entry.value))
+            }, uniquingKeysWith: { _, last in last })
+        } else {
+            ["dict": entries.map { [jsonValue($0.key), jsonValue($0.value)] }]
+        }
+    case .global(let global): ["global": global.description]
+    case .persistent(let reference): ["oid": reference.oid, "class": reference.classGlobal?.description ?? NSNull()] as [String: Any]
+    case .object(let object):
+        ["object": jsonValue(object.callable), "arguments": object.arguments.map(jsonValue),
+         "state": object.state.map(jsonValue) ?? NSNull()] as [String: Any]
+    }
+}
+
+private func hex(_ bytes: [UInt8]) -> String {
+    bytes.map { String(format: "%02x", $0) }.joined()
 }

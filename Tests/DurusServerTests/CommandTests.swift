@@ -49,6 +49,13 @@ import Testing
         #expect(verify.status == 0 && verifyClean == true)
         let dump = try Self.durus(["dump", store, "0"])
         #expect(dump.output.contains("durus.persistent_dict.PersistentDict (Python pickle)"))
+        #expect(dump.output.contains("\"title\":\"caf\u{e9} \u{2603}\""))
+        // The root's Python state as JSON: {'data': {...}} with references by OID and class.
+        let rootDump = try Self.json(try Self.durus(["dump", store, "0", "--json"]).output)
+        #expect(rootDump["pythonPickle"] as? Bool == true)
+        let data = try #require((rootDump["state"] as? [String: Any])?["data"] as? [String: Any])
+        #expect(data["title"] as? String == "caf\u{e9} \u{2603}")
+        #expect((data["people"] as? [String: Any])?["class"] as? String != nil)
         #expect(try Self.durus(["dump", store, "987654"]).status == 2)
 
         let backup = directory.file("backup")

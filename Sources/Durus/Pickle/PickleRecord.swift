@@ -34,6 +34,7 @@ public struct PickleRecord: Hashable, Sendable {
     /// Splits Python Durus record data into class and state, inflating a
     /// compressed state as Durus does (a state that starts with zlib's 0x78).
     /// - Parameters:
+    ///   - data: the record's data (a Durus record's bytes after its OID and length).
     ///   - oid: the record's OID, for errors.
     ///   - reader: the reader to use (limits, Python 2 strings, the
     ///     persistent-id hook); its memo is cleared first.
