@@ -3,6 +3,7 @@
 //   swift run -c release durus-bench storage [--objects N] [--loads N]
 //   swift run -c release durus-bench objects [--objects N] [--python PATH|none] [--rounds N] ...
 //   swift run -c release durus-bench gc [--small N] [--large N] [--garbage N]
+//   swift run -c release durus-bench pickles [--objects N] [--cold N] [--rounds N] [--python PATH]
 //   swift run -c release durus-bench collections [--entries N] [--orders 16,32,64,128] [--python PATH]
 //   swift run -c release durus-bench server [--python PATH] [--objects N] [--seconds S] [--rounds N]
 //   swift run -c release durus-bench server-commits [--clients N] [--seconds S] [--durability MODE]
@@ -19,6 +20,7 @@ let suites: [String: ([String]) throws -> Void] = [
     "storage": runStorageSuite,
     "objects": runObjectsSuite,
     "collections": runCollectionsSuite,
+    "pickles": runPicklesSuite,
     "gc": runGCSuite,
     "server": runServerSuite,
     // One phase of the server suite alone, to profile it.
@@ -26,6 +28,7 @@ let suites: [String: ([String]) throws -> Void] = [
     "server-loads": runServerLoadsProfile,
     // The objects suite's create phase alone, to profile it.
     "objects-create": runObjectsCreateProfile,
+    "pickles-create": runPicklesCreateProfile,
     "migrate": runMigrateSuite,
     // The migrate suite runs each migration in a child process of its own.
     "migrate-child": runMigrateChild,

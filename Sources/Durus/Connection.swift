@@ -222,9 +222,12 @@ public final class Connection {
                 let typeName = PersistentTypes.name(of: type(of: object))
                 var pickled: [UInt8]?
                 if python != nil {
-                    // As Python Durus writes it: the class pickle, then the state pickle, compressed.
+                    // As Python Durus writes it: the class pickle, then the state
+                    // pickle, compressed when it is big enough to gain (Durus
+                    // reads a state that is not compressed as well).
                     do {
-                        pickled = try PickleRecord(classGlobal: PythonState.global(typeName), state: encoder.pickledState).data()
+                        pickled = try PickleRecord(classGlobal: PythonState.global(typeName), state: encoder.pickledState)
+                            .data(compressed: configuration.compression, minimumCompressedSize: configuration.minimumCompressedSize)
                     } catch {
                         throw DurusError.badState(oid: oid, reason: "its state cannot be pickled for Python: \(error)")
                     }

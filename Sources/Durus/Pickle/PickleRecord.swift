@@ -97,12 +97,15 @@ public struct PickleRecord: Hashable, Sendable {
     /// pickle, compressed at zlib's default level as Durus compresses it
     /// (`WRITE_COMPRESSED_STATE_PICKLES`) unless `compressed` is false.
     /// - Throws: what ``PickleWriter/dump(_:)`` throws.
-    public func data(compressed: Bool = true) throws(PickleError) -> [UInt8] {
+    /// - Parameter minimumCompressedSize: a state pickle smaller than this
+    ///   stays uncompressed (Durus reads both).
+    public func data(compressed: Bool = true, minimumCompressedSize: Int = 0) throws(PickleError) -> [UInt8] {
         var writer = PickleWriter()
         try writer.dump(.global(classGlobal))
         let classEnd = writer.bytes.count
         try writer.dump(state)
-        guard compressed, let state = Zlib.compressLikePython(writer.bytes[classEnd...]) else { return writer.bytes }
+        guard compressed, writer.bytes.count - classEnd >= minimumCompressedSize,
+              let state = Zlib.compressLikePython(writer.bytes[classEnd...]) else { return writer.bytes }
         return Array(writer.bytes[..<classEnd]) + state
     }
 

@@ -28,6 +28,10 @@ public struct PickleWriter {
     public var maxDepth = 1000
     private var memoCount = 0
     private var shared: [PickleValue: Int] = [:]
+    /// The memo indices of the persistent OIDs written, by OID.
+    private var sharedOIDs: [UInt64: Int] = [:]
+    /// The globals written and their memo indices.
+    private var sharedGlobals: [(global: PickleValue.Global, index: Int)] = []
 
     public init() {}
 
@@ -45,6 +49,8 @@ public struct PickleWriter {
     public mutating func clearMemo() {
         memoCount = 0
         shared = [:]
+        sharedOIDs = [:]
+        sharedGlobals = []
     }
 
     /// One pickle of `value`.
@@ -77,32 +83,18 @@ public struct PickleWriter {
             memoPut(value)
         case .bytes(let data):
             if memoGet(value) { return }
-            if data.isEmpty {
-                try write(.global(.init("__builtin__", "bytes")), depth: depth)
-                bytes.append(Op.emptyTuple)
-            } else {
-                try write(Self.codecsEncode, depth: depth)
-                let text = String(String.UnicodeScalarView(data.map { Unicode.Scalar($0) }))
-                if data.count == 1 {
-                    try write(.string(text), depth: depth)  // Python's one-character strings are shared singletons
-                } else {
-                    writeUnicode(text)
-                    memoPut(nil)
-                }
-                try write(Self.latin1, depth: depth)
-                bytes.append(Op.tuple2)
-                memoPut(nil)
-            }
-            bytes.append(Op.reduce)
+            try writeBytes(data, depth: depth)
             memoPut(value)
         case .global(let global):
-            if memoGet(value) { return }
+            // A record names a class or two, over and over: found by a scan.
+            if let index = sharedGlobals.first(where: { $0.global == global })?.index { return emitGet(index) }
             guard !global.module.utf8.contains(0x0A), !global.name.utf8.contains(0x0A) else {
                 throw PickleError(offset: bytes.count, reason: .malformed("the global \(global) has a newline in its name"))
             }
             bytes.append(Op.global)
             bytes += Array(global.module.utf8) + [0x0A] + Array(global.name.utf8) + [0x0A]
-            memoPut(value)
+            sharedGlobals.append((global, memoCount))
+            memoPut(nil)
         case .tuple(let items):
             let immutable = value.isImmutable
             if immutable, memoGet(value) { return }
@@ -124,11 +116,19 @@ public struct PickleWriter {
             bytes.append(Op.reduce)
             memoPut(immutable ? value : nil)
         case .persistent(let reference):
-            let oid = PickleValue.bytes(withUnsafeBytes(of: reference.oid.bigEndian) { Array($0) })
-            if let classGlobal = reference.classGlobal {
-                try writeTuple([oid, .global(classGlobal)], depth: depth, memoKey: nil)
+            // The OID's bytes are one object per referenced object in Python:
+            // shared when the state refers to the same object again.
+            if let index = sharedOIDs[reference.oid] {
+                emitGet(index)
             } else {
-                try write(oid, depth: depth)
+                try writeBytes(withUnsafeBytes(of: reference.oid.bigEndian) { Array($0) }, depth: depth)
+                sharedOIDs[reference.oid] = memoCount
+                memoPut(nil)
+            }
+            if let classGlobal = reference.classGlobal {
+                try write(.global(classGlobal), depth: depth)
+                bytes.append(Op.tuple2)
+                memoPut(nil)
             }
             bytes.append(Op.binPersID)
         case .object(let object):
@@ -232,15 +232,40 @@ public struct PickleWriter {
         } while exact ? batchCount == 1000 : start < entries.count
     }
 
+    /// A `bytes` value as Python 3 pickles one at protocol 2, without its final memo entry.
+    private mutating func writeBytes(_ data: [UInt8], depth: Int) throws(PickleError) {
+        if data.isEmpty {
+            try write(.global(.init("__builtin__", "bytes")), depth: depth)
+            bytes.append(Op.emptyTuple)
+        } else {
+            try write(Self.codecsEncode, depth: depth)
+            let text = String(String.UnicodeScalarView(data.map { Unicode.Scalar($0) }))
+            if data.count == 1 {
+                try write(.string(text), depth: depth)  // Python's one-character strings are shared singletons
+            } else {
+                writeUnicode(text)
+                memoPut(nil)
+            }
+            try write(Self.latin1, depth: depth)
+            bytes.append(Op.tuple2)
+            memoPut(nil)
+        }
+        bytes.append(Op.reduce)
+    }
+
     private mutating func memoGet(_ value: PickleValue) -> Bool {
         guard let index = shared[value] else { return false }
+        emitGet(index)
+        return true
+    }
+
+    private mutating func emitGet(_ index: Int) {
         if index < 256 {
             bytes += [Op.binGet, UInt8(index)]
         } else {
             bytes.append(Op.longBinGet)
             withUnsafeBytes(of: UInt32(truncatingIfNeeded: index).littleEndian) { bytes += $0 }
         }
-        return true
     }
 
     /// Memoizes the value just written (every `PUT` takes the next index, as

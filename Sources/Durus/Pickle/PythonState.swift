@@ -127,7 +127,11 @@ struct PickleStateEncoder {
         if T.self == [UInt8].self { return .bytes(value as! [UInt8]) }
         if T.self == Date.self { return .double((value as! Date).timeIntervalSinceReferenceDate) }
         if T.self == UUID.self { return .bytes(withUnsafeBytes(of: (value as! UUID).uuid) { Array($0) }) }
-        if let object = value as? PersistentObject { return try persistent(object) }
+        if T.self is PersistentObject.Type {
+            // T is a class: its value is one object reference (a metatype test
+            // costs far less than a dynamic cast of every value).
+            return try persistent(withUnsafePointer(to: value) { $0.withMemoryRebound(to: PersistentObject.self, capacity: 1) { $0.pointee } })
+        }
         if let set = value as? any PythonSetEncodable { return .set(try set.pickledElements(self)) }
         if let dictionary = value as? any PythonDictEncodable { return .dict(try dictionary.pickledEntries(self)) }
         return nil
