@@ -85,7 +85,7 @@ open class PersistentObject: Codable {
     /// Durus 4.3 stores an object of that class: its state pickled as a dict
     /// of its properties by name, which a Python program unpickles as its own
     /// object; and a record Python wrote for that class loads as this type.
-    /// The name is also the type's ``persistentTypeName``. `@Persistent(python:)`
+    /// The name is also the type's ``PersistentObject/persistentTypeName``. `@Persistent(python:)`
     /// declares it; see the Python interoperability article for what maps to what.
     open class var pythonClass: String? { nil }
 

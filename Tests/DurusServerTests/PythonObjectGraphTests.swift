@@ -127,6 +127,17 @@ struct PythonObjectGraphTests {
         #expect(try storage.verify().isClean)
     }
 
+    /// The article's sample moves 10 between two accounts Python made; Python sees it.
+    @Test func theArticleSampleRunsAsWritten() throws {
+        let storage = MemoryStorage()
+        let server = try startServer(storage: storage)
+        defer { server.stop() }
+        try PythonDurus.run("bank.py", [server.pythonAddress, "setup", "2", "100"])
+        try ArticleSample.run(server.address)
+        let output = try PythonDurus.run("bank.py", [server.pythonAddress, "balances"])
+        #expect(output.contains("a0=90 a1=110"), "\(output)")
+    }
+
     /// Python and Swift clients move money between the same `Account` objects
     /// through one server at once, Swift through typed objects and
     /// `transaction(retries:)`: no transfer is lost or doubled, the total holds.
@@ -182,6 +193,29 @@ struct PythonObjectGraphTests {
         }
         #expect(total == 6000)
         print("mixed bank: \(transfers.load(ordering: .relaxed)) Swift and \(pythonTransfers) Python transfers, total \(total)")
+    }
+}
+
+/// The sample of the DocC article "Sharing Objects with Python", as written there.
+enum ArticleSample {
+    @Persistent(python: "accounts.Account")
+    final class Account: PersistentObject {
+        var balance: Int = 0
+    }
+
+    @Persistent(python: "durus.persistent_dict.PersistentDict")
+    final class BankRoot: PersistentObject, PersistentRoot {
+        var data: [String: DurusPersistentDict<String, Account>] = [:]
+    }
+
+    static func run(_ address: ServerAddress) throws {
+        let database = try Database(storage: ClientStorage(address: address),
+                                    root: BankRoot.self, types: [Account.self])
+        try database.transaction { connection in
+            let accounts = try connection.root(BankRoot.self).data["accounts"]!
+            accounts["a0"]!.balance -= 10
+            accounts["a1"]!.balance += 10
+        }
     }
 }
 

@@ -8,7 +8,7 @@ import CZlib
 /// `(oid, class)`.
 ///
 /// ``init(data:oid:reader:)`` splits record data into class and state;
-/// ``data(compressed:)`` and ``record(oid:compressed:)`` compose them back as
+/// ``data(compressed:minimumCompressedSize:)`` and ``record(oid:compressed:)`` compose them back as
 /// Durus does (for the values Durus writes, byte for byte). Swift records
 /// start otherwise (0xD5), so ``isDurusPickle(_:)`` tells the two apart.
 ///
@@ -96,9 +96,11 @@ public struct PickleRecord: Hashable, Sendable {
     /// The record data as Durus writes it: the class pickle, then the state
     /// pickle, compressed at zlib's default level as Durus compresses it
     /// (`WRITE_COMPRESSED_STATE_PICKLES`) unless `compressed` is false.
+    /// - Parameters:
+    ///   - compressed: whether to compress the state pickle.
+    ///   - minimumCompressedSize: a state pickle smaller than this stays
+    ///     uncompressed (Durus reads both).
     /// - Throws: what ``PickleWriter/dump(_:)`` throws.
-    /// - Parameter minimumCompressedSize: a state pickle smaller than this
-    ///   stays uncompressed (Durus reads both).
     public func data(compressed: Bool = true, minimumCompressedSize: Int = 0) throws(PickleError) -> [UInt8] {
         var writer = PickleWriter()
         try writer.dump(.global(classGlobal))
@@ -109,7 +111,7 @@ public struct PickleRecord: Hashable, Sendable {
         return Array(writer.bytes[..<classEnd]) + state
     }
 
-    /// A whole record: OID, ``data(compressed:)`` and ``references`` (a
+    /// A whole record: OID, ``data(compressed:minimumCompressedSize:)`` and ``references`` (a
     /// reference of the object to itself left out, as Durus leaves it).
     public func record(oid: OID, compressed: Bool = true) throws(PickleError) -> Record {
         Record(oid: oid, data: try data(compressed: compressed), references: references)

@@ -6,6 +6,7 @@ state {'balance': int}; the Swift tests read and write that record directly.
     python bank.py ADDRESS setup ACCOUNTS AMOUNT
     python bank.py ADDRESS transfer SECONDS SEED    -> transfers=.. conflicts=.. audits=..
     python bank.py ADDRESS audit                     -> total=..
+    python bank.py ADDRESS balances                  -> a0=.. a1=.. ...
     python bank.py ADDRESS bump NAME AMOUNT          (waits for a line on stdin before committing)
     python bank.py ADDRESS count SECONDS NAME        -> commits=..  (a0 and NAME each +1 per commit)
 """
@@ -94,6 +95,9 @@ def main():
         print('commits=%d conflicts=%d' % (commits, conflicts))
     elif command == 'audit':
         print('total=%d' % audit(connection))
+    elif command == 'balances':
+        accounts = root['accounts']
+        print(' '.join('%s=%d' % (name, accounts[name].balance) for name in sorted(accounts)))
     elif command == 'bump':
         name, amount = sys.argv[3], int(sys.argv[4])
         account = root['accounts'][name]
