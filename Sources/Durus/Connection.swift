@@ -216,7 +216,7 @@ public final class Connection {
                     return assigned
                 }
                 var encoder = PersistentStateEncoder(encoder: StateEncoder(reference: reference))
-                let python = type(of: object).pythonClass
+                let python = object.pythonClassName
                 if python != nil { encoder.pickler = PickleStateEncoder(reference: reference) }
                 try object.encodeState(&encoder)
                 let typeName = PersistentTypes.name(of: type(of: object))
@@ -226,7 +226,7 @@ public final class Connection {
                     // pickle, compressed when it is big enough to gain (Durus
                     // reads a state that is not compressed as well).
                     do {
-                        pickled = try PickleRecord(classGlobal: PythonState.global(typeName), state: encoder.pickledState)
+                        pickled = try PickleRecord(classGlobal: PythonState.global(python ?? typeName), state: encoder.pickledState)
                             .data(compressed: configuration.compression, minimumCompressedSize: configuration.minimumCompressedSize)
                     } catch {
                         throw DurusError.badState(oid: oid, reason: "its state cannot be pickled for Python: \(error)")
@@ -417,7 +417,7 @@ public final class Connection {
         // Usually the name the last ghost was made for, of this very type: no String, no registry lock.
         if !(lastGhostType.map { $0.type == type(of: object) && sameBytes($0.name, name) } ?? false) {
             let typeName = String(decoding: name, as: UTF8.self)
-            if !PersistentTypes.isName(typeName, of: type(of: object)) {
+            if !PersistentTypes.isName(typeName, of: type(of: object)), !type(of: object).mapsPythonClass(name) {
                 let expected = PersistentTypes.name(of: type(of: object))
                 guard PersistentTypes.type(named: typeName) != nil else { throw DurusError.unknownType(typeName) }
                 throw DurusError.badState(oid: oid, reason: "the record holds a \(typeName), where a \(expected) was expected")
@@ -437,6 +437,7 @@ public final class Connection {
         guard end == body.count else {
             throw DurusError.badState(oid: oid, reason: "\(body.count - end) bytes follow the state")
         }
+        if record.data.first == PickleOpcode.proto { object.noteLoadedPythonClass(name) }
         do {
             try object.decodeState(PersistentStateDecoder(reader: reader))
         } catch DurusError.badState(_, let reason) {
@@ -486,7 +487,7 @@ public final class Connection {
         // A Python class may map to several specializations of one generic
         // Swift type (a `DurusPersistentDict<String, Int>` here, of `Account`
         // there): the one the reference declares.
-        if let declared, let python = declared.pythonClass, python.utf8.elementsEqual(name) { return declared }
+        if let declared, declared.mapsPythonClass(name) { return declared }
         if let last = lastGhostType, sameBytes(last.name, name) { return last.type }
         let typeName = String(decoding: name, as: UTF8.self)
         guard let type = types[typeName] ?? PersistentTypes.type(named: typeName)

@@ -89,6 +89,20 @@ open class PersistentObject: Codable {
     /// declares it; see the Python interoperability article for what maps to what.
     open class var pythonClass: String? { nil }
 
+    /// The Python class this object's record names: ``pythonClass``, unless
+    /// a type that maps several Python classes (Durus's B-tree nodes, one
+    /// class per degree) keeps the one each object was loaded as.
+    var pythonClassName: String? { Swift.type(of: self).pythonClass }
+
+    /// Whether a record of the Python class `name` (UTF-8) loads as this type.
+    class func mapsPythonClass(_ name: ArraySlice<UInt8>) -> Bool {
+        guard let python = pythonClass else { return false }
+        return python.utf8.elementsEqual(name)
+    }
+
+    /// Called when a record of the Python class `name` (UTF-8) was loaded into this object.
+    func noteLoadedPythonClass(_ name: ArraySlice<UInt8>) {}
+
     // MARK: For subclasses
 
     /// Encodes the object's state. Persistent objects anywhere inside become references.

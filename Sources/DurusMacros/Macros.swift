@@ -116,7 +116,7 @@ public macro Transient() = #externalMacro(module: "DurusMacrosPlugin", type: "Ma
 /// }
 /// @_PersistentIgnored private var _balance: Int = 0
 /// ```
-@attached(accessor, names: named(init), named(get), named(set), named(_modify))
+@attached(accessor, names: named(init), named(_read), named(set), named(_modify))
 @attached(peer, names: prefixed(_))
 public macro _PersistentTracked() = #externalMacro(module: "DurusMacrosPlugin", type: "PersistentTrackedMacro")
 

@@ -20,10 +20,12 @@ public struct PersistentTrackedMacro: AccessorMacro, PeerMacro {
             \(raw: backing) = initialValue
             }
             """,
+            // `_read` lends the value: reading an array or a dictionary through
+            // it costs no retain and release, as a stored property's read does.
             """
-            get {
+            _read {
             willRead()
-            return \(raw: backing)
+            yield \(raw: backing)
             }
             """,
             """

@@ -18,9 +18,9 @@ func tracked(_ name: String, _ type: String, _ defaultValue: String, indent: Str
     \(indent)    init(initialValue) {
     \(indent)        _\(name) = initialValue
     \(indent)    }
-    \(indent)    get {
+    \(indent)    _read {
     \(indent)        willRead()
-    \(indent)        return _\(name)
+    \(indent)        yield _\(name)
     \(indent)    }
     \(indent)    set {
     \(indent)        willWrite()
@@ -128,9 +128,9 @@ final class PersistentExpansionTests: XCTestCase {
                     init(initialValue) {
                         _owner = initialValue
                     }
-                    get {
+                    _read {
                         willRead()
-                        return _owner
+                        yield _owner
                     }
                     set {
                         willWrite()
@@ -148,9 +148,9 @@ final class PersistentExpansionTests: XCTestCase {
                     init(initialValue) {
                         _balance = initialValue
                     }
-                    get {
+                    _read {
                         willRead()
-                        return _balance
+                        yield _balance
                     }
                     set {
                         willWrite()

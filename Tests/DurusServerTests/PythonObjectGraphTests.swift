@@ -32,6 +32,7 @@ final class ShapeRoot: PersistentObject, PersistentRoot {
         var shapes: DurusPersistentDict<String, Shape>
         var list: DurusPersistentList<Shape>
         var labels: DurusPersistentSet<String>
+        var index: DurusBTree<Int, String>
     }
     var data: Entries? = nil
 }
@@ -49,9 +50,14 @@ struct GraphView: Codable, Equatable {
         var name: String, size: Int, ratio: Double, flag: Bool, nothing: String?
         var blob: [Int], tags: [String], point: [Int], meta: [String: Int], scores: [String: String], parent: String?
     }
+    struct IndexView: Codable, Equatable {
+        var count: Int, keySum: Int, valueLength: Int
+        var samples: [String: String?]
+    }
     var shapes: [String: ShapeView]
     var order: [String]
     var labels: [String]
+    var index: IndexView
 
     init(python output: String) throws {
         let line = try #require(output.split(separator: "\n").last)
@@ -71,13 +77,25 @@ struct GraphView: Codable, Equatable {
         self.shapes = shapes
         order = entries.list.contents.map(\.name)
         labels = entries.labels.contents.sorted()
+        var (count, keySum, valueLength, previous) = (0, 0, 0, Int.min)
+        var ordered = true
+        entries.index.forEach { key, value in
+            (count, keySum, valueLength) = (count + 1, keySum + key, valueLength + value.count)
+            ordered = ordered && key > previous
+            previous = key
+        }
+        #expect(ordered, "the index is out of order")
+        let samples = [0, 1, 9999, 19999, 25000, 30001, -5]
+        index = IndexView(count: count, keySum: keySum, valueLength: valueLength,
+                          samples: Dictionary(uniqueKeysWithValues: samples.map { (String($0), entries.index[$0]) }))
     }
 }
 
 @Suite(.serialized)
 struct PythonObjectGraphTests {
     /// Python writes a graph into a Durus file (every kind of attribute value,
-    /// PersistentDict/List/Set, a shared reference, a cycle); it migrates into
+    /// PersistentDict/List/Set, a 20,000-entry BTree, a shared reference, a
+    /// cycle); it migrates into
     /// Berkeley DB; Swift reads it typed, equal to Python's own view; Swift
     /// changes and adds shapes through the server, and Python reads them as
     /// its own; Python changes them, and Swift reads that.
@@ -86,6 +104,7 @@ struct PythonObjectGraphTests {
         defer { directory.remove() }
         let written = try GraphView(python: PythonDurus.run("shape_graph.py", [directory.file("graph.durus"), "write"]))
         #expect(written.shapes.count == 3 && written.order == ["a", "b", "c", "a"])
+        #expect(written.index.count == 20000)
 
         let storage = try openStore(directory.file("store"))
         try storage.migrate(from: FileStorage(path: directory.file("graph.durus"), options: .init(readOnly: true)))
@@ -113,17 +132,23 @@ struct PythonObjectGraphTests {
         entries.shapes["e"] = e
         entries.list.append(e)
         entries.labels.insert("swift")
+        // Enough new keys to split nodes and grow the tree Python made.
+        for key in 20000 ..< 26000 { entries.index.setValue("s\(key)", forKey: key) }
+        entries.index.setValue("replaced", forKey: 1)
         try connection.commit()
         let afterSwift = try GraphView(root)
         let pythonSees = try GraphView(python: PythonDurus.run("shape_graph.py", [server.pythonAddress, "show"]))
         #expect(pythonSees == afterSwift)
         #expect(pythonSees.shapes["e"]?.parent == "a" && pythonSees.labels.contains("swift"))
+        #expect(pythonSees.index.count == 26000 && pythonSees.index.samples["25000"] == "s25000"
+            && pythonSees.index.samples["1"] == "replaced")
 
         // Python changes them; Swift sees it at its next transaction.
         let pythonChanged = try GraphView(python: PythonDurus.run("shape_graph.py", [server.pythonAddress, "change"]))
         connection.abort()
         #expect(try GraphView(try connection.root(ShapeRoot.self)) == pythonChanged)
         #expect(pythonChanged.shapes["a"]?.tags.last == "from python" && pythonChanged.shapes["d"]?.parent == "b")
+        #expect(pythonChanged.index.count == 26006 && pythonChanged.index.samples["-5"] == "minus five")
         #expect(try storage.verify().isClean)
     }
 

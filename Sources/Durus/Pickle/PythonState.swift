@@ -114,7 +114,8 @@ struct PickleStateEncoder {
 
     func persistent(_ object: PersistentObject) throws -> PickleValue {
         let oid = try reference(object)
-        return .persistent(.init(oid: oid.rawValue, classGlobal: PythonState.global(PersistentTypes.name(of: Swift.type(of: object)))))
+        let name = object.pythonClassName ?? PersistentTypes.name(of: Swift.type(of: object))
+        return .persistent(.init(oid: oid.rawValue, classGlobal: PythonState.global(name)))
     }
 
     /// The values written without an encoder; nil for anything else.
@@ -134,8 +135,14 @@ struct PickleStateEncoder {
         }
         if let set = value as? any PythonSetEncodable { return .set(try set.pickledElements(self)) }
         if let dictionary = value as? any PythonDictEncodable { return .dict(try dictionary.pickledEntries(self)) }
+        if let tuple = value as? any PythonTupleEncodable { return .tuple(try tuple.pickledItems(self)) }
         return nil
     }
+}
+
+/// A value pickled as a Python `tuple` (Durus's B-tree items).
+protocol PythonTupleEncodable {
+    func pickledItems(_ encoder: PickleStateEncoder) throws -> [PickleValue]
 }
 
 /// A Swift dictionary keyed by `String` or `Int`, pickled as a Python `dict`

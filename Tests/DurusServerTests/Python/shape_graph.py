@@ -16,6 +16,7 @@ from durus.file_storage import FileStorage
 from durus.persistent_dict import PersistentDict
 from durus.persistent_list import PersistentList
 from durus.persistent_set import PersistentSet
+from durus.btree import BTree
 
 from shapes import Shape
 
@@ -45,10 +46,15 @@ def view(root):
                 out[key] = value
         return out
     shapes = root['shapes']
+    index = root['index']
+    keys = list(index.keys())
+    assert keys == sorted(keys), 'the index is out of order'
     return {
         'shapes': {name: shape_view(shapes[name]) for name in sorted(shapes)},
         'order': [shape.name for shape in root['list']],
         'labels': sorted(root['labels']),
+        'index': {'count': len(keys), 'keySum': sum(keys), 'valueLength': sum(len(v) for v in index.values()),
+                  'samples': {str(k): index.get(k) for k in (0, 1, 9999, 19999, 25000, 30001, -5)}},
     }
 
 
@@ -72,6 +78,9 @@ def write(path):
     root['shapes'] = PersistentDict({'a': a, 'b': b, 'c': c})
     root['list'] = PersistentList([a, b, c, a])     # a shared twice
     root['labels'] = PersistentSet(['red', 'green'])
+    index = root['index'] = BTree()
+    for key in range(20000):
+        index[key] = 'v%d' % key
     connection.commit()
     print(json.dumps(view(root), sort_keys=True))
 
@@ -93,6 +102,9 @@ def main():
         shapes['d'] = d
         root['list'].append(d)
         root['labels'].add('python')
+        for key in range(30000, 30005):
+            root['index'][key] = 'py%d' % key
+        root['index'][-5] = 'minus five'
         connection.commit()
     print(json.dumps(view(root), sort_keys=True))
     connection.storage.close()
