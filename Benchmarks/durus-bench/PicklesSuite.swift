@@ -114,3 +114,21 @@ func runPicklesCreateProfile(_ arguments: [String]) throws {
     let perSecond = try rate(1) { _ in try createPickleItems(buckets, connection, objects: objects, batch: 1000) } * Double(objects)
     print(String(format: "pickles-create: %d objects: %.0f objects/s", objects, perSecond))
 }
+
+/// The pickles suite's cold loads alone, from a file pickles_bench.py wrote
+/// (`--file PATH`), to profile them.
+func runPicklesColdProfile(_ arguments: [String]) throws {
+    guard let file = optionString("--file", in: arguments) else { throw BenchError(description: "pickles-cold needs --file PATH") }
+    let cold = option("--cold", in: arguments, default: 20_000)
+    PersistentTypes.register([PickleItem.self, PickleBuckets.self, DurusPersistentDict<Int, PickleItem>.self])
+    let source = try FileStorage(path: file, options: .init(readOnly: true))
+    defer { try? source.close() }
+    var itemOIDs: [OID] = []
+    try source.forEachRecord { record in if record.className == "pickle_item.Item" { itemOIDs.append(record.oid) } }
+    let reader = try Database(storage: source, root: PickleRoot.self, types: [PickleItem.self]).open()
+    var random = BenchRandom(state: 7)
+    let picked = (0 ..< cold).map { _ in itemOIDs[Int.random(in: 0 ..< itemOIDs.count, using: &random)] }
+    var checksum = 0
+    let perSecond = try rate(cold) { checksum &+= (try reader.get(picked[$0]) as? PickleItem)?.value ?? 0 }
+    print(String(format: "pickles-cold: %d loads of %d objects: %.0f loads/s (checksum %d)", cold, itemOIDs.count, perSecond, checksum))
+}

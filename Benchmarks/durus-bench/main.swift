@@ -29,6 +29,7 @@ let suites: [String: ([String]) throws -> Void] = [
     // The objects suite's create phase alone, to profile it.
     "objects-create": runObjectsCreateProfile,
     "pickles-create": runPicklesCreateProfile,
+    "pickles-cold": runPicklesColdProfile,
     "migrate": runMigrateSuite,
     // The migrate suite runs each migration in a child process of its own.
     "migrate-child": runMigrateChild,
