@@ -286,6 +286,9 @@ final class ReplicationState: @unchecked Sendable {
         var masterLoaded = false
         /// Seconds between a commit on the master and its arrival here, last seen.
         var lagSeconds: Double = 0
+        /// The OIDs of a commit this site forwarded to the master: its entry
+        /// is not reported by sync() (the hub told the other sessions already).
+        var ownCommit: Set<OID>?
     }
     let watch = Mutex(Watch())
     let lastToken = Mutex<CommitToken?>(nil)
@@ -461,23 +464,31 @@ extension BerkeleyDBStorage {
         var oids: [OID] = []
         var last = watch.sequence
         var newestStamp: UInt64 = 0
+        var own = watch.ownCommit
         try reading { () throws in
             try readTransaction { txn in
                 oids = []
                 last = watch.sequence
+                own = watch.ownCommit
                 try log.entries(after: watch.sequence, limit: 10_000, txn: txn) { sequence, value in
                     last = sequence
-                    if value.count >= 8 {
-                        newestStamp = UInt64(bigEndian: value.loadUnaligned(as: UInt64.self))
-                        var offset = 8
-                        while offset + 8 <= value.count {
-                            oids.append(OID(UInt64(bigEndian: value.loadUnaligned(fromByteOffset: offset, as: UInt64.self))))
-                            offset += 8
-                        }
+                    guard value.count >= 8 else { return }
+                    newestStamp = UInt64(bigEndian: value.loadUnaligned(as: UInt64.self))
+                    var entry: [OID] = []
+                    var offset = 8
+                    while offset + 8 <= value.count {
+                        entry.append(OID(UInt64(bigEndian: value.loadUnaligned(fromByteOffset: offset, as: UInt64.self))))
+                        offset += 8
                     }
+                    if let mine = own, mine.count == entry.count, mine == Set(entry) {
+                        own = nil
+                        return
+                    }
+                    oids.append(contentsOf: entry)
                 }
             }
         }
+        watch.ownCommit = own
         guard last != watch.sequence else { return }
         if !oids.isEmpty { collected.withLock { $0.append(contentsOf: oids) } }
         watch.sequence = last
@@ -486,6 +497,64 @@ extension BerkeleyDBStorage {
             watch.lagSeconds = now > newestStamp ? Double(now - newestStamp) / 1e6 : 0
         }
     }
+
+    /// The last commit-log sequence number in this site's copy (0 when
+    /// none): what a replica forwarding a commit here waits to hold.
+    public func commitLogEnd() throws -> UInt64 {
+        guard let log = commitLog else { return 0 }
+        return try reading { () throws in try readTransaction { txn in try log.lastSequence(txn: txn) } }
+    }
+
+    /// Waits until this site's copy holds commit-log entry `sequence` (and
+    /// so every commit up to it), and its OIDs are ready for ``sync()``.
+    /// - Throws: ``ReplicationError/replicaBehind`` after `timeout`.
+    public func waitForSequence(_ sequence: UInt64, timeout: Duration) throws {
+        guard let state = replicationState, let log = commitLog else { return }
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let reached = try state.watch.withLock { watch in
+                if watch.sequence < sequence { try readCommitLog(log, after: &watch) }
+                return watch.sequence >= sequence
+            }
+            if reached { return }
+            if ContinuousClock.now >= deadline { throw ReplicationError.replicaBehind }
+            Thread.sleep(forTimeInterval: 0.0005)
+        }
+    }
+
+    /// Tells the commit-log reader that a commit of exactly `oids` is this
+    /// site's own, forwarded to the master: its entry is left out of what
+    /// ``sync()`` reports (the sessions here heard of it from the hub).
+    public func expectOwnCommit(_ oids: [OID]) {
+        replicationState?.watch.withLock { $0.ownCommit = Set(oids) }
+    }
+
+    /// Forgets ``expectOwnCommit(_:)`` (the commit was refused).
+    public func forgetOwnCommit() {
+        replicationState?.watch.withLock { $0.ownCommit = nil }
+    }
+
+    /// Records, on the master, the address where this site serves Durus
+    /// clients, so that replicas can forward commits to it. Does nothing
+    /// when it is recorded already or this site is not the master.
+    public func advertise(serviceAddress: String) throws {
+        guard let state = replicationState, role == .master else { return }
+        let key = "service-address \(state.configuration.local)"
+        guard try reading({ () throws in try meta.string(key, txn: nil) }) != serviceAddress else { return }
+        try reading { () throws in
+            try requireWritable()
+            try writeTransaction { txn in try meta.putString(key, serviceAddress, txn: txn) }
+        }
+    }
+
+    /// The address where `site` serves Durus clients, as it advertised
+    /// (``advertise(serviceAddress:)``) and replication brought here.
+    public func serviceAddress(of site: Replication.Address) -> String? {
+        try? reading { () throws in try meta.string("service-address \(site)", txn: nil) }
+    }
+
+    /// This site's replication address, when replicated.
+    public var replicationAddress: Replication.Address? { replicationState?.configuration.local }
 
     /// On the master, before the first change after becoming master: the
     /// counters and OID reservation are read again from the replicated
