@@ -125,6 +125,10 @@ int durus_rep_configure(DB_ENV *env, int acks, int priority, u_int32_t ack_timeo
     /* The master otherwise sleeps 30 s inside every checkpoint (letting
      * replicas finish theirs first), which held commits and close up. */
     if (r == 0) r = env->rep_set_timeout(env, DB_REP_CHECKPOINT_DELAY, 0);
+    /* During a role change Berkeley DB locks its API out, and a call that
+     * arrives then sleeps 5 s before it looks again: calls return
+     * DB_REP_LOCKOUT at once instead, and the callers retry within ms. */
+    if (r == 0) r = env->rep_set_config(env, DB_REP_CONF_NOWAIT, 1);
     return r;
 }
 

@@ -736,15 +736,24 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         var attempt = 0
         while true {
             var txn: Txn?
-            try Engine.check(durus_txn_begin(env, &txn, 0), "begin a transaction")
+            let begun = durus_txn_begin(env, &txn, 0)
+            // A replicated store's API is locked out for a moment during a role change.
+            if begun == durus_DB_REP_LOCKOUT && attempt < retries {
+                attempt += 1
+                Thread.sleep(forTimeInterval: 0.005)
+                continue
+            }
+            try Engine.check(begun, "begin a transaction")
             let result: T
             do {
                 result = try body(txn!)
             } catch let error as BerkeleyDBError
-                where (error.code == durus_DB_LOCK_DEADLOCK || error.code == durus_DB_LOCK_NOTGRANTED)
+                where (error.code == durus_DB_LOCK_DEADLOCK || error.code == durus_DB_LOCK_NOTGRANTED
+                       || error.code == durus_DB_REP_LOCKOUT)
                 && attempt < retries {
                 _ = durus_txn_abort(txn)
                 attempt += 1
+                if error.code == durus_DB_REP_LOCKOUT { Thread.sleep(forTimeInterval: 0.005) }
                 continue
             } catch {
                 _ = durus_txn_abort(txn)

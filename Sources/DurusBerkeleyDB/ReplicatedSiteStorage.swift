@@ -50,8 +50,11 @@ public final class ReplicatedSiteStorage: Storage, @unchecked Sendable {
     private let advertiser = Mutex<Thread?>(nil)
 
     /// Serves `local` (a store opened with a replication configuration).
+    /// `onRoleChange` is called (on a thread of its own) each time this
+    /// site's role or its master changes, for logging.
     public init(local: BerkeleyDBStorage, serviceAddress: String,
-                masterWait: Duration = .seconds(10), applyWait: Duration = .seconds(10)) throws {
+                masterWait: Duration = .seconds(10), applyWait: Duration = .seconds(10),
+                onRoleChange: (@Sendable (ReplicationRole, BerkeleyDBStorage.Replication.Address?) -> Void)? = nil) throws {
         guard local.isReplicated else {
             throw ReplicationError.invalidConfiguration("the store is not replicated")
         }
@@ -60,11 +63,16 @@ public final class ReplicatedSiteStorage: Storage, @unchecked Sendable {
         self.masterWait = masterWait
         self.applyWait = applyWait
         let thread = Thread { [weak self] in
+            var seen: (ReplicationRole, BerkeleyDBStorage.Replication.Address?)?
             while let self, !self.stopped.withLock({ $0 }) {
-                // A master tells the group where it serves; a site that stopped
-                // being one forgets its link to the old master.
-                if local.role == .master { try? local.advertise(serviceAddress: serviceAddress) }
-                Thread.sleep(forTimeInterval: 0.05)
+                let now = (local.role, local.master)
+                if seen == nil || seen!.0 != now.0 || seen!.1 != now.1 {
+                    seen = now
+                    onRoleChange?(now.0, now.1)
+                }
+                // A master tells the group where it serves.
+                if now.0 == .master { try? local.advertise(serviceAddress: serviceAddress) }
+                Thread.sleep(forTimeInterval: 0.01)
             }
         }
         thread.name = "durus-replication-advertiser"

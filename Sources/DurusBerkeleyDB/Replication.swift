@@ -540,7 +540,7 @@ extension BerkeleyDBStorage {
     public func advertise(serviceAddress: String) throws {
         guard let state = replicationState, role == .master else { return }
         let key = "service-address \(state.configuration.local)"
-        guard try reading({ () throws in try meta.string(key, txn: nil) }) != serviceAddress else { return }
+        guard try reading({ () throws in try readTransaction { txn in try meta.string(key, txn: txn) } }) != serviceAddress else { return }
         try reading { () throws in
             try requireWritable()
             try writeTransaction { txn in try meta.putString(key, serviceAddress, txn: txn) }
@@ -550,7 +550,8 @@ extension BerkeleyDBStorage {
     /// The address where `site` serves Durus clients, as it advertised
     /// (``advertise(serviceAddress:)``) and replication brought here.
     public func serviceAddress(of site: Replication.Address) -> String? {
-        try? reading { () throws in try meta.string("service-address \(site)", txn: nil) }
+        // In a transaction: a call without one waits 5 s when it meets a role change.
+        try? reading { () throws in try readTransaction { txn in try meta.string("service-address \(site)", txn: txn) } }
     }
 
     /// This site's replication address, when replicated.
@@ -570,13 +571,14 @@ extension BerkeleyDBStorage {
         try state.watch.withLock { watch in
             guard !watch.masterLoaded else { return }
             if let log = commitLog { try readCommitLog(log, after: &watch) }
-            let reserved = try meta.uint64("next-oid", txn: nil)
-            oids.withLock { allocator in
-                allocator = OIDAllocator(next: max(reserved, allocator.next), reserved: reserved)
-                if allocator.next > allocator.reserved { allocator.next = allocator.reserved }
+            let (reserved, objects, bytes) = try readTransaction { txn in
+                (try meta.uint64("next-oid", txn: txn), try meta.uint64("objects", txn: txn), try meta.uint64("bytes", txn: txn))
             }
-            counters.objects = try meta.uint64("objects", txn: nil)
-            counters.bytes = try meta.uint64("bytes", txn: nil)
+            oids.withLock { allocator in
+                allocator = OIDAllocator(next: reserved, reserved: reserved)
+            }
+            counters.objects = objects
+            counters.bytes = bytes
             counters.garbageQueued = true
             counters.drain = nil
             counters.logSequence = nil
@@ -616,7 +618,13 @@ extension BerkeleyDBStorage {
         var attempt = 0
         while true {
             var txn: Txn?
-            try Engine.check(durus_txn_begin(env, &txn, 0), "begin a read transaction")
+            let begun = durus_txn_begin(env, &txn, 0)
+            if begun == durus_DB_REP_LOCKOUT && attempt < Self.deadlockRetries {
+                attempt += 1
+                Thread.sleep(forTimeInterval: 0.005)
+                continue
+            }
+            try Engine.check(begun, "begin a read transaction")
             do {
                 let result = try body(txn!)
                 try Engine.check(durus_txn_commit(txn, 0), "end a read transaction")
@@ -625,7 +633,7 @@ extension BerkeleyDBStorage {
                 where (error.code == durus_DB_LOCK_DEADLOCK || error.code == durus_DB_REP_LOCKOUT) && attempt < Self.deadlockRetries {
                 _ = durus_txn_abort(txn)
                 attempt += 1
-                Thread.sleep(forTimeInterval: error.code == durus_DB_REP_LOCKOUT ? 0.02 : 0.0005)
+                Thread.sleep(forTimeInterval: error.code == durus_DB_REP_LOCKOUT ? 0.005 : 0.0005)
             } catch {
                 _ = durus_txn_abort(txn)
                 throw error

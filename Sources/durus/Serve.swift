@@ -157,7 +157,10 @@ struct Serve: ParsableCommand {
             let storage: any Storage
             if local.isReplicated {
                 storage = try ReplicatedSiteStorage(local: local, serviceAddress: "\(host):\(port)",
-                                                    masterWait: .seconds(masterWait))
+                                                    masterWait: .seconds(masterWait)) { role, master in
+                    logger.notice("replication role", metadata: ["role": "\(role.rawValue)",
+                                                                 "master": "\(master.map { "\($0)" } ?? "unknown")"])
+                }
                 configuration.commitLogEnd = { try local.commitLogEnd() }
                 logger.notice("replicating", metadata: ["role": "\(local.role.rawValue)", "site": "\(replication ?? "")",
                                                         "master": "\(local.master.map { "\($0)" } ?? "unknown")"])
