@@ -7,7 +7,7 @@ import Synchronization
 extension BerkeleyDBStorage {
     /// The files a store's directory may hold besides its tables.
     private static func belongsToStore(_ name: String) -> Bool {
-        ["meta.db", "records.db", "refcounts.db", "garbage.db", "commitlog.db", "durus.lock", "backup.lock", "DB_CONFIG"].contains(name)
+        ["meta.db", "records.db", "refcounts.db", "garbage.db", "commitlog.db", "replication-status.json", "durus.lock", "backup.lock", "DB_CONFIG"].contains(name)
             || name.hasPrefix("__db.") || name.hasPrefix("log.")
     }
 

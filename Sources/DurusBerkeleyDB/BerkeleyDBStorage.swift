@@ -139,6 +139,10 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
             if configuration.readOnly || configuration.migrationOnly {
                 throw ReplicationError.invalidConfiguration("a replicated store cannot be opened read-only or for migration")
             }
+        } else if configuration.readOnly && FileManager.default.fileExists(atPath: path + "/__db.rep.system") {
+            // Inspecting a site a server replicates (durus stats): its tables
+            // are open without multiple versions, so this process reads without them too.
+            configuration.snapshotReads = false
         }
         self.path = path
         self.configuration = configuration

@@ -47,7 +47,7 @@ public final class ReplicatedSiteStorage: Storage, @unchecked Sendable {
     /// commit exchange to its end, which may come on another thread: a semaphore).
     private let line = DispatchSemaphore(value: 1)
     private let stopped = Mutex(false)
-    private let advertiser = Mutex<Thread?>(nil)
+    private let advertiserDone = DispatchSemaphore(value: 0)
 
     /// Serves `local` (a store opened with a replication configuration).
     /// `onRoleChange` is called (on a thread of its own) each time this
@@ -62,6 +62,7 @@ public final class ReplicatedSiteStorage: Storage, @unchecked Sendable {
         self.serviceAddress = serviceAddress
         self.masterWait = masterWait
         self.applyWait = applyWait
+        let done = advertiserDone
         let thread = Thread { [weak self] in
             var seen: (ReplicationRole, BerkeleyDBStorage.Replication.Address?)?
             while let self, !self.stopped.withLock({ $0 }) {
@@ -74,6 +75,7 @@ public final class ReplicatedSiteStorage: Storage, @unchecked Sendable {
                 if now.0 == .master { try? local.advertise(serviceAddress: serviceAddress) }
                 Thread.sleep(forTimeInterval: 0.01)
             }
+            done.signal()
         }
         thread.name = "durus-replication-advertiser"
         thread.start()
@@ -218,6 +220,7 @@ public final class ReplicatedSiteStorage: Storage, @unchecked Sendable {
     /// Stops forwarding and closes the local store.
     public func close() throws {
         guard !stopped.withLock({ stopped in defer { stopped = true }; return stopped }) else { return }
+        _ = advertiserDone.wait(timeout: .now() + 2)
         dropLink()
         try local.close()
     }

@@ -338,7 +338,9 @@ extension BerkeleyDBStorage {
     /// that is not replicated.
     public var role: ReplicationRole {
         guard replicationState != nil else { return .master }
-        switch durus_rep_role(env) {
+        // Read with the handles open: after close the environment is gone.
+        guard let code = try? reading({ () throws in durus_rep_role(env) }) else { return .unknown }
+        switch code {
         case durus_role_master: return .master
         case durus_role_replica: return .replica
         default: return .unknown
@@ -349,10 +351,10 @@ extension BerkeleyDBStorage {
     /// when it is the master); nil for a store that is not replicated.
     public var master: Replication.Address? {
         guard let state = replicationState else { return nil }
-        let eid = durus_rep_master_eid(env)
-        if eid == -2 { return state.configuration.local }
-        guard eid >= 0 else { return nil }
         return try? reading { () throws -> Replication.Address? in
+            let eid = durus_rep_master_eid(env)
+            if eid == -2 { return state.configuration.local }
+            guard eid >= 0 else { return nil }
             var buffer = [CChar](repeating: 0, count: 256)
             var port: UInt32 = 0
             guard durus_rep_site_address(env, eid, &buffer, buffer.count, &port) == 0 else { return nil }
@@ -368,7 +370,7 @@ extension BerkeleyDBStorage {
         let deadline = ContinuousClock.now + timeout
         while true {
             let now = role
-            if now == wanted && (wanted != .replica || durus_rep_master_eid(env) >= 0) { return }
+            if now == wanted && (wanted != .replica || master != nil) { return }
             if ContinuousClock.now >= deadline { throw ReplicationError.noMaster }
             Thread.sleep(forTimeInterval: 0.005)
         }

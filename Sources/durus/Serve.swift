@@ -169,7 +169,9 @@ struct Serve: ParsableCommand {
             }
             let server = try DurusServer(storage: storage, configuration: configuration, logger: logger)
             logger.notice("serving", metadata: ["db": "\(db)", "durability": "\(durability.rawValue)"])
+            let statusWriter = local.isReplicated ? ReplicationStatus.startWriting(local) : nil
             server.run(untilSignals: [SIGINT, SIGTERM])
+            statusWriter?.stop()
             try storage.close()
             logger.notice("store closed")
         } catch {
