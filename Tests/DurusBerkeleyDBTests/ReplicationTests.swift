@@ -15,7 +15,7 @@ final class ReplicationSite: @unchecked Sendable {
     private let arrived = DispatchSemaphore(value: 0)
     let name: String
 
-    init(_ name: String, dir: String, local: Int, peers: [Int]) throws {
+    init(_ name: String, dir: String, local: Int, peers: [Int], environment: [String: String] = [:]) throws {
         self.name = name
         let executable = URL(fileURLWithPath: CrashChild.executable).deletingLastPathComponent()
             .appendingPathComponent("durus-replication-child")
@@ -24,6 +24,9 @@ final class ReplicationSite: @unchecked Sendable {
         process.standardInput = input
         process.standardOutput = output
         process.standardError = errors
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         try process.run()
         let handle = output.fileHandleForReading
         Thread { [self] in
@@ -159,6 +162,45 @@ func freeLoopbackPort() -> Int {
         let digests = group.sites.map { $0.ask("digest") }
         #expect(digests[0].hasPrefix("digest 21 "))
         #expect(Set(digests).count == 1, "\(digests)")
+    }
+
+    /// A peer that accepts connections but is no replication site (Berkeley
+    /// DB's join would wait for it for ever): the open gives up at the start
+    /// timeout with a typed error naming the peer.
+    @Test func aPeerThatIsNotAReplicationSiteFailsTheOpen() throws {
+        let dir = TemporaryDirectory("replication-bad-peer")
+        defer { dir.remove() }
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
+        #expect(listen(listener, 16) == 0)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        // It accepts (the kernel completes connections in its backlog) and never answers.
+        let site = try ReplicationSite("lonely", dir: dir.path + "/site", local: freeLoopbackPort(), peers: [port],
+                                       environment: ["DURUS_START_TIMEOUT_MS": "3000"])
+        let answer = site.next(timeout: 60) ?? "nothing"
+        #expect(answer.contains("peer 127.0.0.1:\(port) accepted a connection but did not answer as a Berkeley DB replication site"),
+                "\(answer)")
+        site.process.waitUntilExit()
+        #expect(site.process.terminationStatus == 1)
+    }
+
+    /// Two sites started on one directory: the second is refused, the first goes on.
+    @Test func twoSitesOnOneDirectoryAreRefused() throws {
+        var group = Group()
+        defer { group.stop() }
+        let first = try group.start(0)
+        #expect(first.next() == "ready master")
+        group.sites.append(first)
+        let second = try ReplicationSite("second", dir: group.path(0), local: freeLoopbackPort(), peers: [])
+        let answer = second.next(timeout: 60) ?? "nothing"
+        #expect(answer.contains("is open for writing in another process"), "\(answer)")
+        #expect(first.ask("write 1").hasPrefix("ack 1"))
     }
 
     @Test func aNewMasterIsElectedAfterASigkillAndTheOldOneRejoins() throws {

@@ -32,7 +32,7 @@ guard arguments.count >= 3, let local = BerkeleyDBStorage.Replication.Address(ar
     exit(2)
 }
 var replication = BerkeleyDBStorage.Replication(local: local, peers: arguments.dropFirst(3).compactMap { .init($0) })
-replication.startTimeout = .seconds(20)
+replication.startTimeout = .milliseconds(Int(ProcessInfo.processInfo.environment["DURUS_START_TIMEOUT_MS"] ?? "") ?? 20_000)
 var configuration = BerkeleyDBStorage.Configuration()
 configuration.replication = replication
 configuration.durability = .writeNoSync
