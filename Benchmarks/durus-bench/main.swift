@@ -9,6 +9,7 @@
 //   swift run -c release durus-bench server-loads [--clients N] [--seconds S]
 //   swift run -c release durus-bench objects-create [--objects N] [--batch N]
 //   swift run -c release durus-bench migrate [--python PATH] [--objects N]
+//   swift run -c release durus-bench replication [--seconds S] [--clients N] [--lag-commits N]
 //
 // Each suite prints a table and ends with one line per comparison:
 // `ratio <name> <ours ÷ theirs>` (above 1 means we are faster).
@@ -27,6 +28,7 @@ let suites: [String: ([String]) throws -> Void] = [
     // The objects suite's create phase alone, to profile it.
     "objects-create": runObjectsCreateProfile,
     "migrate": runMigrateSuite,
+    "replication": runReplicationSuite,
     // The migrate suite runs each migration in a child process of its own.
     "migrate-child": runMigrateChild,
 ]

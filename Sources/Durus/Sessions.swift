@@ -86,6 +86,9 @@ public final class SessionHub: Sendable {
     ///   - onDrop: called once, with the reason, when the session is dropped.
     public func openSession(invalidationLimit: Int? = nil,
                             onDrop: (@Sendable (String) -> Void)? = nil) -> SessionStorage {
+        // Commits a replica applied before this session began are not news
+        // to it: they go to the sessions already open (the next sync reads them).
+        if storage.reportsInvalidationsAfterLoads { try? absorbStorageInvalidations() }
         let id = state.withLock { state in
             defer { state.nextID += 1 }
             state.sessions[state.nextID] = Session(limit: invalidationLimit, onDrop: onDrop)

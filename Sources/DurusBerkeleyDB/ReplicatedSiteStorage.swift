@@ -109,7 +109,11 @@ public final class ReplicatedSiteStorage: Storage, @unchecked Sendable {
         if end > local.appliedSequence { try local.waitForSequence(end, timeout: applyWait) }
     }
 
-    public func sync() throws -> [OID] { try local.sync() }
+    /// Every commit this copy holds is reported: the commit log is read to its end first.
+    public func sync() throws -> [OID] {
+        try catchUp()
+        return try local.sync()
+    }
 
     public func forEachRecord(_ body: (Record) throws -> Void) throws { try local.forEachRecord(body) }
 
