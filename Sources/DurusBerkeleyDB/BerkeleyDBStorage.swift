@@ -139,7 +139,12 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
             if configuration.readOnly || configuration.migrationOnly {
                 throw ReplicationError.invalidConfiguration("a replicated store cannot be opened read-only or for migration")
             }
-        } else if configuration.readOnly && FileManager.default.fileExists(atPath: path + "/__db.rep.system") {
+        } else if FileManager.default.fileExists(atPath: path + "/__db.rep.system") {
+            // A site of a replication group: a change made outside the group
+            // would make this copy differ from every other for ever.
+            guard configuration.readOnly else {
+                throw ReplicationError.invalidConfiguration("\(path) is a site of a replication group: open it with Configuration.replication (durus serve --replication), or read-only")
+            }
             // Inspecting a site a server replicates (durus stats): its tables
             // are open without multiple versions, so this process reads without them too.
             configuration.snapshotReads = false

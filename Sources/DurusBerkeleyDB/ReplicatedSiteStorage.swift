@@ -153,7 +153,7 @@ public final class ReplicatedSiteStorage: Storage, @unchecked Sendable {
         var began: ClientStorage?
         do {
             let connection = try forwardingConnection()
-            try refill(connection, wanted: 64)
+            try refill(connection, wanted: 256)
             _ = try connection.beginCommit()
             began = connection
             try local.waitForSequence(try probe().commitLogEnd(), timeout: applyWait)

@@ -164,6 +164,28 @@ func freeLoopbackPort() -> Int {
         #expect(Set(digests).count == 1, "\(digests)")
     }
 
+    /// A site's directory, its server stopped, opens read-only (durus stats)
+    /// but not for writing outside the group, which would fork its copy.
+    @Test func aSiteDirectoryOpensOnlyReplicatedOrReadOnly() throws {
+        var group = Group()
+        defer { group.stop() }
+        let site = try group.start(0)
+        #expect(site.next() == "ready master")
+        #expect(site.ask("write 7").hasPrefix("ack 7"))
+        site.quit()
+        #expect {
+            try BerkeleyDBStorage(path: group.path(0))
+        } throws: { error in
+            if case ReplicationError.invalidConfiguration = error { return true }
+            return false
+        }
+        var configuration = BerkeleyDBStorage.Configuration()
+        configuration.readOnly = true
+        let reader = try BerkeleyDBStorage(path: group.path(0), configuration: configuration)
+        defer { try? reader.close() }
+        #expect(Array(try reader.load(.root).data) == withUnsafeBytes(of: UInt64(7).bigEndian) { Array($0) })
+    }
+
     /// A peer that accepts connections but is no replication site (Berkeley
     /// DB's join would wait for it for ever): the open gives up at the start
     /// timeout with a typed error naming the peer.
