@@ -89,31 +89,22 @@ public final class ReplicatedSiteStorage: Storage, @unchecked Sendable {
     /// each load, ``sync()`` reports every commit the load could have seen.
     public var reportsInvalidationsAfterLoads: Bool { true }
 
-    public func load(_ oid: OID) throws -> Record {
-        let record = try local.load(oid)
-        try catchUp()
-        return record
-    }
+    public func load(_ oid: OID) throws -> Record { try bulkLoad([oid])[0] }
 
     public func bulkLoad(_ oids: [OID]) throws -> [Record] {
-        let records = try local.bulkLoad(oids)
-        try catchUp()
+        guard local.role != .master else { return try local.bulkLoad(oids) }
+        // The commit log's end in the load's own transaction: every commit
+        // the records could reflect is read into sync() before they are handed out.
+        let (records, end) = try local.bulkLoadWithCommitLogEnd(oids)
+        if end > local.appliedSequence { try local.waitForSequence(end, timeout: applyWait) }
         return records
     }
 
-    /// On a replica: reads the commit log up to its end now, at or past
-    /// whatever a load just read, so ``sync()`` reports those commits' OIDs.
-    private func catchUp() throws {
-        guard local.role != .master else { return }
-        let end = try local.commitLogEnd()
-        if end > local.appliedSequence { try local.waitForSequence(end, timeout: applyWait) }
-    }
 
-    /// Every commit this copy holds is reported: the commit log is read to its end first.
-    public func sync() throws -> [OID] {
-        try catchUp()
-        return try local.sync()
-    }
+    /// The OIDs of commits (and collections) read from the commit log so far:
+    /// by the loads, by a forwarded commit's wait, or by the watcher, which
+    /// polls every ``BerkeleyDBStorage/Replication/pollInterval``.
+    public func sync() throws -> [OID] { try local.sync() }
 
     public func forEachRecord(_ body: (Record) throws -> Void) throws { try local.forEachRecord(body) }
 

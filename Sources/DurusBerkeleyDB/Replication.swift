@@ -500,6 +500,21 @@ extension BerkeleyDBStorage {
         }
     }
 
+    /// Loads `oids` and reads the commit log's end in the same transaction:
+    /// every commit the records could reflect is at or before that end.
+    /// A replica uses it to know which commits its sessions must hear of.
+    public func bulkLoadWithCommitLogEnd(_ oids: [OID]) throws -> (records: [Record], end: UInt64) {
+        try reading { () throws in
+            try snapshot { txn in
+                let loaded = try oids.map { oid in
+                    guard let bytes = try records.get(oid, txn: txn) else { throw DurusError.keyNotFound(oid) }
+                    return try Record(bytes: bytes)
+                }
+                return (loaded, try commitLog?.lastSequence(txn: txn) ?? 0)
+            }
+        }
+    }
+
     /// The last commit-log sequence number in this site's copy (0 when
     /// none): what a replica forwarding a commit here waits to hold.
     public func commitLogEnd() throws -> UInt64 {
