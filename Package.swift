@@ -33,8 +33,12 @@ let package = Package(
             dependencies: ["CZlib"]
         ),
         .target(
+            name: "CDurusReplication",
+            linkerSettings: [.linkedLibrary("db")]
+        ),
+        .target(
             name: "DurusBerkeleyDB",
-            dependencies: ["Durus", "CBerkeleyDB"]
+            dependencies: ["Durus", "CBerkeleyDB", "CDurusReplication"]
         ),
         .target(
             name: "DurusServer",
@@ -62,6 +66,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/durus-bench"
+        ),
+        .executableTarget(
+            name: "durus-replication-child",
+            dependencies: ["Durus", "DurusBerkeleyDB"],
+            path: "Tests/ReplicationChild"
         ),
         .executableTarget(
             name: "durus-crash-child",

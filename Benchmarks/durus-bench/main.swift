@@ -10,6 +10,7 @@
 //   swift run -c release durus-bench server-loads [--clients N] [--seconds S]
 //   swift run -c release durus-bench objects-create [--objects N] [--batch N]
 //   swift run -c release durus-bench migrate [--python PATH] [--objects N]
+//   swift run -c release durus-bench replication [--seconds S] [--clients N] [--lag-commits N]
 //
 // Each suite prints a table and ends with one line per comparison:
 // `ratio <name> <ours ÷ theirs>` (above 1 means we are faster).
@@ -31,6 +32,7 @@ let suites: [String: ([String]) throws -> Void] = [
     "pickles-create": runPicklesCreateProfile,
     "pickles-cold": runPicklesColdProfile,
     "migrate": runMigrateSuite,
+    "replication": runReplicationSuite,
     // The migrate suite runs each migration in a child process of its own.
     "migrate-child": runMigrateChild,
 ]

@@ -160,6 +160,54 @@ public final class ClientStorage: Storage, @unchecked Sendable {
         }
     }
 
+    // MARK: A commit exchange in steps (a replica forwarding its clients' commits)
+
+    /// Begins a commit exchange and returns the OIDs the server sends (others'
+    /// commits since this client last synchronized). The server's exchange
+    /// is then this client's until ``finishCommit(_:)`` or ``abandonCommit()``;
+    /// the caller must make no other request on this storage meanwhile.
+    public func beginCommit() throws -> [OID] {
+        try exchange { socket in
+            try socket.write([WireProtocol.Command.commit.rawValue])
+            return try Self.readOIDs(socket)
+        }
+    }
+
+    /// Sends the transaction of an exchange ``beginCommit()`` began.
+    /// - Throws: ``ConflictError`` of kind `write` when the server refuses it.
+    public func finishCommit(_ records: [Record]) throws {
+        try exchange { socket in
+            let data = WireProtocol.encodeTransaction(records)
+            var frame: [UInt8] = []
+            frame.reserveCapacity(4 + data.count)
+            BigEndian.append(UInt32(data.count), to: &frame)
+            frame += data
+            try socket.write(frame)
+            guard !data.isEmpty else { return }
+            let status = try socket.readByte()
+            switch WireProtocol.Status(rawValue: status) {
+            case .okay: return
+            case .invalid: throw ConflictError(.write, oids: records.map(\.oid))
+            default: throw DurusError.protocolViolation("commit answered with status byte \(status)")
+            }
+        }
+    }
+
+    /// Ends an exchange ``beginCommit()`` began, committing nothing.
+    public func abandonCommit() throws {
+        try exchange { socket in try socket.write([0, 0, 0, 0]) }
+    }
+
+    /// The server's commit-log end (``WireProtocol/commitLogEndCommand``):
+    /// only `durus serve` sites of a replication group answer it.
+    public func commitLogEnd() throws -> UInt64 {
+        try exchange { socket in
+            try socket.write([WireProtocol.commitLogEndCommand])
+            let bytes = try socket.read(8)
+            return bytes.reduce(0) { $0 << 8 | UInt64($1) }
+        }
+    }
+
     public func sync() throws -> [OID] {
         try exchange { socket in
             try socket.write([WireProtocol.Command.sync.rawValue])

@@ -86,6 +86,9 @@ public final class SessionHub: Sendable {
     ///   - onDrop: called once, with the reason, when the session is dropped.
     public func openSession(invalidationLimit: Int? = nil,
                             onDrop: (@Sendable (String) -> Void)? = nil) -> SessionStorage {
+        // Commits a replica applied before this session began are not news
+        // to it: they go to the sessions already open (the next sync reads them).
+        if storage.reportsInvalidationsAfterLoads { try? absorbStorageInvalidations() }
         let id = state.withLock { state in
             defer { state.nextID += 1 }
             state.sessions[state.nextID] = Session(limit: invalidationLimit, onDrop: onDrop)
@@ -191,7 +194,7 @@ public final class SessionHub: Sendable {
     var reservedRunCount: Int { state.withLock { $0.reservations.runCount } }
 
     /// Collects what the storage reports (garbage it collected) into every session.
-    private func absorbStorageInvalidations() throws {
+    func absorbStorageInvalidations() throws {
         let collected = try storage.sync()
         addPending(collected, except: nil)
     }
@@ -231,18 +234,31 @@ public final class SessionHub: Sendable {
             let nested = exchange.isHeldByCurrentThread
             if !nested { exchange.acquire() }
             defer { if !nested { exchange.release() } }
-            try absorbStorageInvalidations()
-            let mine = try takePending(id)
+            try storage.prepareCommitExchange()
+            let mine: [OID]
+            do {
+                try absorbStorageInvalidations()
+                mine = try takePending(id)
+            } catch {
+                storage.abandonCommitExchange()
+                throw error
+            }
             do {
                 try checkReservations(id, records)
             } catch {
                 // Refused before the connection heard of these: kept for its next sync.
                 restorePending(id, mine)
+                storage.abandonCommitExchange()
                 throw error
             }
             // Heard before the commit is in flight: a commit the connection
             // turns down never makes others' loads conflict.
-            try handleInvalidations(mine)
+            do {
+                try handleInvalidations(mine)
+            } catch {
+                storage.abandonCommitExchange()
+                throw error
+            }
             flush = try apply(id, records, awaitingFlush: true, reservationsChecked: true) { remote in
                 if !remote.isEmpty { try handleInvalidations(remote) }
             }
@@ -255,9 +271,17 @@ public final class SessionHub: Sendable {
     func beginExchange(_ id: Int, granted: @escaping @Sendable (Result<CommitExchange, any Error>) -> Void) {
         exchange.acquire { [self] in
             do {
+                try storage.prepareCommitExchange()
+            } catch {
+                exchange.release()
+                granted(.failure(error))
+                return
+            }
+            do {
                 try absorbStorageInvalidations()
                 granted(.success(CommitExchange(hub: self, id: id, invalidations: try takePending(id))))
             } catch {
+                storage.abandonCommitExchange()
                 exchange.release()
                 granted(.failure(error))
             }
@@ -265,6 +289,12 @@ public final class SessionHub: Sendable {
     }
 
     func endExchange() { exchange.release() }
+
+    /// Ends an exchange with nothing committed: the storage hears of it first.
+    func abandonExchange() {
+        storage.abandonCommitExchange()
+        exchange.release()
+    }
 
     /// Applies `records` for session `id`, the exchange held: checks that no
     /// record takes an OID reserved by another session, commits, and tells
@@ -389,6 +419,7 @@ public final class SessionStorage: Storage {
     public func load(_ oid: OID) throws -> Record {
         try hub.checkFresh(id, oid)
         let record = try hub.storage.load(oid)
+        if hub.storage.reportsInvalidationsAfterLoads { try hub.absorbStorageInvalidations() }
         try hub.checkFresh(id, oid)
         return record
     }
@@ -396,6 +427,7 @@ public final class SessionStorage: Storage {
     public func bulkLoad(_ oids: [OID]) throws -> [Record] {
         try hub.checkFresh(id, oids)
         let records = try hub.storage.bulkLoad(oids)
+        if hub.storage.reportsInvalidationsAfterLoads { try hub.absorbStorageInvalidations() }
         try hub.checkFresh(id, oids)
         return records
     }
@@ -511,7 +543,7 @@ public final class CommitExchange: Sendable {
 
     /// Ends the exchange with nothing committed.
     public func abandon() {
-        if open.exchange(false, ordering: .acquiringAndReleasing) { hub.endExchange() }
+        if open.exchange(false, ordering: .acquiringAndReleasing) { hub.abandonExchange() }
     }
 }
 

@@ -83,6 +83,25 @@ public protocol Storage: AnyObject, Sendable {
 
     /// Releases the storage. Later calls throw ``DurusError/closed``.
     func close() throws
+
+    /// Called by a ``SessionHub`` when a commit exchange is granted, before
+    /// it reads ``sync()`` and hands the committing session its
+    /// invalidations: a storage whose commits are made elsewhere (a
+    /// replica forwarding to its master) takes the remote exchange here and
+    /// catches up, so those invalidations are complete. Either
+    /// ``commit(_:handleInvalidations:)`` or ``abandonCommitExchange()``
+    /// follows. The default does nothing.
+    func prepareCommitExchange() throws
+
+    /// Ends an exchange ``prepareCommitExchange()`` began, with nothing
+    /// committed. The default does nothing.
+    func abandonCommitExchange()
+
+    /// Whether a load may return a record whose invalidation ``sync()`` has
+    /// yet to report (a replica, where commits arrive by replication): a
+    /// ``SessionHub`` then reads ``sync()`` after each load, before it
+    /// checks the record is fresh for the session. The default is false.
+    var reportsInvalidationsAfterLoads: Bool { get }
 }
 
 /// A storage's wait for the disk after a commit it applied (see
@@ -92,6 +111,12 @@ public protocol Storage: AnyObject, Sendable {
 public typealias PendingFlush = @Sendable () throws -> Void
 
 extension Storage {
+    public func prepareCommitExchange() throws {}
+
+    public var reportsInvalidationsAfterLoads: Bool { false }
+
+    public func abandonCommitExchange() {}
+
     public func commitAwaitingFlush(_ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws
         -> PendingFlush? {
         try commit(records, handleInvalidations: handleInvalidations)

@@ -22,6 +22,12 @@ public enum WireProtocol {
         case close = 0x2E        // .
     }
 
+    /// An extension the sites of a replication group use among themselves
+    /// (never a Durus 4.3 client): `E`, answered with the server's
+    /// commit-log end, a u64 (0 when it keeps none). A replica forwarding a
+    /// commit waits until its own copy holds that entry.
+    public static let commitLogEndCommand: UInt8 = 0x45   // E
+
     /// The status bytes a server answers with.
     public enum Status: UInt8, Sendable {
         case okay = 0x4F         // O

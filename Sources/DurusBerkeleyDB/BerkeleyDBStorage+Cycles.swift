@@ -122,6 +122,7 @@ extension BerkeleyDBStorage {
                         freed.append(oid)
                     }
                     try writeCounters(result, txn: txn)
+                    try appendCommitLog(freed, &result, txn: txn)
                     var swept = progress
                     swept.marked = report.marked
                     swept.swept = report.collected + freed.count
@@ -130,6 +131,7 @@ extension BerkeleyDBStorage {
                 }
                 for oid in batch { _ = try doomed.delete(oid, txn: nil) }
                 collected.withLock { $0.append(contentsOf: freed) }
+                noteCommitLogWritten(counters)
                 report.collected += freed.count
                 let before = counters.objects
                 try collectGarbage(&counters)

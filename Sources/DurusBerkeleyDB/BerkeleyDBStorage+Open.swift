@@ -1,4 +1,5 @@
 import CBerkeleyDB
+import CDurusReplication
 import Durus
 import Foundation
 import Synchronization
@@ -6,7 +7,7 @@ import Synchronization
 extension BerkeleyDBStorage {
     /// The files a store's directory may hold besides its tables.
     private static func belongsToStore(_ name: String) -> Bool {
-        ["meta.db", "records.db", "refcounts.db", "garbage.db", "durus.lock", "backup.lock", "DB_CONFIG"].contains(name)
+        ["meta.db", "records.db", "refcounts.db", "garbage.db", "commitlog.db", "replication-status.json", "durus.lock", "backup.lock", "DB_CONFIG"].contains(name)
             || name.hasPrefix("__db.") || name.hasPrefix("log.")
     }
 
@@ -39,7 +40,7 @@ extension BerkeleyDBStorage {
         if let stranger = entries.sorted().first(where: { !belongsToStore($0) }) {
             throw DurusError.notAStore(path: path, reason: "the directory holds \(stranger) and no meta.db")
         }
-        if configuration.readOnly || entries.contains("records.db") {
+        if configuration.readOnly || (entries.contains("records.db") && configuration.replication == nil) {
             throw DurusError.notAStore(path: path, reason: "there is no meta.db")
         }
         return false
@@ -79,6 +80,7 @@ extension BerkeleyDBStorage {
         guard let env = handle else { throw BerkeleyDBError(code: -1, operation: "create an environment handle", message: "no handle") }
         do {
             durus_env_set_errcall(env, captureDiagnostic)
+            if let replication = configuration.replication { try configureReplication(env, replication) }
             let cache = UInt64(max(configuration.cacheSize, 1 << 20))
             try Engine.check(durus_env_set_cachesize(env, UInt32(cache >> 30), UInt32(cache & ((1 << 30) - 1)), 1), "set the cache size")
             let locks = UInt32(clamping: configuration.maxLocks)
@@ -105,13 +107,21 @@ extension BerkeleyDBStorage {
             case .writeNoSync: try Engine.check(durus_env_set_flags(env, durus_DB_TXN_WRITE_NOSYNC, 1), "set write-no-sync")
             case .none: try Engine.check(durus_env_set_flags(env, durus_DB_TXN_NOSYNC, 1), "set no-sync")
             }
-            let flags = durus_DB_CREATE | durus_DB_INIT_TXN | durus_DB_INIT_LOCK | durus_DB_INIT_LOG
+            var flags = durus_DB_CREATE | durus_DB_INIT_TXN | durus_DB_INIT_LOCK | durus_DB_INIT_LOG
                 | durus_DB_INIT_MPOOL | durus_DB_THREAD | durus_DB_RECOVER | durus_DB_REGISTER
+            if configuration.replication != nil { flags |= durus_DB_INIT_REP }
             try Engine.check(durus_env_open(env, path, flags, 0o644), "open the environment")
             if !configuration.readOnly { try reserveRegionSpace(path, cacheSize: Int(cache)) }
+            if let replication = configuration.replication { try startReplication(env, path, replication) }
             return env
+        } catch ReplicationError.peerNotAReplicationSite(let peers) {
+            // Berkeley DB's start is still blocked inside the environment:
+            // closing it under that call would crash, so it stays open.
+            throw ReplicationError.peerNotAReplicationSite(peers: peers)
         } catch {
+            let state = durus_rep_state_pointer(env)
             _ = durus_env_close(env)
+            durus_rep_free_state(state)
             throw error
         }
     }
@@ -292,6 +302,7 @@ final class BackgroundCollector: Sendable {
 extension BerkeleyDBStorage {
     /// One background batch; true when more may be queued.
     func collectOneBackgroundBatch() -> Bool {
+        if replicationState != nil && role != .master { return false }
         do {
             return try reading { () throws in
                 try writer.withLock { counters in

@@ -1,4 +1,5 @@
 import CBerkeleyDB
+import CDurusReplication
 import Durus
 import Foundation
 import Synchronization
@@ -50,6 +51,12 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     let refcounts: Table
     let garbage: Table
     let meta: Table
+    /// A replicated store's commit log (sequence number → the OIDs a commit
+    /// changed or a collection deleted), written by the master in each
+    /// commit's own transaction and read by replicas as it arrives.
+    let commitLog: Table?
+    /// Set for a replicated store.
+    let replicationState: ReplicationState?
 
     /// Loads and other readers hold it shared; `close()` holds it alone.
     private let handles = ReadWriteLock()
@@ -88,6 +95,9 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         var garbageQueued = true
         /// The drain under way: when its first batch began, and what it has deleted.
         var drain: (start: ContinuousClock.Instant, collected: Int)?
+        /// The last commit-log sequence number written (a replicated
+        /// master); nil when it must be read from the table.
+        var logSequence: UInt64?
     }
 
     struct OIDAllocator {
@@ -120,7 +130,25 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     ///   when another process has it open for writing;
     ///   `DurusError.corruptStore(path:reason:)` for damaged files;
     ///   `DurusError.unsupportedFormat(path:found:supported:)`.
-    public init(path: String, configuration: Configuration = .init()) throws {
+    public init(path: String, configuration given: Configuration = .init()) throws {
+        var configuration = given
+        if configuration.replication != nil {
+            // Berkeley DB refuses snapshot transactions and multi-version
+            // tables on a replica, and a role change does not reopen tables.
+            configuration.snapshotReads = false
+            if configuration.readOnly || configuration.migrationOnly {
+                throw ReplicationError.invalidConfiguration("a replicated store cannot be opened read-only or for migration")
+            }
+        } else if FileManager.default.fileExists(atPath: path + "/__db.rep.system") {
+            // A site of a replication group: a change made outside the group
+            // would make this copy differ from every other for ever.
+            guard configuration.readOnly else {
+                throw ReplicationError.invalidConfiguration("\(path) is a site of a replication group: open it with Configuration.replication (durus serve --replication), or read-only")
+            }
+            // Inspecting a site a server replicates (durus stats): its tables
+            // are open without multiple versions, so this process reads without them too.
+            configuration.snapshotReads = false
+        }
         self.path = path
         self.configuration = configuration
         let existed = try Self.prepareDirectory(path, configuration: configuration)
@@ -130,6 +158,39 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         do {
             envHandle = try Self.openEnvironment(path, configuration: configuration)
             let env = envHandle!
+            if let replication = configuration.replication, durus_rep_role(env) != durus_role_master {
+                // A replica: every table comes from the master; none is created here.
+                let deadline = ContinuousClock.now + replication.startTimeout
+                for file in ["meta.db", "records.db", "refcounts.db", "garbage.db", "commitlog.db"] {
+                    opened.append(try Self.openReplicatedTable(env, file, until: deadline, configuration, path))
+                }
+                while try opened[0].uint64("format", txn: nil) == 0 {
+                    guard ContinuousClock.now < deadline else {
+                        throw ReplicationError.cannotJoinGroup(reason: "the master's store has no format version yet")
+                    }
+                    Thread.sleep(forTimeInterval: 0.02)
+                }
+                let format = try opened[0].uint64("format", txn: nil)
+                if format > UInt64(Self.formatVersion) {
+                    throw DurusError.unsupportedFormat(path: path, found: Int(clamping: format), supported: Self.formatVersion)
+                }
+                var actualType = durus_DB_BTREE
+                try Engine.check(durus_db_get_type(opened[1].handle, &actualType), "read the access method")
+                accessMethod = actualType == durus_DB_HASH ? .hash : .btree
+                self.env = env
+                (meta, records, refcounts, garbage, commitLog) = (opened[0], opened[1], opened[2], opened[3], opened[4])
+                let reserved = try meta.uint64("next-oid", txn: nil)
+                oids = Mutex(OIDAllocator(next: reserved, reserved: reserved))
+                writer = Mutex(Counters(objects: try meta.uint64("objects", txn: nil), bytes: try meta.uint64("bytes", txn: nil)))
+                let state = ReplicationState(configuration: replication)
+                state.watch.withLock { $0.sequence = (try? Self.lastLogSequence(env, opened[4])) ?? 0 }
+                replicationState = state
+                state.startWatcher(self)
+                // Replicas checkpoint too (their logs grow as the master's);
+                // they never collect: deletions arrive from the master.
+                checkpointer = Checkpointer(storage: self, interval: configuration.checkpointInterval)
+                return
+            }
             let metaTable = try Self.openTable(env, "meta.db", durus_DB_BTREE, create: !configuration.readOnly,
                                                configuration, path)
             opened.append(metaTable)
@@ -180,6 +241,18 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
             if create {
                 try Self.initializeMeta(env, metaTable, accessMethod)
             }
+            if let replication = configuration.replication {
+                let log = try Self.openTable(env, "commitlog.db", durus_DB_BTREE, create: true, configuration, path)
+                opened.append(log)
+                commitLog = log
+                let state = ReplicationState(configuration: replication)
+                let last = try Self.lastLogSequence(env, log)
+                state.watch.withLock { $0 = .init(sequence: last, masterLoaded: true) }
+                replicationState = state
+            } else {
+                commitLog = nil
+                replicationState = nil
+            }
             let reserved = try meta.uint64("next-oid", txn: nil)
             oids = Mutex(OIDAllocator(next: reserved, reserved: reserved))
             writer = Mutex(Counters(objects: try meta.uint64("objects", txn: nil), bytes: try meta.uint64("bytes", txn: nil)))
@@ -189,6 +262,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
             if lockFile >= 0 { Foundation.close(lockFile) }
             throw Self.describeOpenFailure(error, path: path)
         }
+        replicationState?.startWatcher(self)
         if !configuration.readOnly {
             checkpointer = Checkpointer(storage: self, interval: configuration.checkpointInterval)
             if configuration.migrationOnly {
@@ -236,6 +310,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     public func newOIDs(count: Int) throws -> [OID] {
         try reading { () throws in
             try requireWritable()
+            if replicationState != nil { try writer.withLock { counters in try loadMasterState(&counters) } }
             return try oids.withLock { allocator in
                 var handed: [OID] = []
                 handed.reserveCapacity(count)
@@ -282,7 +357,10 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         guard !records.isEmpty else { return }
         try reading { () throws in
             try requireWritable()
+            var token: [UInt8] = replicationState == nil ? [] : Array(repeating: 0, count: CommitToken.size)
+            var permFailed = false
             try writer.withLock { counters in
+                if replicationState != nil { try loadMasterState(&counters) }
                 // Every OID handed out; the fresh ones taken under `writer`,
                 // so no other commit can store them first.
                 let fresh = try oids.withLock { allocator throws(DurusError) in
@@ -295,15 +373,28 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
                 }
                 let change: Counters
                 do {
+                    durus_rep_clear_perm_failed()
                     change = try writeTransaction(flags: commitFlags) { txn in
-                        try applyCommit(records, fresh: fresh, counters: counters, txn: txn)
+                        var result = try applyCommit(records, fresh: fresh, counters: counters, txn: txn)
+                        if replicationState != nil {
+                            try appendCommitLog(records.map(\.oid), &result, txn: txn)
+                            try token.withUnsafeMutableBytes { buffer in
+                                try Engine.check(durus_txn_set_commit_token(txn, buffer.baseAddress), "ask for a commit token")
+                            }
+                        }
+                        return result
                     }
+                    permFailed = durus_rep_perm_failed() != 0
                 } catch {
                     // Not stored after all: still fresh.
                     oids.withLock { allocator in for oid in fresh { allocator.fresh.insert(oid.rawValue) } }
                     throw error
                 }
                 counters = change
+                if let state = replicationState {
+                    noteCommitLogWritten(counters)
+                    state.lastToken.withLock { $0 = CommitToken(bytes: token) }
+                }
                 noteForCycleCollection(records)
                 if let background = backgroundCollector {
                     if counters.garbageQueued { background.wake() }
@@ -313,6 +404,9 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
             }
             if configuration.collectCyclesAfterBytes > 0 {
                 startCycleCollectionIfDue(after: records.reduce(0) { $0 + $1.bytes.count })
+            }
+            if permFailed {
+                throw DurusError.commitNotDurable(reason: "the replicas did not acknowledge it within \(configuration.replication?.ackTimeout ?? .zero): it is stored on this master but a failover may lose it")
             }
         }
     }
@@ -374,6 +468,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     public func close() throws {
         checkpointer?.stop()
         backgroundCollector?.stop()
+        replicationState?.stop()
         let wasOpen = handles.writing { () -> Bool in
             defer { isClosed = true }
             return !isClosed
@@ -383,12 +478,15 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
             // Checkpointed, the store needs only its last log file to open.
             if durus_env_txn_checkpoint(env, 0, 0) == 0 { try? removeUnusedLogs() }
         }
-        for table in [garbage, refcounts, records, meta] { table.close() }
+        for table in [commitLog, garbage, refcounts, records, meta].compactMap({ $0 }) { table.close() }
+        let replicationMemory = durus_rep_state_pointer(env)
         let code = durus_env_close(env)
+        if replicationState != nil { durus_rep_free_state(replicationMemory) }
         // The region files hold a cache of pages: left behind, the next open
         // (or a copy of the directory) would trust them instead of the files.
         // Removing them fails harmlessly while another process has them open.
-        if code == 0 && !configuration.readOnly { _ = durus_env_remove(path) }
+        // A replicated site keeps them: Berkeley DB's replication files live beside them.
+        if code == 0 && !configuration.readOnly && replicationState == nil { _ = durus_env_remove(path) }
         if lockFile >= 0 { Foundation.close(lockFile) }
         // On a full disk the cache cannot be written out: the handle is closed
         // all the same, and the next open recovers every commit the log holds
@@ -430,7 +528,13 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         try reading { () throws in
             guard !configuration.readOnly else { return }
             try checkSpace(durus_env_memp_trickle(env, 100), "write dirty pages")
-            try writer.withLock { _ in try checkSpace(durus_env_txn_checkpoint(env, 0, 0), "checkpoint") }
+            if replicationState != nil {
+                // Replicated, a checkpoint can wait for the group (a replica's
+                // sync under way): commits must not wait behind it.
+                try checkSpace(durus_env_txn_checkpoint(env, 0, 0), "checkpoint")
+            } else {
+                try writer.withLock { _ in try checkSpace(durus_env_txn_checkpoint(env, 0, 0), "checkpoint") }
+            }
             try removeUnusedLogs()
         }
     }
@@ -585,6 +689,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
                 freed.append(oid)
             }
             if result.objects != before.objects { try writeCounters(result, txn: txn) }
+            try appendCommitLog(freed, &result, txn: txn)
             if queueEmpty, let drain = before.drain, drain.collected > 0 {
                 finished = GarbageCollectionReport(collected: drain.collected, duration: clock.now - drain.start, finished: Date())
                 try writeLastCollection(finished!, txn: txn)
@@ -592,6 +697,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
             return result
         }
         collected.withLock { $0.append(contentsOf: freed) }
+        noteCommitLogWritten(counters)
         if !freed.isEmpty {
             counters.drain = (counters.drain?.start ?? batchStart, (counters.drain?.collected ?? 0) + freed.count)
         }
@@ -639,15 +745,24 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         var attempt = 0
         while true {
             var txn: Txn?
-            try Engine.check(durus_txn_begin(env, &txn, 0), "begin a transaction")
+            let begun = durus_txn_begin(env, &txn, 0)
+            // A replicated store's API is locked out for a moment during a role change.
+            if begun == durus_DB_REP_LOCKOUT && attempt < retries {
+                attempt += 1
+                Thread.sleep(forTimeInterval: 0.005)
+                continue
+            }
+            try Engine.check(begun, "begin a transaction")
             let result: T
             do {
                 result = try body(txn!)
             } catch let error as BerkeleyDBError
-                where (error.code == durus_DB_LOCK_DEADLOCK || error.code == durus_DB_LOCK_NOTGRANTED)
+                where (error.code == durus_DB_LOCK_DEADLOCK || error.code == durus_DB_LOCK_NOTGRANTED
+                       || error.code == durus_DB_REP_LOCKOUT)
                 && attempt < retries {
                 _ = durus_txn_abort(txn)
                 attempt += 1
+                if error.code == durus_DB_REP_LOCKOUT { Thread.sleep(forTimeInterval: 0.005) }
                 continue
             } catch {
                 _ = durus_txn_abort(txn)
@@ -685,6 +800,9 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     /// Without ``Configuration/snapshotReads`` it reads committed data instead,
     /// holding each read lock only for the read.
     func snapshot<T>(_ body: (Txn) throws -> T) throws -> T {
+        if replicationState != nil {
+            do { return try readTransaction(body) } catch { throw outOfSpace(error) }
+        }
         var txn: Txn?
         let isolation = configuration.snapshotReads ? durus_DB_TXN_SNAPSHOT : durus_DB_READ_COMMITTED
         try Engine.check(durus_txn_begin(env, &txn, isolation), "begin a snapshot")
@@ -705,6 +823,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     /// and not ``Configuration/migrationOnly`` (whose tables are not logged).
     func requireWritable() throws {
         if configuration.readOnly { throw DurusError.readOnly }
+        if replicationState != nil, durus_rep_role(env) != durus_role_master { throw ReplicationError.notMaster(master: master) }
         if configuration.migrationOnly {
             throw DurusError.io(path: path, message: "opened for migration only: open it again without Configuration.migrationOnly to change it")
         }
@@ -712,9 +831,49 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
 
     /// Runs `body` while the handles are open.
     func reading<T>(_ body: () throws -> T) throws -> T {
-        try handles.reading { () throws -> T in
-            guard !isClosed else { throw DurusError.closed }
-            return try body()
+        guard replicationState != nil else {
+            return try handles.reading { () throws -> T in
+                guard !isClosed else { throw DurusError.closed }
+                return try body()
+            }
+        }
+        // Replicated: a rollback (after a failover) or an internal init
+        // kills every open table handle at once. The outermost call reopens
+        // them all, with no other thread inside, and tries once more.
+        let outermost = durus_rep_depth_enter() == 0
+        defer { durus_rep_depth_leave() }
+        do {
+            return try handles.reading { () throws -> T in
+                guard !isClosed else { throw DurusError.closed }
+                return try body()
+            }
+        } catch let error as BerkeleyDBError where error.code == durus_DB_REP_HANDLE_DEAD && outermost {
+            try handles.writing { () throws in
+                guard !isClosed else { throw DurusError.closed }
+                for table in [meta, records, refcounts, garbage, commitLog].compactMap({ $0 }) { try table.reopen(env) }
+                replicationState?.watch.withLock { watch in
+                    watch.sequence = watch.sequence > 1_000 ? watch.sequence - 1_000 : 0
+                    watch.masterLoaded = false
+                }
+            }
+            return try handles.reading { () throws -> T in
+                guard !isClosed else { throw DurusError.closed }
+                return try body()
+            }
+        }
+    }
+
+    /// The highest commit-log sequence number in `log`.
+    static func lastLogSequence(_ env: UnsafeMutablePointer<DB_ENV>, _ log: Table) throws -> UInt64 {
+        var txn: Txn?
+        try Engine.check(durus_txn_begin(env, &txn, 0), "begin a transaction")
+        do {
+            let last = try log.lastSequence(txn: txn!)
+            try Engine.check(durus_txn_commit(txn, 0), "end a transaction")
+            return last
+        } catch {
+            _ = durus_txn_abort(txn)
+            throw error
         }
     }
 }

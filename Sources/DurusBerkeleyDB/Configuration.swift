@@ -112,6 +112,12 @@ extension BerkeleyDBStorage {
         /// }
         /// ```
         public var onCollection: (@Sendable (BerkeleyDBStorage.CollectionEvent) -> Void)?
+        /// Makes the store a site of a replication group (see ``Replication``);
+        /// nil (the default) keeps it to itself. A replicated store reads
+        /// without snapshots whatever ``snapshotReads`` says: Berkeley DB
+        /// refuses snapshot transactions on a replica, and a role change
+        /// does not reopen the tables.
+        public var replication: Replication?
 
         public init() {}
     }

@@ -8,7 +8,9 @@ typealias Txn = UnsafeMutablePointer<DB_TXN>
 /// Handles are opened with `DB_THREAD`, so one `Table` serves every thread;
 /// each call names the transaction it runs in.
 final class Table: @unchecked Sendable {
-    let handle: UnsafeMutablePointer<DB>
+    /// Replaced only by ``reopen(_:)`` (a replicated store's dead handle),
+    /// while no other thread uses the table.
+    var handle: UnsafeMutablePointer<DB>
     let name: String
 
     init(handle: UnsafeMutablePointer<DB>, name: String) {

@@ -212,6 +212,11 @@ final class ClientHandler: ChannelInboundHandler {
     private func handleCommand(_ context: ChannelHandlerContext) throws -> Step {
         guard let byte = input.getInteger(at: input.readerIndex, as: UInt8.self) else { return .needMoreBytes }
         guard let session else { return .wait }
+        if byte == WireProtocol.commitLogEndCommand, let end = server.configuration.commitLogEnd {
+            input.moveReaderIndex(forwardBy: 1)
+            output.writeInteger(try end())
+            return .handled
+        }
         guard let command = WireProtocol.Command(rawValue: byte) else {
             throw DurusError.protocolViolation("unknown command byte \(byte)")
         }

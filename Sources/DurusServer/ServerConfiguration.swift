@@ -50,6 +50,11 @@ public struct ServerConfiguration: Sendable {
     public var packAfterBytes: Int
     /// Threads serving client connections (loads run on them).
     public var eventLoopThreads: Int
+    /// For a site of a replication group: the end of its commit log, sent
+    /// to a replica forwarding commits here that asks for it
+    /// (``WireProtocol/commitLogEndCommand``). nil: the command is refused
+    /// like any unknown one.
+    public var commitLogEnd: (@Sendable () throws -> UInt64)? = nil
 
     public init(address: ServerAddress = .standard) {
         self.address = address

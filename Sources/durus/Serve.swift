@@ -24,6 +24,13 @@ struct Serve: ParsableCommand {
               durus serve
               durus serve --db /var/lib/app --port 3000 --durability write-no-sync
               durus serve --unix /run/app/durus.sock --unix-mode 660 --unix-group app
+              durus serve --db a --port 2972 --replication 127.0.0.1:7001
+              durus serve --db b --port 2973 --replication 127.0.0.1:7002 --peer 127.0.0.1:7001
+
+            With --replication, the store is one site of a group kept by Berkeley DB's \
+            replication manager. The first site started with no reachable --peer creates \
+            the group; others join through any peer. Every site serves loads from its own \
+            copy; a replica forwards new OIDs, commits and packs to the master.
             """
     )
 
@@ -75,11 +82,42 @@ struct Serve: ParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "notice"
 
+    @Option(help: "Join a replication group: this site's replication address, HOST:PORT (not the Durus port).")
+    var replication: String?
+
+    @Option(help: "Another site's replication address, HOST:PORT (repeatable); used to join the group.")
+    var peer: [String] = []
+
+    @Option(help: "Election priority (0: never master).")
+    var priority = 100
+
+    @Option(help: "What a commit waits for: quorum, all, one or none of the sites.")
+    var acks = "quorum"
+
+    @Option(help: "Seconds new OIDs and commits at a replica wait for a master before the client is dropped.")
+    var masterWait = 10
+
     func validate() throws {
         if let unixMode, UInt32(unixMode, radix: 8) == nil { throw ValidationError("--unix-mode takes octal digits, as 660") }
         guard ["anyone", "unix", "nobody"].contains(allowQuit) else { throw ValidationError("--allow-quit is anyone, unix or nobody") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown log level \(logLevel)") }
         guard (1 ... 65535).contains(port) || port == 0 else { throw ValidationError("--port is 0…65535") }
+        if let replication {
+            guard BerkeleyDBStorage.Replication.Address(replication) != nil else {
+                throw ValidationError("--replication takes HOST:PORT, not \(replication)")
+            }
+            guard unix == nil, port != 0 else {
+                throw ValidationError("--replication needs a TCP --port other than 0: replicas forward commits to it")
+            }
+        }
+        for peer in peer where BerkeleyDBStorage.Replication.Address(peer) == nil {
+            throw ValidationError("--peer takes HOST:PORT, not \(peer)")
+        }
+        if !peer.isEmpty && replication == nil { throw ValidationError("--peer needs --replication") }
+        guard BerkeleyDBStorage.Replication.Acknowledgements(rawValue: acks) != nil else {
+            throw ValidationError("--acks is quorum, all, one or none")
+        }
+        guard priority >= 0 else { throw ValidationError("--priority is 0 or more") }
     }
 
     func run() throws {
@@ -108,11 +146,32 @@ struct Serve: ParsableCommand {
         configuration.commitTimeout = .seconds(commitTimeout)
         configuration.invalidationLimit = invalidationLimit
         configuration.eventLoopThreads = threads
+        if let replication, let local = BerkeleyDBStorage.Replication.Address(replication) {
+            var settings = BerkeleyDBStorage.Replication(local: local, peers: peer.compactMap { .init($0) })
+            settings.priority = priority
+            settings.acknowledgements = .init(rawValue: acks) ?? .quorum
+            storageConfiguration.replication = settings
+        }
         do {
-            let storage = try BerkeleyDBStorage(path: db, configuration: storageConfiguration)
+            let local = try BerkeleyDBStorage(path: db, configuration: storageConfiguration)
+            let storage: any Storage
+            if local.isReplicated {
+                storage = try ReplicatedSiteStorage(local: local, serviceAddress: "\(host):\(port)",
+                                                    masterWait: .seconds(masterWait)) { role, master in
+                    logger.notice("replication role", metadata: ["role": "\(role.rawValue)",
+                                                                 "master": "\(master.map { "\($0)" } ?? "unknown")"])
+                }
+                configuration.commitLogEnd = { try local.commitLogEnd() }
+                logger.notice("replicating", metadata: ["role": "\(local.role.rawValue)", "site": "\(replication ?? "")",
+                                                        "master": "\(local.master.map { "\($0)" } ?? "unknown")"])
+            } else {
+                storage = local
+            }
             let server = try DurusServer(storage: storage, configuration: configuration, logger: logger)
             logger.notice("serving", metadata: ["db": "\(db)", "durability": "\(durability.rawValue)"])
+            let statusWriter = local.isReplicated ? ReplicationStatus.startWriting(local) : nil
             server.run(untilSignals: [SIGINT, SIGTERM])
+            statusWriter?.stop()
             try storage.close()
             logger.notice("store closed")
         } catch {
