@@ -74,6 +74,8 @@ struct Stats: ParsableCommand {
                 values["lastCycleCollection"] = ["marked": cycles.marked, "collected": cycles.collected,
                                                  "seconds": cycles.duration.seconds, "finished": timestamp(cycles.finished)]
             }
+            let replication = ReplicationStatus.read(db)
+            if let replication { values["replication"] = replication }
             if json { return try printJSON(values) }
             print("objects          \(storage.objectCount)")
             print("bytes            \(storage.byteCount)")
@@ -96,6 +98,7 @@ struct Stats: ParsableCommand {
                 print("last cycle gc    \(cycles.collected) collected, \(cycles.marked) marked live, in \(formatted(cycles.duration)), "
                     + "finished \(timestamp(cycles.finished))")
             }
+            if let replication { ReplicationStatus.lines(replication).forEach { print($0) } }
         }
     }
 }

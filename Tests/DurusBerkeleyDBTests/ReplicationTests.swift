@@ -167,7 +167,7 @@ func freeLoopbackPort() -> Int {
     /// A site's directory, its server stopped, opens read-only (durus stats)
     /// but not for writing outside the group, which would fork its copy.
     @Test func aSiteDirectoryOpensOnlyReplicatedOrReadOnly() throws {
-        var group = Group()
+        let group = Group()
         defer { group.stop() }
         let site = try group.start(0)
         #expect(site.next() == "ready master")
