@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .library(name: "Durus", targets: ["Durus"]),
         .library(name: "DurusBerkeleyDB", targets: ["DurusBerkeleyDB"]),
+        .library(name: "DurusClient", targets: ["DurusClient"]),
         .library(name: "DurusMacros", targets: ["DurusMacros"]),
         .library(name: "DurusServer", targets: ["DurusServer"]),
         .executable(name: "durus", targets: ["durus"]),
@@ -37,6 +38,10 @@ let package = Package(
             dependencies: ["Durus", "CBerkeleyDB"]
         ),
         .target(
+            name: "DurusClient",
+            dependencies: ["Durus"]
+        ),
+        .target(
             name: "DurusServer",
             dependencies: [
                 "Durus",
@@ -50,6 +55,7 @@ let package = Package(
             dependencies: [
                 "Durus",
                 "DurusBerkeleyDB",
+                "DurusClient",
                 "DurusServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -58,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "durus-bench",
             dependencies: [
-                "Durus", "DurusBerkeleyDB", "DurusServer", "DurusMacros", "CBerkeleyDB",
+                "Durus", "DurusBerkeleyDB", "DurusClient", "DurusServer", "DurusMacros", "CBerkeleyDB",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/durus-bench"
@@ -87,6 +93,7 @@ let package = Package(
             dependencies: [
                 "Durus",
                 "DurusBerkeleyDB",
+                "DurusClient",
                 "DurusMacros",
                 "DurusServer",
                 "DurusTestSupport",

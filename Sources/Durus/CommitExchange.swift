@@ -2,12 +2,12 @@ import Synchronization
 
 /// A commit exchange in progress: the session holds the hub's commit slot
 /// until it commits or abandons. Either ends it; a second call does nothing.
-public final class CommitExchange: Sendable {
+package final class CommitExchange: Sendable {
     let hub: SessionHub
     let id: Int
     /// What others committed since the session last synchronized, handed over
     /// (and cleared) when the exchange began.
-    public let invalidations: [OID]
+    package let invalidations: [OID]
     private let open = Atomic(true)
 
     init(hub: SessionHub, id: Int, invalidations: [OID]) {
@@ -24,7 +24,7 @@ public final class CommitExchange: Sendable {
     ///   another session reserved; whatever the storage throws (a
     ///   ``ConflictError``, ``DurusError/oidNotAllocated(_:)``, …). Nothing
     ///   is written when it throws; the exchange is ended either way.
-    public func commit(_ records: [Record]) throws {
+    package func commit(_ records: [Record]) throws {
         try end(committing: records, awaitingFlush: false)
     }
 
@@ -35,7 +35,7 @@ public final class CommitExchange: Sendable {
     /// server reports the commit to its client only once that wait returns.
     /// A wait that fails throws ``DurusError/commitNotDurable(reason:)``:
     /// the commit stands, but is not known to be on the disk.
-    public func commitAwaitingFlush(_ records: [Record]) throws -> PendingFlush? {
+    package func commitAwaitingFlush(_ records: [Record]) throws -> PendingFlush? {
         try end(committing: records, awaitingFlush: true)
     }
 
@@ -50,7 +50,7 @@ public final class CommitExchange: Sendable {
     }
 
     /// Ends the exchange with nothing committed.
-    public func abandon() {
+    package func abandon() {
         if open.exchange(false, ordering: .acquiringAndReleasing) { hub.endExchange() }
     }
 }

@@ -1,5 +1,5 @@
 /// The answer to one load, as the server sends it.
-public enum LoadAnswer: Sendable, Equatable {
+package enum LoadAnswer: Sendable, Equatable {
     /// The record.
     case record(Record)
     /// Nothing is stored under the OID.

@@ -30,7 +30,7 @@ public final class SessionStorage: Storage {
     /// answer, not an error.
     /// - Throws: errors of the storage itself (closed, damaged), or
     ///   ``DurusError/sessionDropped(_:)``.
-    public func answer(_ oid: OID) throws -> LoadAnswer {
+    package func answer(_ oid: OID) throws -> LoadAnswer {
         do {
             return .record(try load(oid))
         } catch DurusError.keyNotFound {
@@ -58,7 +58,7 @@ public final class SessionStorage: Storage {
     /// `granted` gets it, with this session's pending invalidations, on
     /// whatever thread released it. The holder must end it with
     /// ``CommitExchange/commit(_:)`` or ``CommitExchange/abandon()``.
-    public func beginExchange(_ granted: @escaping @Sendable (Result<CommitExchange, any Error>) -> Void) {
+    package func beginExchange(_ granted: @escaping @Sendable (Result<CommitExchange, any Error>) -> Void) {
         hub.beginExchange(id, granted: granted)
     }
 

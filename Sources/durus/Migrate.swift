@@ -1,6 +1,7 @@
 import ArgumentParser
 import Durus
 import DurusBerkeleyDB
+import DurusClient
 import Foundation
 
 struct Migrate: ParsableCommand {

@@ -1,3 +1,4 @@
+import Durus
 import Synchronization
 
 /// A storage on a Durus server, reached over protocol v1: the Swift server
