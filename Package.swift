@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .library(name: "Durus", targets: ["Durus"]),
         .library(name: "DurusBerkeleyDB", targets: ["DurusBerkeleyDB"]),
+        .library(name: "DurusClient", targets: ["DurusClient"]),
         .library(name: "DurusMacros", targets: ["DurusMacros"]),
         .library(name: "DurusServer", targets: ["DurusServer"]),
         .executable(name: "durus", targets: ["durus"]),
@@ -38,7 +39,11 @@ let package = Package(
         ),
         .target(
             name: "DurusBerkeleyDB",
-            dependencies: ["Durus", "CBerkeleyDB", "CDurusReplication"]
+            dependencies: ["Durus", "DurusClient", "CBerkeleyDB", "CDurusReplication"]
+        ),
+        .target(
+            name: "DurusClient",
+            dependencies: ["Durus"]
         ),
         .target(
             name: "DurusServer",
@@ -54,6 +59,7 @@ let package = Package(
             dependencies: [
                 "Durus",
                 "DurusBerkeleyDB",
+                "DurusClient",
                 "DurusServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -62,7 +68,7 @@ let package = Package(
         .executableTarget(
             name: "durus-bench",
             dependencies: [
-                "Durus", "DurusBerkeleyDB", "DurusServer", "DurusMacros", "CBerkeleyDB",
+                "Durus", "DurusBerkeleyDB", "DurusClient", "DurusServer", "DurusMacros", "CBerkeleyDB",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/durus-bench"
@@ -96,6 +102,7 @@ let package = Package(
             dependencies: [
                 "Durus",
                 "DurusBerkeleyDB",
+                "DurusClient",
                 "DurusMacros",
                 "DurusServer",
                 "DurusTestSupport",

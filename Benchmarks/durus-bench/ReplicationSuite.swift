@@ -1,4 +1,5 @@
 import Durus
+import DurusClient
 import Foundation
 
 /// `replication`: `durus serve` processes (the `durus` built beside this

@@ -78,7 +78,7 @@ public final class Connection {
     ///   New objects of a failed commit are detached again and can be reused.
     ///   ``DurusError/commitNotDurable(reason:)`` is the one error after which
     ///   the commit stands: stored and visible to others, with its new objects
-    ///   saved, but not confirmed on the disk. (Over ``ClientStorage``, a
+    ///   saved, but not confirmed on the disk. (Over `ClientStorage`, a
     ///   server that applied a commit but could not flush it drops the
     ///   client: the connection then sees a network error, and that commit
     ///   is in doubt, as after a crash.)

@@ -13,15 +13,14 @@ import Synchronization
 /// root drops the unreachable. A SHELF-1 scan walks the transactions before
 /// and after the offset map; a DFS20 scan those around the index block.
 ///
-/// It is a one-pass source, not a storage to use: ``load(_:)``,
-/// ``newOID()``, ``commit(_:handleInvalidations:)`` and ``pack()`` throw
-/// ``DurusError/readOnly``.
+/// It is a one-pass source for a migration, not a storage: it cannot load
+/// one record or store any.
 ///
 /// ```swift
 /// let scan = try FileScan(path: "data.durus")
 /// try scan.forEachRecord { record in print(record.oid) }
 /// ```
-public final class FileScan: Storage {
+public final class FileScan: MigrationSource, Sendable {
     /// The file's path.
     public let path: String
     /// The file's layout.
@@ -29,7 +28,7 @@ public final class FileScan: Storage {
     /// The number of records the offset map lists (SHELF-1): the records as
     /// of the file's last pack, which a scan yields before those committed
     /// since. A cheap estimate of the work; nil for DFS20.
-    public let estimatedCount: Int?
+    public let estimatedRecordCount: Int?
 
     /// nil once closed.
     private let file: Mutex<OpenFile?>
@@ -48,11 +47,11 @@ public final class FileScan: Storage {
             format = .shelf1
             var entries = 0
             try OffsetMapLocation(file, size: size).forEachEntry(file) { _, _ throws(DurusError) in entries += 1 }
-            estimatedCount = entries
+            estimatedRecordCount = entries
         } else if head.starts(with: ShelfFormat.dfs20Magic) {
             format = .dfs20
             _ = try DFS20Layout(file, size: size)
-            estimatedCount = nil
+            estimatedRecordCount = nil
         } else {
             throw DurusError.corruptFile(path: path, offset: 0, reason: size == 0
                 ? "the file is empty (0 bytes), not a Durus file"
@@ -109,28 +108,6 @@ public final class FileScan: Storage {
             try body(try ShelfFormat.record(oid, recordBytes, path: path, offset: offset))
         }
     }
-
-    /// Throws ``DurusError/readOnly``: a scan has no index to load from.
-    public func load(_ oid: OID) throws -> Record { throw DurusError.readOnly }
-
-    /// Throws ``DurusError/readOnly``.
-    public func newOID() throws -> OID { throw DurusError.readOnly }
-
-    /// Throws ``DurusError/readOnly``.
-    public func commit(_ records: [Record], handleInvalidations: ([OID]) throws -> Void) throws {
-        throw DurusError.readOnly
-    }
-
-    /// No OIDs: nothing else changes what a scan reads.
-    public func sync() throws -> [OID] {
-        try file.withLock { file throws(DurusError) in
-            guard file != nil else { throw .closed }
-            return []
-        }
-    }
-
-    /// Throws ``DurusError/readOnly``.
-    public func pack() throws { throw DurusError.readOnly }
 
     /// Closes the file. Closing again does nothing.
     public func close() throws {

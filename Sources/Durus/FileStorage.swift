@@ -134,6 +134,9 @@ public final class FileStorage: Storage {
     /// The number of records stored.
     public var count: Int { state.withLock { $0.index.count } }
 
+    /// ``count``: what a migration from this file copies.
+    public var estimatedRecordCount: Int? { count }
+
     public func load(_ oid: OID) throws -> Record {
         let (file, offset, end) = try state.withLock { state throws(DurusError) in
             guard let file = state.file else { throw .closed }

@@ -50,17 +50,17 @@ extension OID: ExpressibleByIntegerLiteral {
 }
 
 /// Reads big-endian integers from raw bytes without alignment requirements.
-@usableFromInline enum BigEndian {
-    @inlinable static func uint64(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> UInt64 {
+@usableFromInline package enum BigEndian {
+    @inlinable package static func uint64(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> UInt64 {
         UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
     }
-    @inlinable static func uint32(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> UInt32 {
+    @inlinable package static func uint32(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> UInt32 {
         UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
     }
-    @inlinable static func append(_ value: UInt32, to buffer: inout [UInt8]) {
+    @inlinable package static func append(_ value: UInt32, to buffer: inout [UInt8]) {
         withUnsafeBytes(of: value.bigEndian) { buffer.append(contentsOf: $0) }
     }
-    @inlinable static func append(_ value: UInt64, to buffer: inout [UInt8]) {
+    @inlinable package static func append(_ value: UInt64, to buffer: inout [UInt8]) {
         withUnsafeBytes(of: value.bigEndian) { buffer.append(contentsOf: $0) }
     }
 }

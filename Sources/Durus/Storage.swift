@@ -16,7 +16,7 @@
 /// ])
 /// let record = try storage.load(child)
 /// ```
-public protocol Storage: AnyObject, Sendable {
+public protocol Storage: AnyObject, Sendable, MigrationSource {
     /// The current record of `oid`.
     /// - Throws: ``DurusError/keyNotFound(_:)`` when nothing is stored under
     ///   it (never stored, or collected); a ``ConflictError`` of kind `read`

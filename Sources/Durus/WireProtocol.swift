@@ -4,12 +4,12 @@
 /// Every integer is big-endian. A commit's transaction data is a sequence of
 /// `u32 (8 + record length) · OID · record`, where the record itself starts
 /// with the same OID (as Durus 4.3's `ClientStorage` sends it).
-public enum WireProtocol {
+package enum WireProtocol {
     /// The protocol version both sides send after `V`.
-    public static let version: UInt32 = 1
+    package static let version: UInt32 = 1
 
     /// The command bytes a client sends.
-    public enum Command: UInt8, Sendable {
+    package enum Command: UInt8, Sendable {
         case version = 0x56      // V
         case newOID = 0x4E       // N
         case newOIDs = 0x4D      // M
@@ -29,14 +29,14 @@ public enum WireProtocol {
     public static let commitLogEndCommand: UInt8 = 0x45   // E
 
     /// The status bytes a server answers with.
-    public enum Status: UInt8, Sendable {
+    package enum Status: UInt8, Sendable {
         case okay = 0x4F         // O
         case keyError = 0x4B     // K
         case invalid = 0x49      // I
     }
 
     /// Encodes `records` as one commit's transaction data.
-    public static func encodeTransaction(_ records: [Record]) -> [UInt8] {
+    package static func encodeTransaction(_ records: [Record]) -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(records.reduce(0) { $0 + 12 + $1.bytes.count })
         for record in records {
@@ -53,7 +53,7 @@ public enum WireProtocol {
     ///   hold a length, a length under 8 or running past the end, a record
     ///   that is malformed or names another OID than its frame, or the same
     ///   OID twice.
-    public static func decodeTransaction(_ bytes: [UInt8]) throws(DurusError) -> [Record] {
+    package static func decodeTransaction(_ bytes: [UInt8]) throws(DurusError) -> [Record] {
         var records: [Record] = []
         var seen: Set<OID> = []
         var offset = 0

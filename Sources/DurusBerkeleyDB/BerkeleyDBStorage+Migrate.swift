@@ -25,6 +25,10 @@ extension BerkeleyDBStorage {
         public var bytes: Int
     }
 
+    /// The objects stored (``objectCount``): what a migration from this
+    /// store copies.
+    public var estimatedRecordCount: Int? { objectCount }
+
     /// Brings every current record of `source` into this store, which must be
     /// new (empty) or one that an interrupted migration left behind: running
     /// it again starts over and finishes correctly.
@@ -59,7 +63,7 @@ extension BerkeleyDBStorage {
     ///   holds objects of its own; `DurusError.diskFull(path:message:)`
     ///   when the store's disk fills up (free space and migrate again);
     ///   whatever the source throws while reading.
-    public func migrate(from source: any Storage, batchSize: Int = 5_000,
+    public func migrate(from source: any MigrationSource, batchSize: Int = 5_000,
                         progress: (MigrationProgress) -> Void = { _ in }) throws {
         do {
             try migrateRecords(from: source, batchSize: batchSize, progress: progress)
@@ -68,7 +72,7 @@ extension BerkeleyDBStorage {
         }
     }
 
-    private func migrateRecords(from source: any Storage, batchSize: Int,
+    private func migrateRecords(from source: any MigrationSource, batchSize: Int,
                                 progress: (MigrationProgress) -> Void) throws {
         try reading { () throws in
             guard !configuration.readOnly else { throw DurusError.readOnly }
@@ -124,7 +128,7 @@ extension BerkeleyDBStorage {
 
     /// Copies every record; returns the highest OID and how many distinct
     /// OIDs the store holds now.
-    private func copy(from source: any Storage, batchSize: Int,
+    private func copy(from source: any MigrationSource, batchSize: Int,
                       progress: (MigrationProgress) -> Void) throws -> (highest: OID?, distinct: UInt64) {
         var batch: [Record] = []
         batch.reserveCapacity(batchSize)

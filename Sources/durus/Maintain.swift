@@ -1,6 +1,7 @@
 import ArgumentParser
 import Durus
 import DurusBerkeleyDB
+import DurusClient
 import Foundation
 
 /// A server address on the command line: `host:port`, `[v6]:port` or a Unix socket path.

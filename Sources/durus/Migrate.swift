@@ -1,6 +1,7 @@
 import ArgumentParser
 import Durus
 import DurusBerkeleyDB
+import DurusClient
 import Foundation
 
 struct Migrate: ParsableCommand {
@@ -28,32 +29,30 @@ struct Migrate: ParsableCommand {
 
     func run() throws {
         try reporting {
-            let (storage, total) = try openSource()
-            defer { try? storage.close() }
+            let source = try openSource()
+            defer { try? source.close() }
             var configuration = BerkeleyDBStorage.Configuration.migration
             configuration.durability = durability
             let store = try BerkeleyDBStorage(path: destination, configuration: configuration)
             defer { try? store.close() }
-            let meter = ProgressMeter(total: total)
-            try store.migrate(from: storage, batchSize: batch) { meter.show($0) }
+            let meter = ProgressMeter(total: source.estimatedRecordCount)
+            try store.migrate(from: source, batchSize: batch) { meter.show($0) }
             meter.finish()
             print("migrated \(store.objectCount) objects, \(store.byteCount) bytes into \(destination)")
         }
     }
 
-    private func openSource() throws -> (any Storage, Int?) {
-        if server { return (try ClientStorage(address: try parseAddress(source)), nil) }
+    private func openSource() throws -> any MigrationSource {
+        if server { return try ClientStorage(address: try parseAddress(source)) }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: source, isDirectory: &isDirectory) else {
             throw DurusError.io(path: source, message: "no such file or directory")
         }
         guard isDirectory.boolValue else {
             // A scan reads the file front to back with no index, so memory stays flat however big it is.
-            let scan = try FileScan(path: source)
-            return (scan, scan.estimatedCount)
+            return try FileScan(path: source)
         }
-        let storage = try openForReading(source)
-        return (storage, storage.objectCount)
+        return try openForReading(source)
     }
 }
 

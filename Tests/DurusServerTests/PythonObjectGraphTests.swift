@@ -1,5 +1,6 @@
 import Durus
 import DurusBerkeleyDB
+import DurusClient
 import DurusMacros
 import DurusServer
 import Foundation

@@ -2,6 +2,7 @@ import Durus
 import Foundation
 import Synchronization
 import DurusBerkeleyDB
+import DurusClient
 import DurusServer
 import Testing
 

@@ -1,4 +1,5 @@
 import Durus
+import DurusClient
 
 /// Moves money among Python `accounts.Account` records the way a Durus
 /// connection would, over any storage (a ``ClientStorage`` or a session of

@@ -1,5 +1,6 @@
 import Durus
 import DurusBerkeleyDB
+import DurusClient
 import DurusServer
 import Foundation
 import Synchronization

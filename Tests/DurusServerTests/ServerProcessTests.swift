@@ -1,4 +1,5 @@
 import Durus
+import DurusClient
 import Foundation
 import Synchronization
 import Testing

@@ -1,5 +1,6 @@
 import Durus
 import DurusBerkeleyDB
+import DurusClient
 import DurusServer
 import Foundation
 import Logging
@@ -118,17 +119,30 @@ import Testing
         server.stop()
         #expect(!FileManager.default.fileExists(atPath: path))
 
+        /// A socket bound at `path`.
+        func bound(_ path: String) -> Int32 {
+            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &address.sun_path) { raw in raw.copyBytes(from: Array(path.utf8) + [0]) }
+            _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+            return fd
+        }
+
         // A socket file with nobody listening (a killed server's).
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in raw.copyBytes(from: Array(path.utf8) + [0]) }
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        close(fd)
+        close(bound(path))
         #expect(FileManager.default.fileExists(atPath: path))
         let again = try startServer { $0.address = .unix(path: path) }
         _ = try ClientStorage(address: .unix(path: path)).newOID()
         again.stop()
+
+        // A socket another program listens on, speaking no Durus: refused and left alone.
+        let other = directory.file("other.sock")
+        let listener = bound(other)
+        defer { close(listener) }
+        #expect(listen(listener, 1) == 0)
+        #expect(throws: DurusError.self) { try startServer { $0.address = .unix(path: other) } }
+        #expect(FileManager.default.fileExists(atPath: other))
 
         let plain = directory.file("plain")
         try Data("keep me".utf8).write(to: URL(fileURLWithPath: plain))

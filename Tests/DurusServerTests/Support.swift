@@ -1,5 +1,6 @@
 @testable import Durus
 import DurusBerkeleyDB
+import DurusClient
 import DurusServer
 import Foundation
 import Logging

@@ -472,7 +472,7 @@ private func lastWins(_ records: [Record]) -> [OID: [UInt8]] {
             #expect(loaded == fixture.made.recordBytes)
             let mapEntries = try #require(fixture.made.map_entries), tailRecords = try #require(fixture.made.tail_records)
             #expect(records.count == mapEntries + tailRecords)
-            #expect(try FileScan(path: path).estimatedCount == fixture.made.map_entries)
+            #expect(try FileScan(path: path).estimatedRecordCount == fixture.made.map_entries)
         }
     }
 
@@ -482,7 +482,7 @@ private func lastWins(_ records: [Record]) -> [OID: [UInt8]] {
             let path = try fixture.copy(into: directory)
             let scan = try FileScan(path: path)
             #expect(scan.format == .dfs20)
-            #expect(scan.estimatedCount == nil)
+            #expect(scan.estimatedRecordCount == nil)
             let records = try scanned(path)
             #expect(lastWins(records) == fixture.made.recordBytes)
             #expect(records.count > fixture.made.recordBytes.count)
@@ -525,15 +525,16 @@ private func lastWins(_ records: [Record]) -> [OID: [UInt8]] {
         }
     }
 
-    @Test func aScanIsReadOnly() throws {
+    /// A scan is a migration's source and not a storage: it can neither load
+    /// one record nor store any.
+    @Test func aScanIsOnlyAMigrationSource() throws {
         try withTemporaryDirectory { directory in
             let path = directory + "/small.durus"
             _ = try makeThreeTransactions(at: path)
             let scan = try FileScan(path: path)
-            #expect(throws: DurusError.readOnly) { try scan.load(0) }
-            #expect(throws: DurusError.readOnly) { try scan.newOID() }
-            #expect(throws: DurusError.readOnly) { try scan.commit([record(0, "x")]) }
-            #expect(throws: DurusError.readOnly) { try scan.pack() }
+            let source: any MigrationSource = scan
+            #expect(!(source is any Storage))
+            #expect(source.estimatedRecordCount == scan.estimatedRecordCount)
             try scan.close()
             #expect(throws: DurusError.closed) { try scan.forEachRecord { _ in } }
         }

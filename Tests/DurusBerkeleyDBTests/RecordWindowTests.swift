@@ -3,8 +3,8 @@ import Durus
 import Foundation
 import Testing
 
-/// The windows that put a migration's puts back in OID order (AppendOrder.swift).
-@Suite struct AppendOrderTests {
+/// The windows that put a migration's puts back in OID order (RecordWindow.swift).
+@Suite struct RecordWindowTests {
     /// OIDs as a packed Durus file holds them: ascending runs interleaved a
     /// few hundred apart, one far-ahead OID (a BTree node made late) first.
     static func interleaved(_ count: Int) -> [UInt64] {

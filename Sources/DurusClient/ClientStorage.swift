@@ -1,3 +1,4 @@
+import Durus
 import Synchronization
 
 /// A storage on a Durus server, reached over protocol v1: the Swift server
@@ -8,14 +9,14 @@ import Synchronization
 /// let database = try Database(storage: storage, root: Bank.self)
 /// ```
 ///
-/// Calls block until the server answers (a ``Connection`` loads
+/// Calls block until the server answers (a `Connection` loads
 /// synchronously) and are safe from many threads: one request is on the wire
 /// at a time. OIDs are fetched in batches of ``oidBatchSize``. A load of an
 /// object another client committed since this client last synchronized
-/// throws ``ConflictError`` of kind `read`; a refused commit one of kind
+/// throws `ConflictError` of kind `read`; a refused commit one of kind
 /// `write`. An answer that breaks the protocol throws
-/// ``DurusError/protocolViolation(_:)`` and closes the connection, as does a
-/// network failure or timeout (``DurusError/network(address:message:)``).
+/// `DurusError.protocolViolation(_:)` and closes the connection, as does a
+/// network failure or timeout (`DurusError.network(address:message:)`).
 public final class ClientStorage: Storage, @unchecked Sendable {
     /// The server.
     public let address: ServerAddress
