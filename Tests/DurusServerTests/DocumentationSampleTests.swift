@@ -78,9 +78,9 @@ import Testing
         try storage.close()
     }
 
-    /// The language boundary, on the Swift side: a Python object is a
-    /// record Swift can handle as bytes, and a connection that loads it
-    /// throws `unknownType` naming its Python class.
+    /// The language boundary, on the Swift side: a Python object of a class
+    /// no Swift type maps is a record Swift can handle as bytes, and a
+    /// connection that loads it throws `unknownType` naming its Python class.
     @Test func swiftCannotOpenAPythonObjectAsATypedOne() throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
@@ -88,7 +88,7 @@ import Testing
         let database = try Database(storage: storage, root: Bank.self, types: [Account.self])
         defer { try? database.close() }
         let oid = try storage.newOID()
-        let pickle: [UInt8] = [0x80, 0x02] + Array("cdurus.persistent_dict\nPersistentDict\nq\u{01}.".utf8)
+        let pickle: [UInt8] = [0x80, 0x02] + Array("cinventory\nWidget\nq\u{01}.".utf8)
         // Referenced from the root's record, or it would be collected as garbage at once.
         let root = try storage.load(.root)
         try storage.commit([
@@ -97,8 +97,8 @@ import Testing
         ])
 
         let record = try storage.load(oid)
-        #expect(record.isPythonPickle && record.className == "durus.persistent_dict.PersistentDict")
-        #expect(throws: DurusError.unknownType("durus.persistent_dict.PersistentDict")) {
+        #expect(record.isPythonPickle && record.className == "inventory.Widget")
+        #expect(throws: DurusError.unknownType("inventory.Widget")) {
             try database.open().get(oid)
         }
     }
