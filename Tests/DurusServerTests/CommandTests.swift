@@ -21,6 +21,27 @@ import Testing
         try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
     }
 
+    /// One spelling of a Unix socket across the commands that reach a server:
+    /// `serve --unix`, `gc --unix`, `stop --unix`. Tried as well: two
+    /// addresses at once, refused before anything is sent (the server goes on).
+    @Test func everyCommandReachesAServerByUnixSocket() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let socket = directory.file("durus.sock")
+        let server = try ServerProcessTests.serve(["--db", directory.file("data"), "--unix", socket, "--durability", "none"],
+                                                  log: directory.file("server.log"))
+        defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
+        var waited = 0
+        while !FileManager.default.fileExists(atPath: socket), waited < 200 { usleep(50_000); waited += 1 }
+        #expect(try Self.durus(["gc", "--server", "127.0.0.1:1", "--unix", socket]).status != 0)
+        #expect(try Self.durus(["stop", "127.0.0.1:1", "--unix", socket]).status != 0)
+        #expect(try Self.durus(["gc", "--unix", socket]).status == 0)
+        #expect(try Self.durus(["stop", "--unix", socket]).status == 0)
+        server.waitUntilExit()
+        #expect(server.terminationStatus == 0)
+        #expect(!FileManager.default.fileExists(atPath: socket))
+    }
+
     /// Python writes a graph through `durus serve`; stats, census, verify and
     /// dump read the live store; backup copies it hot; migrate copies it through the server; gc asks
     /// the server to pack, which the server logs and stats then reports; stop ends it.
