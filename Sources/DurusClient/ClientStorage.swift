@@ -145,19 +145,7 @@ public final class ClientStorage: Storage, @unchecked Sendable {
                 try socket.write([0, 0, 0, 0])
                 throw error
             }
-            let data = WireProtocol.encodeTransaction(records)
-            var frame: [UInt8] = []
-            frame.reserveCapacity(4 + data.count)
-            BigEndian.append(UInt32(data.count), to: &frame)
-            frame += data
-            try socket.write(frame)
-            guard !data.isEmpty else { return }
-            let status = try socket.readByte()
-            switch WireProtocol.Status(rawValue: status) {
-            case .okay: return
-            case .invalid: throw ConflictError(.write, oids: records.map(\.oid))
-            default: throw DurusError.protocolViolation("commit answered with status byte \(status)")
-            }
+            try Self.sendTransaction(records, on: socket)
         }
     }
 
@@ -178,19 +166,7 @@ public final class ClientStorage: Storage, @unchecked Sendable {
     /// - Throws: ``ConflictError`` of kind `write` when the server refuses it.
     public func finishCommit(_ records: [Record]) throws {
         try exchange { socket in
-            let data = WireProtocol.encodeTransaction(records)
-            var frame: [UInt8] = []
-            frame.reserveCapacity(4 + data.count)
-            BigEndian.append(UInt32(data.count), to: &frame)
-            frame += data
-            try socket.write(frame)
-            guard !data.isEmpty else { return }
-            let status = try socket.readByte()
-            switch WireProtocol.Status(rawValue: status) {
-            case .okay: return
-            case .invalid: throw ConflictError(.write, oids: records.map(\.oid))
-            default: throw DurusError.protocolViolation("commit answered with status byte \(status)")
-            }
+            try Self.sendTransaction(records, on: socket)
         }
     }
 
@@ -213,6 +189,24 @@ public final class ClientStorage: Storage, @unchecked Sendable {
         try exchange { socket in
             try socket.write([WireProtocol.Command.sync.rawValue])
             return try Self.readOIDs(socket)
+        }
+    }
+
+    /// Sends the transaction of a commit exchange and reads the server's
+    /// status (none for an empty transaction, as the protocol has it).
+    private static func sendTransaction(_ records: [Record], on socket: BlockingSocket) throws {
+        let data = WireProtocol.encodeTransaction(records)
+        var frame: [UInt8] = []
+        frame.reserveCapacity(4 + data.count)
+        BigEndian.append(UInt32(data.count), to: &frame)
+        frame += data
+        try socket.write(frame)
+        guard !data.isEmpty else { return }
+        let status = try socket.readByte()
+        switch WireProtocol.Status(rawValue: status) {
+        case .okay: return
+        case .invalid: throw ConflictError(.write, oids: records.map(\.oid))
+        default: throw DurusError.protocolViolation("commit answered with status byte \(status)")
         }
     }
 
