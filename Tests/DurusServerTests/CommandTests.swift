@@ -88,7 +88,14 @@ import Testing
         let copy = directory.file("copy")
         #expect(try Self.durus(["migrate", "--server", "127.0.0.1:\(port)", copy]).status == 0)
         #expect(try Self.durus(["gc", "--server", "127.0.0.1:\(port)"]).status == 0)
-        let afterGC = try Self.json(try Self.durus(["stats", store, "--json"]).output)
+        // The server packs in the background (gc returns once it started): wait for its record.
+        var afterGC = try Self.json(try Self.durus(["stats", store, "--json"]).output)
+        var polls = 0
+        while afterGC["lastCycleCollection"] == nil || afterGC["cycleCollection"] != nil, polls < 300 {
+            usleep(100_000)
+            polls += 1
+            afterGC = try Self.json(try Self.durus(["stats", store, "--json"]).output)
+        }
         let cycles = try #require(afterGC["lastCycleCollection"] as? [String: Any])
         #expect(cycles["marked"] as? Int == objects)
         #expect((cycles["finished"] as? String)?.hasPrefix("20") == true)
