@@ -163,7 +163,7 @@ public final class ClientStorage: Storage, @unchecked Sendable {
     }
 
     /// Sends the transaction of an exchange ``beginCommit()`` began.
-    /// - Throws: ``ConflictError`` of kind `write` when the server refuses it.
+    /// - Throws: `ConflictError` of kind `write` when the server refuses it.
     public func finishCommit(_ records: [Record]) throws {
         try exchange { socket in
             try Self.sendTransaction(records, on: socket)
@@ -175,7 +175,7 @@ public final class ClientStorage: Storage, @unchecked Sendable {
         try exchange { socket in try socket.write([0, 0, 0, 0]) }
     }
 
-    /// The server's commit-log end (``WireProtocol/commitLogEndCommand``):
+    /// The server's commit-log end (`WireProtocol.commitLogEndCommand`):
     /// only `durus serve` sites of a replication group answer it.
     public func commitLogEnd() throws -> UInt64 {
         try exchange { socket in

@@ -52,7 +52,7 @@ public struct ServerConfiguration: Sendable {
     public var eventLoopThreads: Int
     /// For a site of a replication group: the end of its commit log, sent
     /// to a replica forwarding commits here that asks for it
-    /// (``WireProtocol/commitLogEndCommand``). nil: the command is refused
+    /// (`WireProtocol.commitLogEndCommand`). nil: the command is refused
     /// like any unknown one.
     public var commitLogEnd: (@Sendable () throws -> UInt64)? = nil
 
