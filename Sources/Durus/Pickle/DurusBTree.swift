@@ -7,8 +7,7 @@
 /// node's degree.
 ///
 /// Lookups and insertions follow Durus's own algorithm, so a tree either
-/// language grows stays one the other reads and grows. Removal is not
-/// offered yet (Python's `del tree[key]` works on a shared tree).
+/// language changes stays one the other reads and changes.
 ///
 /// ```swift
 /// let index = DurusBTree<Int, String>()      // nodes of degree 16, as Python's default
@@ -62,6 +61,23 @@ public final class DurusBTree<Key: Comparable & Codable, Value: Codable>: Persis
         } else {
             root.insert(item)
         }
+    }
+
+    /// An empty tree whose nodes have degree `nodeDegree` (Durus's
+    /// `BTree(BNode4)` and the like: 2, 4, 8, …, 512), or nil for another degree.
+    public convenience init?(nodeDegree: Int) {
+        guard DurusBTreeNode<Key, Value>.degrees.contains(nodeDegree) else { return nil }
+        self.init()
+        root = DurusBTreeNode(degree: nodeDegree)
+    }
+
+    /// Removes `key`, as Python's `del tree[key]` does; the value it had, or
+    /// nil when the tree has no such key (where Python raises `KeyError`).
+    @discardableResult public func removeValue(forKey key: Key) -> Value? {
+        willRead()
+        guard let root, let value = root.search(key) else { return nil }
+        root.delete(key)
+        return value
     }
 
     /// Calls `body` with every key and value, in key order.
@@ -197,6 +213,101 @@ public final class DurusBTreeNode<Key: Comparable & Codable, Value: Codable>: Pe
         }
         items.insert(splitting, at: position)
         nodes?.insert(bigger, at: position + 1)
+    }
+
+    /// Whether a child may lose an item (Durus's `is_big`).
+    var isBig: Bool {
+        willRead()
+        return items.count >= degree
+    }
+
+    func minItem() -> DurusBTreeItem<Key, Value> {
+        willRead()
+        return nodes?.first?.minItem() ?? items[0]
+    }
+
+    func maxItem() -> DurusBTreeItem<Key, Value> {
+        willRead()
+        return nodes?.last?.maxItem() ?? items[items.count - 1]
+    }
+
+    /// Durus's `BNode.delete` (Cormen, Leiserson and Rivest, 19.3, with
+    /// Cormen's own case 2c; see below): removes
+    /// `key`, which the subtree holds, keeping every node on the way down
+    /// able to lose an item (borrowing from or merging with a sibling).
+    func delete(_ key: Key) {
+        willRead()
+        let p = position(key)
+        let matches = p < items.count && items[p].key == key
+        guard let children = nodes else {
+            if matches {
+                willWrite()
+                items.remove(at: p)
+            }
+            return
+        }
+        willWrite()
+        let node = children[p]
+        let lower = p > 0 ? children[p - 1] : nil
+        let upper = p < children.count - 1 ? children[p + 1] : nil
+        if matches {
+            if node.isBig {
+                let extreme = node.maxItem()
+                node.delete(extreme.key)
+                items[p] = extreme
+            } else if let upper, upper.isBig {
+                let extreme = upper.minItem()
+                upper.delete(extreme.key)
+                items[p] = extreme
+            } else if let upper {
+                // Both children at their minimum: merged around the key, which
+                // is then deleted from the merged child (Cormen's case 2c).
+                // Durus moves the upper child's least item up instead, which
+                // can empty that child and leave leaves at two depths (Python
+                // Durus's own BTree(BNode) breaks so under random removals).
+                upper.willRead()
+                node.willWrite()
+                node.items = node.items + [items[p]] + upper.items
+                if let below = node.nodes { node.nodes = below + (upper.nodes ?? []) }
+                items.remove(at: p)
+                nodes?.remove(at: p + 1)
+                node.delete(key)
+            }
+        } else {
+            if !node.isBig {
+                node.willWrite()
+                if let lower, lower.isBig {
+                    lower.willWrite()
+                    node.items.insert(items[p - 1], at: 0)
+                    items[p - 1] = lower.items.removeLast()
+                    if node.nodes != nil, let moved = lower.nodes?.removeLast() { node.nodes?.insert(moved, at: 0) }
+                } else if let upper, upper.isBig {
+                    upper.willWrite()
+                    node.items.append(items[p])
+                    items[p] = upper.items.removeFirst()
+                    if node.nodes != nil, let moved = upper.nodes?.removeFirst() { node.nodes?.append(moved) }
+                } else if let lower {
+                    lower.willRead()
+                    node.items = lower.items + [items[p - 1]] + node.items
+                    if let below = node.nodes { node.nodes = (lower.nodes ?? []) + below }
+                    items.remove(at: p - 1)
+                    nodes?.remove(at: p - 1)
+                } else if let upper {
+                    upper.willRead()
+                    node.items = node.items + [items[p]] + upper.items
+                    if let below = node.nodes { node.nodes = below + (upper.nodes ?? []) }
+                    items.remove(at: p)
+                    nodes?.remove(at: p + 1)
+                }
+            }
+            node.delete(key)
+        }
+        if items.isEmpty, let first = nodes?.first {
+            // The root lost its last item: its one child takes its place.
+            first.willRead()
+            items = first.items
+            nodes = first.nodes
+        }
     }
 
     func forEach(_ body: (Key, Value) throws -> Void) rethrows {

@@ -105,6 +105,7 @@ def main():
         for key in range(30000, 30005):
             root['index'][key] = 'py%d' % key
         root['index'][-5] = 'minus five'
+        del root['index'][3]
         connection.commit()
     print(json.dumps(view(root), sort_keys=True))
     connection.storage.close()
