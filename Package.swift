@@ -129,6 +129,7 @@ let package = Package(
             dependencies: [
                 "DurusMacros",
                 "Durus",
+                "DurusTestSupport",
                 "DurusMacrosPlugin",
                 .product(name: "SwiftSyntaxMacrosTestSupport", package: "swift-syntax"),
             ]

@@ -1,6 +1,7 @@
 import Durus
 import DurusBerkeleyDB
 import Foundation
+import DurusTestSupport
 import Testing
 
 final class TreeRoot: Persistent<TreeRoot.State> {

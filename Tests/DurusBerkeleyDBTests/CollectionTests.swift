@@ -1,6 +1,7 @@
 import Durus
 import DurusBerkeleyDB
 import Foundation
+import DurusTestSupport
 import Testing
 
 // MARK: Models

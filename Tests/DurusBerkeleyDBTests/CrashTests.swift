@@ -1,6 +1,7 @@
 import Durus
 import DurusBerkeleyDB
 import Foundation
+import DurusTestSupport
 import Testing
 
 /// Kills a committing process with SIGKILL at random moments and checks what survives.

@@ -2,6 +2,7 @@ import Durus
 import DurusBerkeleyDB
 import Foundation
 import Synchronization
+import DurusTestSupport
 import Testing
 
 /// The cycle collector: unreachable cycles go, the reachable never do, even

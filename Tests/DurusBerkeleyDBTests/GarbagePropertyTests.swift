@@ -1,6 +1,7 @@
 import Durus
 import DurusBerkeleyDB
 import Foundation
+import DurusTestSupport
 import Testing
 
 /// Random commits that add, relink and drop references among a few hundred

@@ -16,18 +16,6 @@ struct TemporaryDirectory {
     func remove() { try? FileManager.default.removeItem(atPath: path) }
 }
 
-/// A deterministic generator (SplitMix64), so a failing random test can be rerun by seed.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Opens a store with a short checkpoint interval unless told otherwise.
 func openStore(_ path: String, _ configure: (inout BerkeleyDBStorage.Configuration) -> Void = { _ in }) throws -> BerkeleyDBStorage {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import Durus
 import DurusMacros
+import DurusTestSupport
 
 // `@Persistent` writes and reads states property by property (the direct
 // path); `Persistent<State>` and `_DurusState` go through `Codable`. Both
@@ -83,17 +84,6 @@ struct CodecView: Equatable {
     }
 }
 
-/// A seeded generator (SplitMix64), so a failure names a case that can be rerun.
-struct CodecRandom: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Encodes and decodes states outside a connection, references through a table of objects.
 final class CodecBench {
@@ -135,7 +125,7 @@ final class CodecBench {
 }
 
 @Suite struct DirectCodecTests {
-    func randomState(_ random: inout CodecRandom, leaves pool: [CodecLeaf]) -> CodecEverything._DurusState {
+    func randomState(_ random: inout SeededRandom, leaves pool: [CodecLeaf]) -> CodecEverything._DurusState {
         func string() -> String {
             let alphabet = Array("abcé😀 \"\\\n\0xyz")
             return String((0 ..< Int.random(in: 0 ... 12, using: &random)).map { _ in alphabet.randomElement(using: &random)! })
@@ -192,7 +182,7 @@ final class CodecBench {
     /// sets aside, whose order is the instance's: there, equal once read),
     /// each path reads what the other wrote, and what is read equals what was written.
     @Test func bothPathsWriteTheSameStateAndReadEachOther() throws {
-        var random = CodecRandom(state: 2026)
+        var random = SeededRandom(seed: 2026)
         let pool = (0 ..< 4).map { n in let leaf = CodecLeaf(); leaf.number = n; return leaf }
         for round in 0 ..< 300 {
             let bench = CodecBench()

@@ -1,5 +1,6 @@
 import Testing
 @testable import Durus
+import DurusTestSupport
 
 /// Durus's BTree layout, grown and shrunk by Swift: the tree always holds
 /// what a plain dictionary holds, in key order, with every node within
@@ -34,7 +35,7 @@ import Testing
         try connection.root(Root.self)["tree"] = tree
         try connection.commit()
         var model: [Int: String] = [:]
-        var random = SplitMix(state: UInt64(degree))
+        var random = SeededRandom(seed: UInt64(degree))
         for step in 0 ..< 3_000 {
             let key = Int(random.next() % 400)
             if random.next() % 3 == 0 {
@@ -58,14 +59,3 @@ import Testing
     }
 }
 
-/// A seeded generator, so a failure names a run that can be repeated.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

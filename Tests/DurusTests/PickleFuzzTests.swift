@@ -1,4 +1,5 @@
 @testable import Durus
+import DurusTestSupport
 import Testing
 
 /// Damaged and hostile input: the reader ends every input in a value or a
@@ -8,18 +9,6 @@ import Testing
 struct PickleFuzzTests {
     typealias Kit = PickleTestKit
 
-    /// SplitMix64: the same mutations on every run.
-    struct SeededGenerator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Lengths that overflow, go negative or point far past the end.
     static let hugeLengths: [[UInt8]] = [
         [0xFF, 0xFF, 0xFF, 0xFF], [0xFF, 0xFF, 0xFF, 0x7F], [0x00, 0x00, 0x00, 0x80], [0xFF],
@@ -28,7 +17,7 @@ struct PickleFuzzTests {
     /// Opcodes worth inserting: lengths, marks, memo, stack and builders.
     static let opcodes = Array("XTUVSBCLIJKM(ta]}e)uqhrjgpQRb.0123\u{7F}".utf8) + Array(0x80 ... 0x98)
 
-    static func mutate(_ input: [UInt8], _ random: inout SeededGenerator) -> [UInt8] {
+    static func mutate(_ input: [UInt8], _ random: inout SeededRandom) -> [UInt8] {
         var bytes = input
         for _ in 0 ..< Int.random(in: 1 ... 3, using: &random) {
             let at = Int.random(in: 0 ... bytes.count, using: &random)
@@ -73,7 +62,7 @@ struct PickleFuzzTests {
     @Test func mutatedInputEndsInValueOrTypedError() throws {
         let (records, pickles) = try Self.corpus()
         #expect(records.count > 40 && pickles.count > 200)
-        var random = SeededGenerator(state: 0xD0_5EED)
+        var random = SeededRandom(seed: 0xD0_5EED)
         var decoded = 0, unwritable = 0, reasons: Set<String> = []
         for round in 0 ..< 24_000 {
             let asRecord = round % 2 == 0
