@@ -23,8 +23,15 @@ public struct OID: RawRepresentable, Hashable, Comparable, Sendable, CustomStrin
     @inlinable public init(_ value: UInt64) { self.rawValue = value }
 
     /// Decodes 8 big-endian bytes; `nil` when `bytes` does not hold exactly 8.
-    public init?<C: Collection<UInt8>>(bytes: C) {
+    @inlinable public init?<C: Collection<UInt8>>(bytes: C) {
         guard bytes.count == OID.byteCount else { return nil }
+        // Contiguous bytes (arrays, slices, buffers) are read as one word.
+        if let value = bytes.withContiguousStorageIfAvailable({ buffer in
+            UInt64(bigEndian: UnsafeRawBufferPointer(buffer).loadUnaligned(as: UInt64.self))
+        }) {
+            self.rawValue = value
+            return
+        }
         var value: UInt64 = 0
         for byte in bytes { value = value << 8 | UInt64(byte) }
         self.rawValue = value
