@@ -39,7 +39,12 @@ final class ClientHandler: ChannelInboundHandler {
     private var output = ByteBuffer()
     private var phase = Phase.command
     private var frameTimer: Scheduled<Void>?
-    private var exchangeTimer: Scheduled<Void>?
+    /// When the transaction of the exchange held now is due; nil outside one.
+    private var exchangeDeadline: NIODeadline?
+    /// Drops the client once `exchangeDeadline` passes. Armed once and
+    /// re-armed only when it fires during a later exchange, so a commit
+    /// schedules no task of its own.
+    private var exchangeWatchdog: Scheduled<Void>?
     private var stallTimer: Scheduled<Void>?
     private var closeAfterCommit = false
     private var processing = false
@@ -251,6 +256,11 @@ final class ClientHandler: ChannelInboundHandler {
         case .commit:
             input.moveReaderIndex(forwardBy: 1)
             beginCommit(context, session)
+            // The transaction follows the invalidations: keep asking for it,
+            // so the socket stays registered for reading (dropping and
+            // renewing that costs two system calls a commit). One read at
+            // most arrives before the exchange is granted.
+            if input.readableBytes == 0, context.channel.isWritable { context.read() }
             return .wait
         case .sync:
             input.moveReaderIndex(forwardBy: 1)
@@ -334,12 +344,9 @@ final class ClientHandler: ChannelInboundHandler {
         case .success(let exchange):
             writeOIDs(exchange.invalidations)
             phase = .receivingTransaction(exchange)
-            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            let timeout = server.configuration.commitTimeout
-            exchangeTimer = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.nanoseconds))) {
-                let (handler, context) = bound.value
-                handler.drop(context, "sent no transaction within \(timeout) of the commit exchange")
-            }
+            let deadline = NIODeadline.now() + .nanoseconds(server.configuration.commitTimeout.nanoseconds)
+            exchangeDeadline = deadline
+            if exchangeWatchdog == nil { armExchangeWatchdog(context, at: deadline) }
             process(context)
         }
     }
@@ -351,8 +358,7 @@ final class ClientHandler: ChannelInboundHandler {
         }
         guard input.readableBytes >= 4 + Int(length) else { return .needMoreBytes }
         input.moveReaderIndex(forwardBy: 4)
-        exchangeTimer?.cancel()
-        exchangeTimer = nil
+        exchangeDeadline = nil
         guard length > 0 else {
             exchange.abandon()
             phase = .command
@@ -456,6 +462,20 @@ final class ClientHandler: ChannelInboundHandler {
         }
     }
 
+    private func armExchangeWatchdog(_ context: ChannelHandlerContext, at deadline: NIODeadline) {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        exchangeWatchdog = context.eventLoop.scheduleTask(deadline: deadline) {
+            let (handler, context) = bound.value
+            handler.exchangeWatchdog = nil
+            guard let due = handler.exchangeDeadline else { return }
+            if due <= .now() {
+                handler.drop(context, "sent no transaction within \(handler.server.configuration.commitTimeout) of the commit exchange")
+            } else {
+                handler.armExchangeWatchdog(context, at: due)
+            }
+        }
+    }
+
     private func armStallTimer(_ context: ChannelHandlerContext) {
         guard stallTimer == nil else { return }
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -468,10 +488,11 @@ final class ClientHandler: ChannelInboundHandler {
 
     private func cancelTimers() {
         frameTimer?.cancel()
-        exchangeTimer?.cancel()
+        exchangeWatchdog?.cancel()
         stallTimer?.cancel()
         frameTimer = nil
-        exchangeTimer = nil
+        exchangeWatchdog = nil
+        exchangeDeadline = nil
         stallTimer = nil
     }
 }

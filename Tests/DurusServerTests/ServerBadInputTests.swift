@@ -151,6 +151,23 @@ import Testing
         #expect(bad.isClosedByServer())
     }
 
+    /// Silent in its second exchange, after a first one it ended in time:
+    /// the timeout counts from the second exchange's start (the watchdog
+    /// armed for the first one must not drop it early), then drops it.
+    @Test func silentInALaterExchange() throws {
+        let harness = try Harness { $0.commitTimeout = .seconds(1) }
+        let bad = try harness.raw()
+        #expect(bad.beginCommit() == [])
+        bad.send(bigEndian(0))                   // an empty transaction ends the exchange
+        usleep(600_000)
+        #expect(bad.beginCommit() == [])
+        let began = ContinuousClock.now
+        #expect(bad.isClosedByServer())
+        // Seen after the fact, so never shorter than the server waited.
+        #expect(ContinuousClock.now - began >= .milliseconds(900))
+        try harness.checkIntact()
+    }
+
     /// A client that pipelines 50,000 loads (1.7 MB of answers) without
     /// reading them: the server stops reading from it when its answers back
     /// up, and serves others meanwhile.
