@@ -35,6 +35,7 @@ extension BerkeleyDBStorage {
             }
             // A failed commit aborts the transaction itself.
             try checkSpace(durus_txn_commit(txn, flags), "commit a transaction")
+            snapshots?.advance()
             return result
         }
     }
@@ -67,6 +68,18 @@ extension BerkeleyDBStorage {
     func snapshot<T>(_ body: (Txn) throws -> T) throws -> T {
         if replicationState != nil {
             do { return try readTransaction(body) } catch { throw outOfSpace(error) }
+        }
+        if let snapshots {
+            let snapshot = try snapshots.take()
+            let result: T
+            do {
+                result = try body(snapshot.txn)
+            } catch {
+                snapshots.discard(snapshot)
+                throw outOfSpace(error)
+            }
+            snapshots.giveBack(snapshot)
+            return result
         }
         var txn: Txn?
         let isolation = configuration.snapshotReads ? durus_DB_TXN_SNAPSHOT : durus_DB_READ_COMMITTED

@@ -57,6 +57,9 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     let commitLog: Table?
     /// Set for a replicated store.
     let replicationState: ReplicationState?
+    /// Snapshots kept between loads; nil without ``Configuration/snapshotReads``
+    /// and for a replicated store (whose reads see what the master sent).
+    let snapshots: SnapshotPool?
 
     /// Loads and other readers hold it shared; `close()` holds it alone.
     private let handles = ReadWriteLock()
@@ -178,6 +181,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
                 try Engine.check(durus_db_get_type(opened[1].handle, &actualType), "read the access method")
                 accessMethod = actualType == durus_DB_HASH ? .hash : .btree
                 self.env = env
+                snapshots = nil
                 (meta, records, refcounts, garbage, commitLog) = (opened[0], opened[1], opened[2], opened[3], opened[4])
                 let reserved = try meta.uint64("next-oid", txn: nil)
                 oids = Mutex(OIDAllocator(next: reserved, reserved: reserved))
@@ -234,6 +238,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
             try Engine.check(durus_db_get_type(recordsTable.handle, &actualType), "read the access method")
             accessMethod = actualType == durus_DB_HASH ? .hash : .btree
             self.env = env
+            snapshots = configuration.snapshotReads && configuration.replication == nil ? SnapshotPool(env: env) : nil
             records = recordsTable
             refcounts = refcountsTable
             garbage = garbageTable
@@ -478,6 +483,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
             // Checkpointed, the store needs only its last log file to open.
             if durus_env_txn_checkpoint(env, 0, 0) == 0 { try? removeUnusedLogs() }
         }
+        snapshots?.advance()  // ends the idle ones: no read is running now
         for table in [commitLog, garbage, refcounts, records, meta].compactMap({ $0 }) { table.close() }
         let replicationMemory = durus_rep_state_pointer(env)
         let code = durus_env_close(env)
