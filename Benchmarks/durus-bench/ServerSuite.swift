@@ -296,14 +296,15 @@ private final class SwiftServer {
     let server: DurusServer
     var address: ServerAddress { server.address }
 
-    init(path: String, durability: Durability) throws {
+    init(path: String, durability: Durability, eventLoops: Int? = nil) throws {
         var configuration = BerkeleyDBStorage.Configuration()
         configuration.durability = durability
         storage = try BerkeleyDBStorage(path: path, configuration: configuration)
         var logger = Logger(label: "durus-bench.server")
         logger.logLevel = .warning  // the server logs every commit at info; warnings (a dropped client) still show
         do {
-            let listen = ServerConfiguration(address: .tcp(host: "127.0.0.1", port: 0))
+            var listen = ServerConfiguration(address: .tcp(host: "127.0.0.1", port: 0))
+            if let eventLoops { listen.eventLoopThreads = eventLoops }
             server = try DurusServer(storage: storage, configuration: listen, logger: logger)
         } catch {
             try? storage.close()
@@ -362,6 +363,8 @@ private final class PythonServer {
 ///
 ///     durus-bench server-commits [--clients N] [--seconds S] [--durability full|write-no-sync|none]
 ///     durus-bench server-loads [--clients N] [--seconds S]
+///
+/// `--event-loops N` serves with N event-loop threads instead of the default.
 func runServerLoadsProfile(_ arguments: [String]) throws {
     try runServerCommitsProfile(arguments, loads: true)
 }
@@ -377,7 +380,8 @@ private func runServerCommitsProfile(_ arguments: [String], loads: Bool) throws 
     let scratch = scratchDirectory("server-commits")
     try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: scratch) }
-    let server = try SwiftServer(path: scratch + "/swift", durability: durability)
+    let eventLoops = optionString("--event-loops", in: arguments).flatMap { Int($0) }
+    let server = try SwiftServer(path: scratch + "/swift", durability: durability, eventLoops: eventLoops)
     defer { try? server.stop() }
     let subject = try Subject(address: server.address, objects: 1000)
     if loads {
