@@ -39,6 +39,27 @@ package final class CommitExchange: Sendable {
         try end(committing: records, awaitingFlush: true)
     }
 
+    /// Ends the exchange with `records` committed, applying them after the
+    /// exchange when the storage allows (``Storage/appliesCommitsAfterTheExchange``):
+    /// the next session's exchange then begins while they are applied.
+    /// Otherwise as ``commitAwaitingFlush(_:)``.
+    ///
+    /// Returns the outcome when the records were applied on this thread;
+    /// nil when commits before them are still being applied: `later` is then
+    /// called, on the thread that applied the one before, with the function
+    /// that applies these and returns the outcome, which the caller must
+    /// run. The outcome is what ``commitAwaitingFlush(_:)`` returns or throws.
+    package func commitAfterExchange(
+        _ records: [Record],
+        later: @escaping @Sendable (@escaping @Sendable () -> Result<PendingFlush?, any Error>) -> Void
+    ) -> Result<PendingFlush?, any Error>? {
+        guard hub.storage.appliesCommitsAfterTheExchange else {
+            return Result { try end(committing: records, awaitingFlush: true) }
+        }
+        guard open.exchange(false, ordering: .acquiringAndReleasing) else { return .failure(DurusError.closed) }
+        return hub.commitAfterExchange(id, records, later: later)
+    }
+
     @discardableResult
     private func end(committing records: [Record], awaitingFlush: Bool) throws -> PendingFlush? {
         guard open.exchange(false, ordering: .acquiringAndReleasing) else { throw DurusError.closed }

@@ -58,6 +58,20 @@ final class ExchangeQueue: Sendable {
         if now { body() }
     }
 
+    /// Takes the slot and returns true when it is free; otherwise queues
+    /// `body`, to be called with the slot when a holder releases it (on the
+    /// releasing thread), and returns false.
+    func acquireOrEnqueue(_ body: @escaping @Sendable () -> Void) -> Bool {
+        state.withLock { state in
+            guard state.busy else {
+                state.busy = true
+                return true
+            }
+            state.waiters.append(.callback(body))
+            return false
+        }
+    }
+
     /// Hands the slot to the longest waiter, or frees it.
     func release() {
         let next: Waiter? = state.withLock { state in

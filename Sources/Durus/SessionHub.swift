@@ -11,6 +11,12 @@ import Synchronization
 /// obtains from ``SessionStorage/newOID()`` are reserved for it until it
 /// commits them: another session storing one is refused.
 ///
+/// Commits are applied one at a time, in the order their exchanges ended.
+/// With a storage that ``Storage/appliesCommitsAfterTheExchange``, a
+/// server's commit ends its exchange as soon as its records are received:
+/// the next session's exchange begins while they are applied, and its
+/// invalidations include them.
+///
 /// ```swift
 /// let hub = SessionHub(storage: MemoryStorage())
 /// let alice = hub.openSession(), bob = hub.openSession()
@@ -51,19 +57,34 @@ public final class SessionHub: Sendable {
         }
     }
 
+    /// A commit announced and not applied yet: its OIDs are stale for every
+    /// other session until it is applied and they are pending.
+    private struct InFlight {
+        let token: Int
+        let session: Int
+        let oids: Set<OID>
+        /// Sessions whose commit exchange already handed them these OIDs.
+        var told: Set<Int> = []
+    }
+
     private struct State {
         var sessions: [Int: Session] = [:]
         var reservations = OIDReservations()
         var nextID = 0
-        /// The OIDs of the commit being written, and its session: stale for
-        /// every other session until the write is done and they are pending.
-        var inFlight: Set<OID> = []
-        var inFlightSession: Int?
+        var inFlight: [InFlight] = []
+        var nextToken = 0
+
+        func isInFlight(_ oid: OID, forOthersThan id: Int) -> Bool {
+            inFlight.contains { $0.session != id && $0.oids.contains(oid) }
+        }
     }
 
     private let state = Mutex(State())
     /// Held for a whole commit exchange, so commits never interleave.
     private let exchange = ExchangeQueue()
+    /// Held while a commit is applied, and taken in exchange order: commits
+    /// land one at a time, in the order they were announced.
+    private let applies = ExchangeQueue()
     /// The number of commits that stood (applied by the storage).
     private let landed = Atomic<Int>(0)
 
@@ -106,6 +127,8 @@ public final class SessionHub: Sendable {
         guard !exchange.isHeldByCurrentThread else { return }
         exchange.acquire()
         exchange.release()
+        applies.acquire()
+        applies.release()
     }
 
     /// Runs `body` holding the commit exchange: no session's commit lands
@@ -115,6 +138,9 @@ public final class SessionHub: Sendable {
     public func exclusively<T>(_ body: () throws -> T) rethrows -> T {
         if exchange.isHeldByCurrentThread { return try body() }
         exchange.acquire()
+        // Commits announced before land first.
+        applies.acquire()
+        applies.release()
         exchange.markHeldByCurrentThread(true)
         defer {
             exchange.markHeldByCurrentThread(false)
@@ -153,7 +179,7 @@ public final class SessionHub: Sendable {
         let stale = try state.withLock { state throws(DurusError) in
             let session = try live(&state, id)
             return (!session.pending.isEmpty && session.pending.contains(oid))
-                || (!state.inFlight.isEmpty && state.inFlightSession != id && state.inFlight.contains(oid))
+                || (!state.inFlight.isEmpty && state.isInFlight(oid, forOthersThan: id))
         }
         if stale { throw ConflictError(.read, oids: [oid]) }
     }
@@ -161,8 +187,7 @@ public final class SessionHub: Sendable {
     func checkFresh(_ id: Int, _ oids: [OID]) throws {
         let stale = try state.withLock { state throws(DurusError) in
             let session = try live(&state, id)
-            let inFlight = state.inFlightSession == id ? [] : state.inFlight
-            return oids.filter { session.pending.contains($0) || inFlight.contains($0) }
+            return oids.filter { session.pending.contains($0) || state.isInFlight($0, forOthersThan: id) }
         }
         if !stale.isEmpty { throw ConflictError(.read, oids: stale) }
     }
@@ -198,14 +223,24 @@ public final class SessionHub: Sendable {
         state.withLock { state in state.sessions[id]?.pending.formUnion(oids) }
     }
 
-    private func takePending(_ id: Int) throws -> [OID] {
+    /// Session `id`'s pending OIDs, cleared. For a commit exchange
+    /// (`withInFlight`), also those of commits announced and not applied
+    /// yet: the session commits after them, so it must hear of them now
+    /// (and is not told again when they land).
+    private func takePending(_ id: Int, withInFlight: Bool = false) throws -> [OID] {
         try state.withLock { state throws(DurusError) in
             let session = try live(&state, id)
             // Read under the lock addPending takes, and a commit is counted
             // only after its OIDs are pending: what is counted is seen.
             session.commitsSeen = landed.load(ordering: .acquiring)
             defer { session.pending = [] }
-            return Array(session.pending)
+            guard withInFlight, !state.inFlight.isEmpty else { return Array(session.pending) }
+            var oids = session.pending
+            for index in state.inFlight.indices where state.inFlight[index].session != id {
+                oids.formUnion(state.inFlight[index].oids)
+                state.inFlight[index].told.insert(id)
+            }
+            return Array(oids)
         }
     }
 
@@ -228,6 +263,9 @@ public final class SessionHub: Sendable {
             let nested = exchange.isHeldByCurrentThread
             if !nested { exchange.acquire() }
             defer { if !nested { exchange.release() } }
+            // Commits announced before this exchange land first.
+            applies.acquire()
+            defer { applies.release() }
             try storage.prepareCommitExchange()
             let mine: [OID]
             do {
@@ -273,7 +311,7 @@ public final class SessionHub: Sendable {
             }
             do {
                 try absorbStorageInvalidations()
-                granted(.success(CommitExchange(hub: self, id: id, invalidations: try takePending(id))))
+                granted(.success(CommitExchange(hub: self, id: id, invalidations: try takePending(id, withInFlight: true))))
             } catch {
                 storage.abandonCommitExchange()
                 exchange.release()
@@ -297,17 +335,62 @@ public final class SessionHub: Sendable {
     func apply(_ id: Int, _ records: [Record], awaitingFlush: Bool = false, reservationsChecked: Bool = false,
                handleInvalidations: ([OID]) throws -> Void) throws -> PendingFlush? {
         let oids = records.map(\.oid)
-        // While the records are written, loading one of them is a read
-        // conflict for every other session (whatever it synchronized), and
-        // once they are written the OIDs are pending for all: so a load that
-        // could see a new record never passes for fresh.
+        let token = try announce(id, oids, reservationsChecked: reservationsChecked)
+        return try land(token, id, records, oids, awaitingFlush: awaitingFlush, handleInvalidations: handleInvalidations)
+    }
+
+    /// For a server's commit exchange: announces `records` (the exchange
+    /// held), ends the exchange, and applies them once every commit
+    /// announced before has landed (see ``Storage/appliesCommitsAfterTheExchange``).
+    ///
+    /// Returns the result when they could be applied at once, on this
+    /// thread. Otherwise returns nil and calls `later`, on the thread that
+    /// applied the commit before, with the function that applies them: the
+    /// caller must run it (once, on a thread of its choosing), and it
+    /// returns what this one would have.
+    func commitAfterExchange(
+        _ id: Int, _ records: [Record],
+        later: @escaping @Sendable (@escaping @Sendable () -> Result<PendingFlush?, any Error>) -> Void
+    ) -> Result<PendingFlush?, any Error>? {
+        let oids = records.map(\.oid)
+        let token: Int
+        do {
+            token = try announce(id, oids, reservationsChecked: false)
+        } catch {
+            endExchange()
+            return .failure(error)
+        }
+        let land: @Sendable () -> Result<PendingFlush?, any Error> = { [self] in
+            defer { applies.release() }
+            return Result { try self.land(token, id, records, oids, awaitingFlush: true) { _ in } }
+        }
+        let now = applies.acquireOrEnqueue { later(land) }
+        // The next session's exchange begins now; its invalidations hold these OIDs.
+        endExchange()
+        return now ? land() : nil
+    }
+
+    /// Marks `oids` in flight for session `id`'s commit; a token for ``land``.
+    ///
+    /// While the records are written, loading one of them is a read
+    /// conflict for every other session (whatever it synchronized), and
+    /// once they are written the OIDs are pending for all: so a load that
+    /// could see a new record never passes for fresh.
+    private func announce(_ id: Int, _ oids: [OID], reservationsChecked: Bool) throws -> Int {
         try state.withLock { state throws(DurusError) in
             _ = try live(&state, id)
             if !reservationsChecked { try Self.checkReservations(id, oids.lazy, in: state) }
-            state.inFlight = Set(oids)
-            state.inFlightSession = id
+            defer { state.nextToken += 1 }
+            state.inFlight.append(InFlight(token: state.nextToken, session: id, oids: Set(oids)))
+            return state.nextToken
         }
-        defer { state.withLock { $0.inFlight = []; $0.inFlightSession = nil } }
+    }
+
+    /// Applies an announced commit (``applies`` held) and tells every other
+    /// session not told already.
+    private func land(_ token: Int, _ id: Int, _ records: [Record], _ oids: [OID], awaitingFlush: Bool,
+                      handleInvalidations: ([OID]) throws -> Void) throws -> PendingFlush? {
+        defer { state.withLock { $0.inFlight.removeAll { $0.token == token } } }
         let reportRemote = { (remote: [OID]) throws in
             // A remote storage (a server) reports others' commits here.
             self.addPending(remote, except: id)
@@ -326,7 +409,7 @@ public final class SessionHub: Sendable {
         } catch DurusError.commitNotDurable(let reason) {
             inDoubt = .commitNotDurable(reason: reason)
         }
-        addPending(oids, except: id)
+        addPending(oids, except: id, toldBy: token)
         // Counted once every other session has its OIDs pending (see `commitsSeen`).
         landed.add(1, ordering: .releasing)
         state.withLock { state in
@@ -371,11 +454,14 @@ public final class SessionHub: Sendable {
         }
     }
 
-    private func addPending(_ oids: [OID], except id: Int?) {
+    /// Adds `oids` to every session's pending OIDs but `id`'s and those the
+    /// in-flight commit `token` names as told.
+    private func addPending(_ oids: [OID], except id: Int?, toldBy token: Int? = nil) {
         guard !oids.isEmpty else { return }
         let drops = state.withLock { state in
             var drops: [(@Sendable (String) -> Void, String)] = []
-            for other in state.sessions.keys where other != id {
+            let told = token.flatMap { token in state.inFlight.first { $0.token == token }?.told } ?? []
+            for other in state.sessions.keys where other != id && !told.contains(other) {
                 if let reason = state.sessions[other]!.add(oids), let onDrop = state.sessions[other]!.onDrop {
                     drops.append((onDrop, reason))
                 }

@@ -102,6 +102,13 @@ public protocol Storage: AnyObject, Sendable, MigrationSource {
     /// ``SessionHub`` then reads ``sync()`` after each load, before it
     /// checks the record is fresh for the session. The default is false.
     var reportsInvalidationsAfterLoads: Bool { get }
+
+    /// Whether a ``SessionHub`` may hand the commit exchange to the next
+    /// session before this storage has applied the commit just received
+    /// (the hub still applies commits one at a time, in the order their
+    /// exchanges ended): true for a storage that commits locally and
+    /// needs nothing of the exchange while it applies. The default is false.
+    var appliesCommitsAfterTheExchange: Bool { get }
 }
 
 /// A storage's wait for the disk after a commit it applied (see
@@ -114,6 +121,8 @@ extension Storage {
     public func prepareCommitExchange() throws {}
 
     public var reportsInvalidationsAfterLoads: Bool { false }
+
+    public var appliesCommitsAfterTheExchange: Bool { false }
 
     public func abandonCommitExchange() {}
 

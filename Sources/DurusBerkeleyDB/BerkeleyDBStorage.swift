@@ -340,6 +340,9 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         try store(records, handleInvalidations: handleInvalidations, commitFlags: 0)
     }
 
+    /// True unless replicated: commits are applied here, in one process.
+    public var appliesCommitsAfterTheExchange: Bool { replicationState == nil }
+
     /// With ``Durability/full``, commits without waiting for the log to reach
     /// the disk and returns that wait (one `log_flush`: threads that flush at
     /// once share one write and fsync). Otherwise a commit, and `nil`.

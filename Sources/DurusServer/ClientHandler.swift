@@ -7,9 +7,10 @@ import NIOCore
 /// when it breaks the protocol or stalls.
 ///
 /// Requests are answered on the channel's event loop; a commit waits for
-/// the hub's exchange without blocking the loop, is applied on the loop, and
-/// waits for the disk (when its storage hands back such a wait) on the
-/// server's commit threads. The handler reads only when it can use the bytes:
+/// the hub's exchange without blocking the loop, ends it once its records
+/// are received (the next client's exchange begins while they are applied),
+/// is applied on the loop in its turn, and waits for the disk (when its
+/// storage hands back such a wait) on the server's commit threads. The handler reads only when it can use the bytes:
 /// not while a commit is in flight, not while whole requests are still
 /// buffered, and not while the client is not reading its answers (the
 /// channel is not writable). Answers are written as they are made, so a
@@ -370,26 +371,42 @@ final class ClientHandler: ChannelInboundHandler {
             throw DurusError.protocolViolation("the record of \(big.oid) has \(big.bytes.count) bytes, over the limit of \(server.configuration.maxRecordSize)")
         }
         phase = .committing
-        // Applied here, on the event loop, with the exchange held: a storage
-        // that must wait for the disk hands that wait back, and it is made
-        // on a pool thread after the exchange is released, so the next
-        // client's commit is applied meanwhile and flushes that overlap
-        // share one fsync. Without a wait, the answer goes out at once.
-        let flush: PendingFlush?
-        do {
-            flush = try exchange.commitAwaitingFlush(records)
-        } catch {
-            return finishCommit(context, .failure(error), objects: records.count, bytes: data.count) ? .handled : .wait
-        }
-        guard let flush else {
-            return finishCommit(context, .success(()), objects: records.count, bytes: data.count) ? .handled : .wait
-        }
+        // The exchange ends here and the next client's begins; the records
+        // are applied on this loop, now or (while commits before them are
+        // still being applied) in their turn.
+        let objects = records.count, bytes = data.count
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        server.commitPool.runIfActive(eventLoop: context.eventLoop, flush).whenComplete { result in
-            let (handler, context) = bound.value
-            if handler.finishCommit(context, result, objects: records.count, bytes: data.count) { handler.process(context) }
+        let loop = context.eventLoop
+        let outcome = exchange.commitAfterExchange(records) { apply in
+            loop.execute {
+                let outcome = apply()
+                let (handler, context) = bound.value
+                if handler.applied(context, outcome, objects: objects, bytes: bytes) { handler.process(context) }
+            }
         }
-        return .wait
+        guard let outcome else { return .wait }
+        return applied(context, outcome, objects: objects, bytes: bytes) ? .handled : .wait
+    }
+
+    /// A commit applied (or refused): answered at once, or, for a storage
+    /// that must wait for the disk, after that wait, made on a pool thread
+    /// so that flushes that overlap share one fsync. True when the client
+    /// may send its next request.
+    private func applied(_ context: ChannelHandlerContext, _ outcome: Result<PendingFlush?, any Error>,
+                         objects: Int, bytes: Int) -> Bool {
+        switch outcome {
+        case .failure(let error):
+            return finishCommit(context, .failure(error), objects: objects, bytes: bytes)
+        case .success(nil):
+            return finishCommit(context, .success(()), objects: objects, bytes: bytes)
+        case .success(let flush?):
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            server.commitPool.runIfActive(eventLoop: context.eventLoop, flush).whenComplete { result in
+                let (handler, context) = bound.value
+                if handler.finishCommit(context, result, objects: objects, bytes: bytes) { handler.process(context) }
+            }
+            return false
+        }
     }
 
     /// Answers a commit; true when the client may send its next request.
