@@ -42,22 +42,27 @@ package final class CommitExchange: Sendable {
     /// Ends the exchange with `records` committed, applying them after the
     /// exchange when the storage allows (``Storage/appliesCommitsAfterTheExchange``):
     /// the next session's exchange then begins while they are applied.
-    /// Otherwise as ``commitAwaitingFlush(_:)``.
     ///
-    /// Returns the outcome when the records were applied on this thread;
-    /// nil when commits before them are still being applied: `later` is then
-    /// called, on the thread that applied the one before, with the function
-    /// that applies these and returns the outcome, which the caller must
-    /// run. The outcome is what ``commitAwaitingFlush(_:)`` returns or throws.
+    /// `apply` is called once the records' turn has come: at once (on this
+    /// thread, the exchange already ended) when no commit before them is
+    /// still being applied, else on the thread that applied the one before.
+    /// It gets the function that applies them and returns the outcome (what
+    /// ``commitAwaitingFlush(_:)`` returns or throws), which it must run, on
+    /// a thread of its choosing: the commits after wait for it.
     package func commitAfterExchange(
         _ records: [Record],
-        later: @escaping @Sendable (@escaping @Sendable () -> Result<PendingFlush?, any Error>) -> Void
-    ) -> Result<PendingFlush?, any Error>? {
+        apply: @escaping @Sendable (@escaping @Sendable () -> Result<PendingFlush?, any Error>) -> Void
+    ) {
         guard hub.storage.appliesCommitsAfterTheExchange else {
-            return Result { try end(committing: records, awaitingFlush: true) }
+            let outcome = Result { try end(committing: records, awaitingFlush: true) }
+            apply { outcome }
+            return
         }
-        guard open.exchange(false, ordering: .acquiringAndReleasing) else { return .failure(DurusError.closed) }
-        return hub.commitAfterExchange(id, records, later: later)
+        guard open.exchange(false, ordering: .acquiringAndReleasing) else {
+            apply { .failure(DurusError.closed) }
+            return
+        }
+        hub.commitAfterExchange(id, records, apply: apply)
     }
 
     @discardableResult

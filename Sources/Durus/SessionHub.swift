@@ -340,34 +340,30 @@ public final class SessionHub: Sendable {
     }
 
     /// For a server's commit exchange: announces `records` (the exchange
-    /// held), ends the exchange, and applies them once every commit
-    /// announced before has landed (see ``Storage/appliesCommitsAfterTheExchange``).
-    ///
-    /// Returns the result when they could be applied at once, on this
-    /// thread. Otherwise returns nil and calls `later`, on the thread that
-    /// applied the commit before, with the function that applies them: the
-    /// caller must run it (once, on a thread of its choosing), and it
-    /// returns what this one would have.
+    /// held), ends the exchange, and hands `apply` the function that applies
+    /// them once every commit announced before has landed (see
+    /// ``CommitExchange/commitAfterExchange(_:apply:)``).
     func commitAfterExchange(
         _ id: Int, _ records: [Record],
-        later: @escaping @Sendable (@escaping @Sendable () -> Result<PendingFlush?, any Error>) -> Void
-    ) -> Result<PendingFlush?, any Error>? {
+        apply: @escaping @Sendable (@escaping @Sendable () -> Result<PendingFlush?, any Error>) -> Void
+    ) {
         let oids = records.map(\.oid)
         let token: Int
         do {
             token = try announce(id, oids, reservationsChecked: false)
         } catch {
             endExchange()
-            return .failure(error)
+            apply { .failure(error) }
+            return
         }
         let land: @Sendable () -> Result<PendingFlush?, any Error> = { [self] in
             defer { applies.release() }
             return Result { try self.land(token, id, records, oids, awaitingFlush: true) { _ in } }
         }
-        let now = applies.acquireOrEnqueue { later(land) }
+        let now = applies.acquireOrEnqueue { apply(land) }
         // The next session's exchange begins now; its invalidations hold these OIDs.
         endExchange()
-        return now ? land() : nil
+        if now { apply(land) }
     }
 
     /// Marks `oids` in flight for session `id`'s commit; a token for ``land``.

@@ -372,20 +372,19 @@ final class ClientHandler: ChannelInboundHandler {
         }
         phase = .committing
         // The exchange ends here and the next client's begins; the records
-        // are applied on this loop, now or (while commits before them are
-        // still being applied) in their turn.
+        // are applied on this loop in their turn, as a task of their own: a
+        // next client on this loop hears its invalidations first.
         let objects = records.count, bytes = data.count
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let loop = context.eventLoop
-        let outcome = exchange.commitAfterExchange(records) { apply in
+        exchange.commitAfterExchange(records) { apply in
             loop.execute {
                 let outcome = apply()
                 let (handler, context) = bound.value
                 if handler.applied(context, outcome, objects: objects, bytes: bytes) { handler.process(context) }
             }
         }
-        guard let outcome else { return .wait }
-        return applied(context, outcome, objects: objects, bytes: bytes) ? .handled : .wait
+        return .wait
     }
 
     /// A commit applied (or refused): answered at once, or, for a storage

@@ -86,10 +86,12 @@ import Testing
         let first = try exchange(a)
         let aOutcome = Mutex<Result<PendingFlush?, any Error>?>(nil)
         let aThread = Thread {
-            let outcome = first.commitAfterExchange([Record(oid: x, data: [1], references: [])]) { _ in
-                Issue.record("the first commit waits for nothing")
+            let before = pthread_self()
+            first.commitAfterExchange([Record(oid: x, data: [1], references: [])]) { apply in
+                #expect(pthread_equal(pthread_self(), before) != 0)  // nothing before it: its turn is now
+                let outcome = apply()
+                aOutcome.withLock { $0 = outcome }
             }
-            aOutcome.withLock { $0 = outcome }
         }
         aThread.start()
         #expect(storage.arrived.wait(timeout: .now() + 10) == .success)
@@ -99,11 +101,10 @@ import Testing
         #expect(second.invalidations == [x])
         #expect(throws: ConflictError.self) { try b.load(x) }
         let queued = Mutex<(@Sendable () -> Result<PendingFlush?, any Error>)?>(nil)
-        let bNow = second.commitAfterExchange([Record(oid: y, data: [2], references: [x])]) { apply in
+        second.commitAfterExchange([Record(oid: y, data: [2], references: [x])]) { apply in
             queued.withLock { $0 = apply }
         }
-        #expect(bNow == nil)                      // A is still being applied
-        #expect(queued.withLock { $0 } == nil)
+        #expect(queued.withLock { $0 } == nil)    // A is still being applied
 
         storage.gate.signal()
         let deadline = ContinuousClock.now + .seconds(10)
@@ -132,7 +133,7 @@ import Testing
         let first = try exchange(a)
         let applied = DispatchSemaphore(value: 0)
         Thread {
-            _ = first.commitAfterExchange([Record(oid: x, data: [1], references: [])]) { _ in }
+            first.commitAfterExchange([Record(oid: x, data: [1], references: [])]) { apply in _ = apply() }
             applied.signal()
         }.start()
         #expect(storage.arrived.wait(timeout: .now() + 10) == .success)
