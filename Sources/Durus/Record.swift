@@ -17,14 +17,25 @@ public struct Record: Hashable, Sendable {
 
     /// Builds a record. References are sorted and deduplicated, and a
     /// reference of the object to itself is dropped, as the format asks.
+    @inlinable
     public init(oid: OID, data: some Collection<UInt8>, references: some Sequence<OID>) {
-        let refs = Set(references).subtracting([oid]).sorted()
+        // Sorted, then duplicates and the object itself squeezed out in place.
+        var refs = Array(references)
+        refs.sort()
+        var kept = 0
+        for index in refs.indices {
+            let ref = refs[index]
+            if ref != oid && (kept == 0 || refs[kept - 1] != ref) {
+                refs[kept] = ref
+                kept += 1
+            }
+        }
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(12 + data.count + 8 * refs.count)
+        bytes.reserveCapacity(12 + data.count + 8 * kept)
         oid.append(to: &bytes)
         BigEndian.append(UInt32(truncatingIfNeeded: data.count), to: &bytes)
         bytes.append(contentsOf: data)
-        for ref in refs { ref.append(to: &bytes) }
+        for ref in refs[..<kept] { ref.append(to: &bytes) }
         self.bytes = bytes
     }
 

@@ -1,4 +1,5 @@
 import Durus
+import DurusTestSupport
 import Foundation
 import Testing
 
@@ -70,6 +71,22 @@ func loadVectors(_ json: Data) throws -> [RecordVector] {
         #expect(process.terminationStatus == 0)
         let live = try loadVectors(output)
         #expect(live.map(\.record) == vectors.map(\.record))
+    }
+
+    /// 500 seeded lists of up to 40 references drawn from 20 OIDs (so with
+    /// duplicates, and the object itself now and then): the stored list is
+    /// the sorted set of them without the object.
+    @Test func referencesMatchASetModel() {
+        var random = SeededRandom(seed: 19)
+        for _ in 0 ..< 500 {
+            let oid = OID(UInt64.random(in: 0 ..< 20, using: &random))
+            let refs = (0 ..< Int.random(in: 0 ... 40, using: &random)).map { _ in
+                OID(UInt64.random(in: 0 ..< 20, using: &random))
+            }
+            let record = Record(oid: oid, data: [7], references: refs)
+            #expect(record.references == Set(refs).subtracting([oid]).sorted())
+            #expect(record.oid == oid && Array(record.data) == [7])
+        }
     }
 
     @Test func referencesAreSortedDeduplicatedAndExcludeSelf() {
