@@ -110,12 +110,18 @@ public macro Transient() = #externalMacro(module: "DurusMacrosPlugin", type: "Ma
 /// var balance: Int = 0 {          // as expanded
 ///     @storageRestrictions(initializes: _balance)
 ///     init(initialValue) { _balance = initialValue }
-///     get { willRead(); return _balance }
+///     _read { willRead(); yield _balance }
 ///     set { willWrite(); _balance = newValue }
 ///     _modify { willWrite(); yield &_balance }
 /// }
-/// @_PersistentIgnored private var _balance: Int = 0
+/// @_PersistentIgnored @exclusivity(unchecked) private var _balance: Int = 0
 /// ```
+///
+/// The backing property is exempt from Swift's run-time exclusivity checks,
+/// which cost a tracked read more than the read itself: overlapping
+/// accesses to one persistent property (a read while a `_modify` of it is
+/// under way) are not trapped at run time. The compiler's static checks
+/// still apply.
 @attached(accessor, names: named(init), named(_read), named(set), named(_modify))
 @attached(peer, names: prefixed(_))
 public macro _PersistentTracked() = #externalMacro(module: "DurusMacrosPlugin", type: "PersistentTrackedMacro")
@@ -124,7 +130,7 @@ public macro _PersistentTracked() = #externalMacro(module: "DurusMacrosPlugin", 
 /// nothing tracks them again. Not for use by hand.
 ///
 /// ```swift
-/// @_PersistentIgnored private var _balance: Int = 0
+/// @_PersistentIgnored @exclusivity(unchecked) private var _balance: Int = 0
 /// ```
 @attached(peer)
 public macro _PersistentIgnored() = #externalMacro(module: "DurusMacrosPlugin", type: "MarkerMacro")

@@ -49,7 +49,7 @@ public struct PersistentTrackedMacro: AccessorMacro, PeerMacro {
         in context: some MacroExpansionContext
     ) throws -> [DeclSyntax] {
         guard case .persistent(let property) = classify(declaration) else { return [] }
-        return ["@_PersistentIgnored private var \(raw: property.backingName): \(property.type) = \(property.defaultValue)"]
+        return ["@_PersistentIgnored @exclusivity(unchecked) private var \(raw: property.backingName): \(property.type) = \(property.defaultValue)"]
     }
 }
 

@@ -32,7 +32,7 @@ func tracked(_ name: String, _ type: String, _ defaultValue: String, indent: Str
     \(indent)    }
     \(indent)}
 
-    \(indent)private var _\(name): \(type) = \(defaultValue)
+    \(indent)@exclusivity(unchecked) private var _\(name): \(type) = \(defaultValue)
     """
 }
 
@@ -142,7 +142,7 @@ final class PersistentExpansionTests: XCTestCase {
                     }
                 }
 
-                private var _owner: String = "nobody"
+                @exclusivity(unchecked) private var _owner: String = "nobody"
                 public private(set) var balance: Double {
                     @storageRestrictions(initializes: _balance)
                     init(initialValue) {
@@ -162,7 +162,7 @@ final class PersistentExpansionTests: XCTestCase {
                     }
                 }
 
-                private var _balance: Double = 0
+                @exclusivity(unchecked) private var _balance: Double = 0
                 static let limit = 10
                 var summary: String { "\\(owner): \\(balance)" }
                 override class var persistentTypeName: String { "Account" }
