@@ -8,6 +8,7 @@ extension BerkeleyDBStorage {
     /// start when Berkeley DB picks it as a deadlock victim.
     func writeTransaction<T>(flags: UInt32 = 0, retries: Int = deadlockRetries, _ body: (Txn) throws -> T) throws -> T {
         var attempt = 0
+        snapshots?.endIdle()
         while true {
             var txn: Txn?
             let begun = durus_txn_begin(env, &txn, 0)

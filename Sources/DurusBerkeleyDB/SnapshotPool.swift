@@ -3,19 +3,21 @@ import Synchronization
 
 /// Read-only snapshot transactions kept between reads, so that loads in a
 /// row, with no commit between them, share one instead of beginning and
-/// committing one each.
+/// committing one each (and a cursor on the records table, opened once).
 ///
 /// A snapshot is current while no write transaction committed after it
 /// began: ``advance()`` follows every commit, so a read that starts after a
-/// commit returned never sees the store as it was before it. Stale snapshots
-/// are committed as they are found (idle ones at once by ``advance()``), so
-/// none keeps old page versions alive past the next commit.
+/// commit returned never sees the store as it was before it. Idle snapshots
+/// end before each write transaction begins (``endIdle()``) and stale ones
+/// as they are found, so the pool never makes a write keep old page versions.
 final class SnapshotPool: @unchecked Sendable {
     /// A transaction handle, used by one thread at a time: passed between
     /// threads only through the pool's lock.
     struct Snapshot: @unchecked Sendable {
         let txn: Txn
         let generation: Int
+        /// A cursor in `txn` on the records table, once a load opened it.
+        var cursor: UnsafeMutablePointer<DBC>?
     }
 
     private let env: UnsafeMutablePointer<DB_ENV>
@@ -41,7 +43,7 @@ final class SnapshotPool: @unchecked Sendable {
             }
             return (nil, now)
         }
-        for snapshot in stale { _ = durus_txn_commit(snapshot.txn, 0) }
+        for snapshot in stale { end(snapshot) }
         if let found { return found }
         // Labelled with the count read before it began: at worst it passes
         // for older than it is, and is ended sooner.
@@ -60,12 +62,53 @@ final class SnapshotPool: @unchecked Sendable {
             idle.append(snapshot)
             return true
         }
-        if !kept { _ = durus_txn_commit(snapshot.txn, 0) }
+        if !kept { end(snapshot) }
     }
 
     /// Ends a snapshot whose read failed.
     func discard(_ snapshot: Snapshot) {
+        if let cursor = snapshot.cursor { _ = durus_cursor_close(cursor) }
         _ = durus_txn_abort(snapshot.txn)
+    }
+
+    /// Runs `body` with a cursor on `records` (always the same table) in a
+    /// current snapshot.
+    func withCursor<T>(on records: Table, _ body: (UnsafeMutablePointer<DBC>) throws -> T) throws -> T {
+        var snapshot = try take()
+        if snapshot.cursor == nil {
+            var cursor: UnsafeMutablePointer<DBC>?
+            let code = durus_cursor_open(records.handle, snapshot.txn, &cursor, 0)
+            if code != 0 { discard(snapshot) }
+            try Engine.check(code, "open a cursor on \(records.name)")
+            snapshot.cursor = cursor
+        }
+        let result: T
+        do {
+            result = try body(snapshot.cursor!)
+        } catch {
+            discard(snapshot)
+            throw error
+        }
+        giveBack(snapshot)
+        return result
+    }
+
+    private func end(_ snapshot: Snapshot) {
+        if let cursor = snapshot.cursor { _ = durus_cursor_close(cursor) }
+        _ = durus_txn_commit(snapshot.txn, 0)
+    }
+
+    /// Called before each write transaction begins: the idle snapshots end,
+    /// so that its writes need not keep the pages' old versions for them
+    /// (a snapshot open during a write makes Berkeley DB copy each page it
+    /// changes, and the copies take room in the cache).
+    func endIdle() {
+        let idle = idle.withLock { idle in
+            var taken: [Snapshot] = []
+            swap(&taken, &idle)
+            return taken
+        }
+        for snapshot in idle { end(snapshot) }
     }
 
     /// Called after each write transaction committed: every snapshot begun
@@ -77,6 +120,6 @@ final class SnapshotPool: @unchecked Sendable {
             swap(&taken, &idle)
             return taken
         }
-        for snapshot in stale { _ = durus_txn_commit(snapshot.txn, 0) }
+        for snapshot in stale { end(snapshot) }
     }
 }
