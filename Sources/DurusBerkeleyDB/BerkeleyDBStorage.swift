@@ -289,14 +289,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
 
     public func load(_ oid: OID) throws -> Record {
         try reading { () throws in
-            if let snapshots {
-                let bytes = try snapshots.withCursor(on: records) { cursor in
-                    try readValue(oid, cursor: cursor, table: records.name)
-                }
-                guard let bytes else { throw DurusError.keyNotFound(oid) }
-                return try Record(bytes: bytes)
-            }
-            return try snapshot { txn in
+            try snapshot { txn in
                 guard let bytes = try records.get(oid, txn: txn) else { throw DurusError.keyNotFound(oid) }
                 return try Record(bytes: bytes)
             }

@@ -3,7 +3,7 @@ import Synchronization
 
 /// Read-only snapshot transactions kept between reads, so that loads in a
 /// row, with no commit between them, share one instead of beginning and
-/// committing one each (and a cursor on the records table, opened once).
+/// committing one each.
 ///
 /// A snapshot is current while no write transaction committed after it
 /// began: ``advance()`` follows every commit, so a read that starts after a
@@ -16,8 +16,6 @@ final class SnapshotPool: @unchecked Sendable {
     struct Snapshot: @unchecked Sendable {
         let txn: Txn
         let generation: Int
-        /// A cursor in `txn` on the records table, once a load opened it.
-        var cursor: UnsafeMutablePointer<DBC>?
     }
 
     private let env: UnsafeMutablePointer<DB_ENV>
@@ -67,34 +65,10 @@ final class SnapshotPool: @unchecked Sendable {
 
     /// Ends a snapshot whose read failed.
     func discard(_ snapshot: Snapshot) {
-        if let cursor = snapshot.cursor { _ = durus_cursor_close(cursor) }
         _ = durus_txn_abort(snapshot.txn)
     }
 
-    /// Runs `body` with a cursor on `records` (always the same table) in a
-    /// current snapshot.
-    func withCursor<T>(on records: Table, _ body: (UnsafeMutablePointer<DBC>) throws -> T) throws -> T {
-        var snapshot = try take()
-        if snapshot.cursor == nil {
-            var cursor: UnsafeMutablePointer<DBC>?
-            let code = durus_cursor_open(records.handle, snapshot.txn, &cursor, 0)
-            if code != 0 { discard(snapshot) }
-            try Engine.check(code, "open a cursor on \(records.name)")
-            snapshot.cursor = cursor
-        }
-        let result: T
-        do {
-            result = try body(snapshot.cursor!)
-        } catch {
-            discard(snapshot)
-            throw error
-        }
-        giveBack(snapshot)
-        return result
-    }
-
     private func end(_ snapshot: Snapshot) {
-        if let cursor = snapshot.cursor { _ = durus_cursor_close(cursor) }
         _ = durus_txn_commit(snapshot.txn, 0)
     }
 

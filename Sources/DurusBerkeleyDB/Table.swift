@@ -305,29 +305,6 @@ extension WriteCursor {
 /// Runs `get` (a Berkeley DB read into `buffer`, reporting the value's
 /// length) until the buffer is big enough, growing it; the length, or nil
 /// when the key is absent.
-/// Positions `cursor` (on table `name`) on `oid` and returns its value, read
-/// straight into a new array (a second read when it is over 512 bytes); nil
-/// when absent.
-func readValue(_ oid: OID, cursor: UnsafeMutablePointer<DBC>, table name: String) throws -> [UInt8]? {
-    var raw = oid.rawValue.bigEndian
-    var capacity = 512
-    while true {
-        var code: Int32 = 0
-        var length: UInt32 = 0
-        let value = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
-            code = durus_cursor_find_into(cursor, &raw, 8, buffer.baseAddress, UInt32(buffer.count), &length)
-            count = code == 0 ? Int(length) : 0
-        }
-        if code == 0 { return value }
-        if code == durus_DB_NOTFOUND { return nil }
-        if code == durus_DB_BUFFER_SMALL {
-            capacity = Int(length)
-            continue
-        }
-        try Engine.check(code, "get from \(name)")
-    }
-}
-
 private func readGrowing(into buffer: inout UnsafeMutableRawBufferPointer, from table: String,
                          _ get: (UnsafeMutableRawPointer?, UInt32, inout UInt32) -> Int32) throws -> Int? {
     while true {
