@@ -70,6 +70,8 @@ let package = Package(
             dependencies: [
                 "Durus", "DurusBerkeleyDB", "DurusClient", "DurusServer", "DurusMacros", "CBerkeleyDB",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Benchmarks/durus-bench"
         ),

@@ -137,15 +137,21 @@ func echoRate(replySize: Int, clients: Int = 1, until deadline: ContinuousClock.
             close(fd)
         }.start()
     }
+    return try echoClientsRate(port: port, replySize: replySize, clients: clients, until: deadline)
+}
+
+/// `clients` synchronous clients of an echo on `port`, each sending one byte
+/// and reading `replySize` bytes back until `deadline`: round trips per second.
+func echoClientsRate(port: Int, replySize: Int, clients: Int, until deadline: ContinuousClock.Instant) throws -> Double {
     let start = ContinuousClock.now
     let counts = try onThreads(clients) { _ in
-        guard let fd = connectToLoopback(port: port) else { throw BenchError(description: "cannot reach the echo thread") }
+        guard let fd = connectToLoopback(port: port) else { throw BenchError(description: "cannot reach the echo") }
         defer { close(fd) }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: replySize, alignment: 1)
         defer { buffer.deallocate() }
         return try repeatUntil(deadline) {
             guard sendAll(fd, UnsafeRawBufferPointer(rebasing: buffer[0 ..< 1])), receiveAll(fd, buffer) else {
-                throw BenchError(description: "the echo thread stopped answering")
+                throw BenchError(description: "the echo stopped answering")
             }
         }
     }

@@ -64,6 +64,8 @@ func runServerSuite(_ arguments: [String]) throws {
         print("round \(round) of \(rounds)")
         keep("echo", try echoRate(replySize: replySize, until: .now + window))
         keep("echo-16", try echoRate(replySize: replySize, clients: 16, until: .now + window))
+        keep("nio-echo", try nioEchoRate(replySize: replySize, clients: 1, until: .now + window))
+        keep("nio-echo-16", try nioEchoRate(replySize: replySize, clients: 16, until: .now + window))
         for clients in [1, 4, 16] {
             keep("loads-\(clients)-python", try theirs.loadRate(clients: clients, window: window))
             keep("loads-\(clients)-swift", try swift.loadRate(clients: clients, window: window))
@@ -115,6 +117,10 @@ func runServerSuite(_ arguments: [String]) throws {
                            theirs: best["echo"]!))
     rows.append(Comparison(name: "loads-16-clients-vs-echo", unit: "loads/s", ours: best["loads-16-swift"]!,
                            theirs: best["echo-16"]!))
+    rows.append(Comparison(name: "loads-1-client-vs-nio-echo", unit: "loads/s", ours: best["loads-1-swift"]!,
+                           theirs: best["nio-echo"]!))
+    rows.append(Comparison(name: "loads-16-clients-vs-nio-echo", unit: "loads/s", ours: best["loads-16-swift"]!,
+                           theirs: best["nio-echo-16"]!))
     for clients in commitClients {
         rows.append(Comparison(name: "commits-\(clientsLabel(clients))-vs-commit-echo", unit: "commits/s",
                                ours: best["commits-\(clients)-write-no-sync"]!, theirs: best["commit-echo-\(clients)"]!))
@@ -129,7 +135,9 @@ func runServerSuite(_ arguments: [String]) throws {
     print("theirs: Python Durus 4.3 `durus -s` on a FileStorage (logging level 30, so neither server logs each commit),")
     print("  except loads-1-client-vs-echo (a loopback thread answering each byte with \(replySize) bytes, one")
     print("  synchronous client), loads-16-clients-vs-echo (16 such clients, a thread answering each: the most")
-    print("  any server could reach here; the ceiling line sets it against Durus 4.3), commits-N-clients-vs-commit-echo")
+    print("  any server could reach here; the ceiling line sets it against Durus 4.3), loads-N-vs-nio-echo (the same")
+    print("  clients answered by a SwiftNIO server on DurusServer's 2 event loops that only writes the bytes back:")
+    print("  DurusServer's I/O path with no protocol or storage), commits-N-clients-vs-commit-echo")
     print("  (N clients each sending C, reading an empty invalidation list, sending the transaction data of a commit")
     print("  of its own record, \(sizes) bytes, and reading the status, answered by a thread per client that puts the")
     print("  record in a raw libdb transaction, write-no-sync, under one lock from C to status: no server can commit")
@@ -155,6 +163,9 @@ func runServerSuite(_ arguments: [String]) throws {
     // answer 16 clients no faster than the echo.
     print(String(format: "ceiling loads-16-clients %.3f× Durus 4.3 (the 16-client echo, %.0f round trips/s)",
                  best["echo-16"]! / best["loads-16-python"]!, best["echo-16"]!))
+    // What SwiftNIO alone leaves of the thread echo, at 1 and 16 clients.
+    print(String(format: "ceiling loads-nio-echo %.3f / %.3f of the thread echo at 1 / 16 clients",
+                 best["nio-echo"]! / best["echo"]!, best["nio-echo-16"]! / best["echo-16"]!))
     // The same for commits: a server that did nothing but the exchange's
     // round trips and a raw 1-record put commits 16 clients no faster.
     print(String(format: "ceiling commits-16-clients %.3f× Durus 4.3 (the 16-client commit echo, %.0f commits/s)",
