@@ -218,6 +218,18 @@ extension PersistentStateDecoder {
         return try reader.floating(.at(offset), nil, NameKey(stringValue: key))
     }
 
+    /// See ``property(_:forKey:index:)``.
+    public func property(_ type: [String].Type, forKey key: String, index: Int) throws -> [String]? {
+        guard let offset = find(key, index) else { return nil }
+        return try reader.unbox([String].self, .at(offset), parent: nil, key: NameKey(stringValue: key))
+    }
+
+    /// See ``property(_:forKey:index:)``.
+    public func property(_ type: [Int].Type, forKey key: String, index: Int) throws -> [Int]? {
+        guard let offset = find(key, index) else { return nil }
+        return try reader.unbox([Int].self, .at(offset), parent: nil, key: NameKey(stringValue: key))
+    }
+
     /// Where the value of `key` starts: the `index`-th entry when it has that
     /// name (a record written by the present type), else the last entry of
     /// that name (as the `Codable` path reads a repeated key).
