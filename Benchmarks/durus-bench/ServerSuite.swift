@@ -380,6 +380,26 @@ func runServerLoadsProfile(_ arguments: [String]) throws {
     try runServerCommitsProfile(arguments, loads: true)
 }
 
+/// `server-latency`: load latency while another client commits, on the
+/// Swift server alone (the suite's latency rows without Python).
+///
+///     durus-bench server-latency [--seconds S] [--event-loops N]
+func runServerLatencyProfile(_ arguments: [String]) throws {
+    let window = Duration.seconds(option("--seconds", in: arguments, default: 10))
+    let scratch = scratchDirectory("server-latency")
+    try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: scratch) }
+    let eventLoops = optionString("--event-loops", in: arguments).flatMap { Int($0) }
+    let server = try SwiftServer(path: scratch + "/swift", durability: .writeNoSync, eventLoops: eventLoops)
+    defer { try? server.stop() }
+    let subject = try Subject(address: server.address, objects: 1000)
+    let run = try subject.loadLatency(window: window)
+    let sorted = run.durations.sorted()
+    let at = { (q: Double) in sorted[Int(Double(sorted.count - 1) * q)] }
+    print(String(format: "server-latency: %d loads while %d commits: p50 %.1f µs, p99 %.1f µs, p99.9 %.1f µs",
+                 sorted.count, run.commits, at(0.5), at(0.99), at(0.999)))
+}
+
 func runServerCommitsProfile(_ arguments: [String]) throws {
     try runServerCommitsProfile(arguments, loads: false)
 }

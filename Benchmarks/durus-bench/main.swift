@@ -8,6 +8,7 @@
 //   swift run -c release durus-bench server [--python PATH] [--objects N] [--seconds S] [--rounds N]
 //   swift run -c release durus-bench server-commits [--clients N] [--seconds S] [--durability MODE]
 //   swift run -c release durus-bench server-loads [--clients N] [--seconds S]
+//   swift run -c release durus-bench server-latency [--seconds S]
 //   swift run -c release durus-bench objects-create [--objects N] [--batch N]
 //   swift run -c release durus-bench migrate [--python PATH] [--objects N]
 //   swift run -c release durus-bench replication [--seconds S] [--clients N] [--lag-commits N]
@@ -27,6 +28,7 @@ let suites: [String: ([String]) throws -> Void] = [
     // One phase of the server suite alone, to profile it.
     "server-commits": runServerCommitsProfile,
     "server-loads": runServerLoadsProfile,
+    "server-latency": runServerLatencyProfile,
     // The objects suite's create phase alone, to profile it.
     "objects-create": runObjectsCreateProfile,
     "pickles-create": runPicklesCreateProfile,
