@@ -55,7 +55,7 @@ public struct PickleReader {
     /// stands for the object; `nil` rejects it with
     /// ``PickleError/Reason/badPersistentID``.
     public var persistentLoad: (PickleValue) -> PickleValue?
-    private var memo: [Int: Item] = [:]
+    private var memo = Memo()
 
     public init(limits: Limits = Limits(), legacyStrings: LegacyStrings = .asciiAsString,
                 persistentLoad: @escaping (PickleValue) -> PickleValue? = PickleReader.durusPersistentLoad) {
@@ -84,7 +84,7 @@ public struct PickleReader {
     }
 
     /// Forgets the memo, as between two unrelated pickles.
-    public mutating func clearMemo() { memo = [:] }
+    public mutating func clearMemo() { memo = Memo() }
 
     /// Decodes one pickle with a new reader.
     public static func value(of bytes: [UInt8]) throws(PickleError) -> PickleValue {
@@ -139,6 +139,42 @@ extension PickleReader {
 
     fileprivate typealias Op = PickleOpcode
 
+    /// The memo: the small indices Python's pickler writes (0, 1, 2, …) in
+    /// an array, any other index in a dictionary, so that a pickle naming
+    /// one huge index costs one entry, not an array that long.
+    fileprivate struct Memo {
+        private var dense: [Item?] = []
+        private var sparse: [Int: Item] = [:]
+        /// The number of entries.
+        private(set) var count = 0
+        /// Indices below this live in `dense`.
+        private static let denseLimit = 1 << 12
+
+        subscript(index: Int) -> Item? {
+            if index >= 0 && index < Self.denseLimit { return index < dense.count ? dense[index] : nil }
+            return sparse.isEmpty ? nil : sparse[index]
+        }
+
+        mutating func put(_ item: Item, at index: Int) {
+            if index >= 0 && index < Self.denseLimit {
+                if index >= dense.count { dense.append(contentsOf: repeatElement(nil, count: index + 1 - dense.count)) }
+                if dense[index] == nil { count += 1 }
+                dense[index] = item
+            } else if sparse.updateValue(item, forKey: index) == nil {
+                count += 1
+            }
+        }
+
+        /// The entries `transform` keeps, at their indices.
+        func compactMapValues(_ transform: (Item) -> Item?) -> Memo {
+            var result = Memo()
+            result.dense.reserveCapacity(dense.count)
+            for index in dense.indices { if let item = dense[index], let kept = transform(item) { result.put(kept, at: index) } }
+            for (index, item) in sparse { if let kept = transform(item) { result.put(kept, at: index) } }
+            return result
+        }
+    }
+
     /// One run of the pickle machine, from an opcode to `STOP`.
     fileprivate struct Machine {
         let bytes: [UInt8]
@@ -146,7 +182,7 @@ extension PickleReader {
         let limits: PickleReader.Limits
         let legacyStrings: PickleReader.LegacyStrings
         let persistentLoad: (PickleValue) -> PickleValue?
-        var memo: [Int: Item] = [:]
+        var memo = Memo()
         var opcodeStart = 0
         var stack: [Item] = []
         var marks: [Int] = []
@@ -277,7 +313,7 @@ extension PickleReader {
             guard memo[index] != nil || memo.count < limits.maxMemo else {
                 throw fail(.limitExceeded("more than \(limits.maxMemo) memo entries"))
             }
-            memo[index] = item
+            memo.put(item, at: index)
         }
 
         mutating func memoGet(_ index: Int) throws(PickleError) {
@@ -324,13 +360,16 @@ extension PickleReader {
                     push(.double(double))
                 case Op.binFloat: push(.double(Double(bitPattern: try uint(8).byteSwapped)))
 
-                case Op.string: push(legacyString(try quoted(try line())))
-                case Op.binString: push(legacyString(try take(try length(4, signed: true))))
-                case Op.shortBinString: push(legacyString(try take(try length(1))))
-                case Op.unicode: push(.string(try rawUnicodeEscape(try line())))
-                case Op.binUnicode: push(.string(try utf8(try take(try length(4)), "BINUNICODE")))
-                case Op.shortBinUnicode: push(.string(try utf8(try take(try length(1)), "SHORT_BINUNICODE")))
-                case Op.binUnicode8: push(.string(try utf8(try take(try length(8)), "BINUNICODE8")))
+                // An operand is read before the non-mutating helper that takes
+                // it is called: read within the call, it would make Swift copy
+                // the whole machine to call the helper on.
+                case Op.string: let text = try line(); push(legacyString(try quoted(text)))
+                case Op.binString: let raw = try take(try length(4, signed: true)); push(legacyString(raw))
+                case Op.shortBinString: let raw = try take(try length(1)); push(legacyString(raw))
+                case Op.unicode: let text = try line(); push(.string(try rawUnicodeEscape(text)))
+                case Op.binUnicode: let raw = try take(try length(4)); push(.string(try utf8(raw, "BINUNICODE")))
+                case Op.shortBinUnicode: let raw = try take(try length(1)); push(.string(try utf8(raw, "SHORT_BINUNICODE")))
+                case Op.binUnicode8: let raw = try take(try length(8)); push(.string(try utf8(raw, "BINUNICODE8")))
                 case Op.binBytes: push(.bytes(Array(try take(try length(4)))))
                 case Op.shortBinBytes: push(.bytes(Array(try take(try length(1)))))
                 case Op.binBytes8: push(.bytes(Array(try take(try length(8)))))
@@ -343,8 +382,8 @@ extension PickleReader {
                 case Op.list: pushNode(.list, try popMark())
                 case Op.frozenSet: pushNode(.frozenset, try popMark())
                 case Op.dict:
-                    let dict = newNode(.dict)
-                    dict.pairs = try pairs(try popMark())
+                    let dict = newNode(.dict), items = try popMark()
+                    dict.pairs = try pairs(items)
                     stack.append(.node(dict))
                 case Op.tuple1, Op.tuple2, Op.tuple3:
                     let count = Int(op - Op.tuple1) + 1
@@ -371,7 +410,8 @@ extension PickleReader {
                     target.state = state
 
                 case Op.global:
-                    let module = try utf8(try line(), "GLOBAL module"), name = try utf8(try line(), "GLOBAL name")
+                    let moduleText = try line(), nameText = try line()
+                    let module = try utf8(moduleText, "GLOBAL module"), name = try utf8(nameText, "GLOBAL name")
                     push(.global(.init(module, name)))
                 case Op.stackGlobal:
                     guard case .leaf(.string(let name)) = try pop(), case .leaf(.string(let module)) = try pop() else {
@@ -379,21 +419,22 @@ extension PickleReader {
                     }
                     push(.global(.init(module, name)))
                 case Op.inst:
-                    let module = try utf8(try line(), "INST module"), name = try utf8(try line(), "INST name")
+                    let moduleText = try line(), nameText = try line()
+                    let module = try utf8(moduleText, "INST module"), name = try utf8(nameText, "INST name")
                     object(.instantiate, callable: .leaf(.global(.init(module, name))), arguments: try popMark())
                 case Op.obj:
                     let items = try popMark()
                     guard let callable = items.first else { throw fail(.stackUnderflow) }
                     object(.instantiate, callable: callable, arguments: Array(items.dropFirst()))
                 case Op.reduce:
-                    let arguments = try tupleItems(try pop(), "REDUCE"), callable = try pop()
+                    let tuple = try pop(), arguments = try tupleItems(tuple, "REDUCE"), callable = try pop()
                     if let special = reduced(callable, arguments) { stack.append(special) }
                     else { object(.reduce, callable: callable, arguments: arguments) }
                 case Op.newObj:
-                    let arguments = try tupleItems(try pop(), "NEWOBJ"), callable = try pop()
+                    let tuple = try pop(), arguments = try tupleItems(tuple, "NEWOBJ"), callable = try pop()
                     object(.newObject, callable: callable, arguments: arguments)
 
-                case Op.persID: try persistent(.string(try utf8(try line(), "PERSID")))
+                case Op.persID: let text = try line(); try persistent(.string(try utf8(text, "PERSID")))
                 case Op.binPersID:
                     // A persistent id is small (Durus's has 3 parts): a bound keeps
                     // many of them that share one big value from costing much.
@@ -401,11 +442,11 @@ extension PickleReader {
                     guard let pid = try? finisher.value(try pop(), depth: 0).value else { throw fail(.badPersistentID) }
                     try persistent(pid)
 
-                case Op.put: try memoPut(try index(try line()))
+                case Op.put: let text = try line(); try memoPut(try index(text))
                 case Op.binPut: try memoPut(Int(try byte()))
                 case Op.longBinPut: try memoPut(try length(4))
                 case Op.memoize: try memoPut(memo.count)
-                case Op.get: try memoGet(try index(try line()))
+                case Op.get: let text = try line(); try memoGet(try index(text))
                 case Op.binGet: try memoGet(Int(try byte()))
                 case Op.longBinGet: try memoGet(try length(4))
 
