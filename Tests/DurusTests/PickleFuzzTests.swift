@@ -144,6 +144,24 @@ struct PickleFuzzTests {
         #expect(try acceptsAny.load([0x80, 2, 0x4B, 1, 0x51, 0x2E]).value == .null)
     }
 
+    /// The memo across two loads of one reader, at a small index and at one
+    /// far past any Python writes (1,000,000): both come back, an index
+    /// never put is `memoMissing`, and the far one costs one entry.
+    @Test func memoIndicesNearAndFar() throws {
+        let far = withUnsafeBytes(of: UInt32(1_000_000).littleEndian) { Array($0) }
+        var reader = PickleReader()
+        _ = try reader.load([0x80, 2, 0x4B, 7, 0x72] + far + [0x71, 3, 0x2E])
+        #expect(try reader.load([0x80, 2, 0x6A] + far + [0x68, 3, 0x86, 0x2E]).value == .tuple([.int(7), .int(7)]))
+        #expect(throws: PickleError(offset: 2, reason: .memoMissing(4))) { try reader.load([0x80, 2, 0x68, 4, 0x2E]) }
+        var limits = PickleReader.Limits()
+        limits.maxMemo = 2
+        var small = PickleReader(limits: limits)
+        _ = try small.load([0x80, 2, 0x4B, 7, 0x72] + far + [0x71, 3, 0x2E])
+        #expect(throws: PickleError(offset: 4, reason: .limitExceeded("more than 2 memo entries"))) {
+            try small.load([0x80, 2, 0x4B, 8, 0x71, 4, 0x2E])
+        }
+    }
+
     /// Tried: the memo and inflation limits, and record data that is not a
     /// Durus pickle (a swift-durus record, a class pickle holding no class).
     @Test func recordAndLimitErrors() throws {
