@@ -326,12 +326,17 @@ final class ClientHandler: ChannelInboundHandler {
         phase = .waitingForExchange
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let loop = context.eventLoop
+        // A free exchange is granted at once, on this thread, before
+        // `beginExchange` returns: then it is taken here, without a task.
+        let grantedAtOnce = GrantedAtOnce()
         session.beginExchange { result in
+            if loop.inEventLoop, grantedAtOnce.take(result) { return }
             loop.execute {
                 let (handler, context) = bound.value
                 handler.exchangeGranted(context, result)
             }
         }
+        if let result = grantedAtOnce.close() { exchangeGranted(context, result) }
     }
 
     private func exchangeGranted(_ context: ChannelHandlerContext, _ result: Result<CommitExchange, any Error>) {
@@ -517,5 +522,25 @@ extension Duration {
     var nanoseconds: Int64 {
         let (seconds, attoseconds) = components
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
+
+/// Holds a commit exchange granted while `beginExchange` had not returned yet
+/// (on the event loop's own thread); after ``close()`` it takes nothing.
+private final class GrantedAtOnce: @unchecked Sendable {
+    private var result: Result<CommitExchange, any Error>?
+    private var closed = false
+
+    /// Keeps `result` and returns true unless closed. Called on the loop's thread.
+    func take(_ result: Result<CommitExchange, any Error>) -> Bool {
+        guard !closed else { return false }
+        self.result = result
+        return true
+    }
+
+    /// What was granted at once, if anything; later grants go their own way.
+    func close() -> Result<CommitExchange, any Error>? {
+        closed = true
+        return result
     }
 }
