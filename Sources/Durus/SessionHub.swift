@@ -131,6 +131,14 @@ public final class SessionHub: Sendable {
         applies.release()
     }
 
+    /// Blocks until every commit whose exchange has ended has been applied
+    /// (see ``Storage/appliesCommitsAfterTheExchange``). The server calls it
+    /// before its event loops, which apply them, stop.
+    package func waitForAnnouncedCommits() {
+        applies.acquire()
+        applies.release()
+    }
+
     /// Runs `body` holding the commit exchange: no session's commit lands
     /// meanwhile, except the commits `body` itself makes on this thread
     /// (those go through without waiting). A transaction that keeps losing

@@ -126,6 +126,9 @@ public final class DurusServer: Sendable {
         DispatchQueue.global().async { [self] in
             try? listener.close().wait()
             core.drainClients(timeout: .seconds(10))
+            // Commits whose exchange ended are applied on the event loops:
+            // every one lands before the loops stop.
+            core.hub.waitForAnnouncedCommits()
             core.shutdownPools()
             try? group.syncShutdownGracefully()
             if case .unix(let path) = address { unlink(path) }
