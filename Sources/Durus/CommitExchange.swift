@@ -18,27 +18,6 @@ package final class CommitExchange: Sendable {
 
     deinit { abandon() }
 
-    /// Applies `records` atomically and ends the exchange.
-    ///
-    /// - Throws: ``DurusError/oidReserved(_:)`` for a record under an OID
-    ///   another session reserved; whatever the storage throws (a
-    ///   ``ConflictError``, ``DurusError/oidNotAllocated(_:)``, …). Nothing
-    ///   is written when it throws; the exchange is ended either way.
-    package func commit(_ records: [Record]) throws {
-        try end(committing: records, awaitingFlush: false)
-    }
-
-    /// Applies `records` atomically and ends the exchange, like ``commit(_:)``,
-    /// but leaves the wait for the disk to the caller, to be made after the
-    /// exchange is free for the next session
-    /// (see ``Storage/commitAwaitingFlush(_:handleInvalidations:)``): the
-    /// server reports the commit to its client only once that wait returns.
-    /// A wait that fails throws ``DurusError/commitNotDurable(reason:)``:
-    /// the commit stands, but is not known to be on the disk.
-    package func commitAwaitingFlush(_ records: [Record]) throws -> PendingFlush? {
-        try end(committing: records, awaitingFlush: true)
-    }
-
     /// Ends the exchange with `records` committed, applying them after the
     /// exchange when the storage allows (``Storage/appliesCommitsAfterTheExchange``):
     /// the next session's exchange then begins while they are applied.
@@ -46,15 +25,21 @@ package final class CommitExchange: Sendable {
     /// `apply` is called once the records' turn has come: at once (on this
     /// thread, the exchange already ended) when no commit before them is
     /// still being applied, else on the thread that applied the one before.
-    /// It gets the function that applies them and returns the outcome (what
-    /// ``commitAwaitingFlush(_:)`` returns or throws), which it must run, on
-    /// a thread of its choosing: the commits after wait for it.
+    /// It gets the function that applies them and returns the outcome, which
+    /// it must run, on a thread of its choosing: the commits after wait for
+    /// it. The outcome is the storage's wait for the disk, if it left one
+    /// (see ``Storage/commitAwaitingFlush(_:handleInvalidations:)``: the
+    /// server answers only once that wait returns; a wait that fails throws
+    /// ``DurusError/commitNotDurable(reason:)``, the commit standing), or the
+    /// error that refused the commit: ``DurusError/oidReserved(_:)`` for a
+    /// record under an OID another session reserved, or whatever the storage
+    /// throws (a ``ConflictError``, …), nothing being written then.
     package func commitAfterExchange(
         _ records: [Record],
         apply: @escaping @Sendable (@escaping @Sendable () -> Result<PendingFlush?, any Error>) -> Void
     ) {
         guard hub.storage.appliesCommitsAfterTheExchange else {
-            let outcome = Result { try end(committing: records, awaitingFlush: true) }
+            let outcome = Result { try applyInExchange(records) }
             apply { outcome }
             return
         }
@@ -65,12 +50,13 @@ package final class CommitExchange: Sendable {
         hub.commitAfterExchange(id, records, apply: apply)
     }
 
-    @discardableResult
-    private func end(committing records: [Record], awaitingFlush: Bool) throws -> PendingFlush? {
+    /// Applies `records` with the exchange held, then ends it (a storage
+    /// whose commits are made elsewhere, such as a replica's).
+    private func applyInExchange(_ records: [Record]) throws -> PendingFlush? {
         guard open.exchange(false, ordering: .acquiringAndReleasing) else { throw DurusError.closed }
         defer { hub.endExchange() }
         let oids = Set(records.map(\.oid))
-        return try hub.apply(id, records, awaitingFlush: awaitingFlush) { remote in
+        return try hub.apply(id, records, awaitingFlush: true) { remote in
             if let clash = remote.first(where: oids.contains) { throw ConflictError(.write, oids: [clash]) }
         }
     }
