@@ -127,8 +127,7 @@ public final class SessionHub: Sendable {
         guard !exchange.isHeldByCurrentThread else { return }
         exchange.acquire()
         exchange.release()
-        applies.acquire()
-        applies.release()
+        waitForAnnouncedCommits()
     }
 
     /// Blocks until every commit whose exchange has ended has been applied
@@ -146,9 +145,7 @@ public final class SessionHub: Sendable {
     public func exclusively<T>(_ body: () throws -> T) rethrows -> T {
         if exchange.isHeldByCurrentThread { return try body() }
         exchange.acquire()
-        // Commits announced before land first.
-        applies.acquire()
-        applies.release()
+        waitForAnnouncedCommits()
         exchange.markHeldByCurrentThread(true)
         defer {
             exchange.markHeldByCurrentThread(false)

@@ -10,10 +10,12 @@ import NIOCore
 /// the hub's exchange without blocking the loop, ends it once its records
 /// are received (the next client's exchange begins while they are applied),
 /// is applied on the loop in its turn, and waits for the disk (when its
-/// storage hands back such a wait) on the server's commit threads. The handler reads only when it can use the bytes:
-/// not while a commit is in flight, not while whole requests are still
-/// buffered, and not while the client is not reading its answers (the
-/// channel is not writable). Answers are written as they are made, so a
+/// storage hands back such a wait) on the server's commit threads. The
+/// handler reads only when it can use the bytes: not while a commit is
+/// being applied (while it waits for the exchange, one read, for the
+/// transaction), not while whole requests are still buffered, and not while
+/// the client is not reading its answers (the channel is not writable).
+/// Answers are written as they are made, so a
 /// client that pipelines requests without reading stops being served once
 /// its unread answers pass the channel's high-water mark; and one turn
 /// answers at most ``requestsPerTurn`` requests (or as many parts of a bulk
