@@ -470,10 +470,20 @@ final class ClientHandler: ChannelInboundHandler {
         guard output.readableBytes > 0, context.channel.isActive else { return }
         // Swapped out before writing: the write can turn the channel writable
         // again at once, which calls `process` (and so this) from inside it.
-        let pending = output
-        output = context.channel.allocator.buffer(capacity: 256)
+        var pending = output
+        output = Self.noOutput
         context.writeAndFlush(wrapOutboundOut(pending), promise: nil)
+        // Written through, the buffer is ours alone again: the next answers
+        // reuse its memory (were the channel still holding it, clearing
+        // would copy it, so a big one is let go).
+        if output.readableBytes == 0, pending.capacity <= Self.writeThreshold {
+            pending.clear()
+            output = pending
+        }
     }
+
+    /// Stands in for `output` while it is being written.
+    private static let noOutput = ByteBuffer()
 
     private func armFrameTimer(_ context: ChannelHandlerContext) {
         frameTimer?.cancel()
