@@ -52,6 +52,22 @@ func listenOnLoopback() throws -> (fd: Int32, port: Int) {
     return (fd, Int(UInt16(bigEndian: address.sin_port)))
 }
 
+/// Waits until something listens on `port` of 127.0.0.1, which `process`
+/// (a server it started, called `name` in the error) is to open.
+func waitForListener(_ process: Process, port: Int, within timeout: Duration, name: String) throws {
+    let deadline = ContinuousClock.now + timeout
+    while true {
+        if let fd = connectToLoopback(port: port) {
+            close(fd)
+            return
+        }
+        guard process.isRunning, ContinuousClock.now < deadline else {
+            throw BenchError(description: "\(name) did not listen on port \(port)")
+        }
+        usleep(20_000)
+    }
+}
+
 /// A free port on 127.0.0.1, for a server in another process to bind.
 func freeLoopbackPort() throws -> Int {
     let (fd, port) = try listenOnLoopback()

@@ -80,17 +80,11 @@ private final class ServeProcess {
         process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        let deadline = ContinuousClock.now + .seconds(60)
-        while true {
-            if let fd = connectToLoopback(port: port) {
-                close(fd)
-                return
-            }
-            guard process.isRunning, ContinuousClock.now < deadline else {
-                stop()
-                throw BenchError(description: "durus serve did not listen on port \(port)")
-            }
-            usleep(20_000)
+        do {
+            try waitForListener(process, port: port, within: .seconds(60), name: "durus serve")
+        } catch {
+            stop()
+            throw error
         }
     }
 

@@ -347,17 +347,11 @@ private final class PythonServer {
                              "--logginglevel", "30"]
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        let deadline = ContinuousClock.now + .seconds(30)
-        while true {
-            if let fd = connectToLoopback(port: port) {
-                close(fd)
-                return
-            }
-            guard process.isRunning, ContinuousClock.now < deadline else {
-                stop()
-                throw BenchError(description: "the Python server did not listen on port \(port)")
-            }
-            usleep(20_000)
+        do {
+            try waitForListener(process, port: port, within: .seconds(30), name: "the Python server")
+        } catch {
+            stop()
+            throw error
         }
     }
 
@@ -386,14 +380,7 @@ func runServerLoadsProfile(_ arguments: [String]) throws {
 ///     durus-bench server-latency [--seconds S] [--event-loops N]
 func runServerLatencyProfile(_ arguments: [String]) throws {
     let window = Duration.seconds(option("--seconds", in: arguments, default: 10))
-    let scratch = scratchDirectory("server-latency")
-    try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: scratch) }
-    let eventLoops = optionString("--event-loops", in: arguments).flatMap { Int($0) }
-    let server = try SwiftServer(path: scratch + "/swift", durability: .writeNoSync, eventLoops: eventLoops)
-    defer { try? server.stop() }
-    let subject = try Subject(address: server.address, objects: 1000)
-    let run = try subject.loadLatency(window: window)
+    let run = try withProfiledServer(arguments, durability: .writeNoSync) { try $0.loadLatency(window: window) }
     let sorted = run.durations.sorted()
     let at = { (q: Double) in sorted[Int(Double(sorted.count - 1) * q)] }
     print(String(format: "server-latency: %d loads while %d commits: p50 %.1f µs, p99 %.1f µs, p99.9 %.1f µs",
@@ -408,18 +395,24 @@ private func runServerCommitsProfile(_ arguments: [String], loads: Bool) throws 
     let clients = max(1, option("--clients", in: arguments, default: 4))
     let window = Duration.seconds(option("--seconds", in: arguments, default: 10))
     let durability = optionString("--durability", in: arguments).flatMap(Durability.init(rawValue:)) ?? .writeNoSync
-    let scratch = scratchDirectory("server-commits")
+    let rate = try withProfiledServer(arguments, durability: durability) { subject in
+        try loads ? subject.loadRate(clients: clients, window: window) : subject.commitRate(clients: clients, window: window)
+    }
+    if loads {
+        print(String(format: "server-loads: %d clients: %.0f loads/s", clients, rate))
+    } else {
+        print(String(format: "server-commits: %d clients, %@: %.0f commits/s", clients, durability.rawValue, rate))
+    }
+}
+
+/// Runs `body` against a Swift server on a fresh store of 1,000 records in
+/// a scratch directory (`--event-loops N` from `arguments`), then removes it.
+private func withProfiledServer<T>(_ arguments: [String], durability: Durability, _ body: (Subject) throws -> T) throws -> T {
+    let scratch = scratchDirectory("server-profile")
     try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: scratch) }
     let eventLoops = optionString("--event-loops", in: arguments).flatMap { Int($0) }
     let server = try SwiftServer(path: scratch + "/swift", durability: durability, eventLoops: eventLoops)
     defer { try? server.stop() }
-    let subject = try Subject(address: server.address, objects: 1000)
-    if loads {
-        let rate = try subject.loadRate(clients: clients, window: window)
-        print(String(format: "server-loads: %d clients: %.0f loads/s", clients, rate))
-    } else {
-        let rate = try subject.commitRate(clients: clients, window: window)
-        print(String(format: "server-commits: %d clients, %@: %.0f commits/s", clients, durability.rawValue, rate))
-    }
+    return try body(try Subject(address: server.address, objects: 1000))
 }

@@ -77,12 +77,7 @@ final class SnapshotPool: @unchecked Sendable {
     /// (a snapshot open during a write makes Berkeley DB copy each page it
     /// changes, and the copies take room in the cache).
     func endIdle() {
-        let idle = idle.withLock { idle in
-            var taken: [Snapshot] = []
-            swap(&taken, &idle)
-            return taken
-        }
-        for snapshot in idle { end(snapshot) }
+        for snapshot in idle.withLock({ Self.takeAll(&$0) }) { end(snapshot) }
     }
 
     /// Called after each write transaction committed: every snapshot begun
@@ -90,10 +85,14 @@ final class SnapshotPool: @unchecked Sendable {
     func advance() {
         let stale = idle.withLock { idle in
             generation.add(1, ordering: .releasing)
-            var taken: [Snapshot] = []
-            swap(&taken, &idle)
-            return taken
+            return Self.takeAll(&idle)
         }
         for snapshot in stale { end(snapshot) }
+    }
+
+    private static func takeAll(_ idle: inout [Snapshot]) -> [Snapshot] {
+        var taken: [Snapshot] = []
+        swap(&taken, &idle)
+        return taken
     }
 }
