@@ -109,6 +109,9 @@ let package = Package(
                 "DurusServer",
                 "DurusTestSupport",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
             ],
             exclude: ["Python"]
         ),

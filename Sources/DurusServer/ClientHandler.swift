@@ -2,9 +2,9 @@ import Durus
 import Logging
 import NIOCore
 
-/// Speaks protocol v1 with one client: parses its requests from the bytes
-/// received, answers them through its session, and drops it (and only it)
-/// when it breaks the protocol or stalls.
+/// Speaks protocol v1 with one client: takes its requests from the bytes
+/// received (through a ``RequestDecoder``), answers them through its
+/// session, and drops it (and only it) when it breaks the protocol or stalls.
 ///
 /// Requests are answered on the channel's event loop; a commit waits for
 /// the hub's exchange without blocking the loop, ends it once its records
@@ -28,8 +28,8 @@ final class ClientHandler: ChannelInboundHandler {
         case command
         case waitingForExchange
         case receivingTransaction(CommitExchange)
-        /// Answering a bulk load whose OIDs, this many, are still in `input`.
-        case bulkLoading(remaining: Int)
+        /// Answering a bulk load; the OIDs still to answer.
+        case bulkLoading(ByteBuffer)
         case committing
         case closed
     }
@@ -38,6 +38,7 @@ final class ClientHandler: ChannelInboundHandler {
     private let isUnixSocket: Bool
     private var logger: Logger
     private var session: SessionStorage?
+    private var decoder: RequestDecoder
     private var input = ByteBuffer()
     private var output = ByteBuffer()
     private var phase = Phase.command
@@ -65,6 +66,7 @@ final class ClientHandler: ChannelInboundHandler {
     init(server: ServerCore, isUnixSocket: Bool) {
         self.server = server
         self.isUnixSocket = isUnixSocket
+        decoder = RequestDecoder(limits: .init(server.configuration))
         logger = server.logger
     }
 
@@ -166,9 +168,11 @@ final class ClientHandler: ChannelInboundHandler {
             budget -= 1
             do {
                 switch phase {
-                case .command: step = try handleCommand(context)
-                case .receivingTransaction(let exchange): step = try receiveTransaction(context, exchange)
-                case .bulkLoading(let remaining): step = try answerBulkLoad(remaining)
+                case .command, .receivingTransaction:
+                    guard let session else { step = .wait; break }
+                    guard let request = try decoder.decode(buffer: &input) else { step = .needMoreBytes; break }
+                    step = try handle(request, context, session)
+                case .bulkLoading(let oids): step = try answerBulkLoad(oids)
                 case .waitingForExchange, .committing, .closed: step = .wait
                 }
             } catch {
@@ -217,47 +221,22 @@ final class ClientHandler: ChannelInboundHandler {
         output.readableBytes + ((try? context.channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0)
     }
 
-    private func handleCommand(_ context: ChannelHandlerContext) throws -> Step {
-        guard let byte = input.getInteger(at: input.readerIndex, as: UInt8.self) else { return .needMoreBytes }
-        guard let session else { return .wait }
-        if byte == WireProtocol.commitLogEndCommand, let end = server.configuration.commitLogEnd {
-            input.moveReaderIndex(forwardBy: 1)
-            output.writeInteger(try end())
-            return .handled
-        }
-        guard let command = WireProtocol.Command(rawValue: byte) else {
-            throw DurusError.protocolViolation("unknown command byte \(byte)")
-        }
-        let start = input.readerIndex + 1
-        switch command {
-        case .version:
-            guard let theirs = input.getInteger(at: start, as: UInt32.self) else { return .needMoreBytes }
-            input.moveReaderIndex(forwardBy: 5)
+    private func handle(_ request: ClientRequest, _ context: ChannelHandlerContext, _ session: SessionStorage) throws -> Step {
+        switch request {
+        case .version(let theirs):
             output.writeInteger(WireProtocol.version)
             guard theirs == WireProtocol.version else {
                 throw DurusError.protocolViolation("the client speaks protocol \(theirs), not \(WireProtocol.version)")
             }
         case .newOID:
-            input.moveReaderIndex(forwardBy: 1)
             output.writeInteger(try session.newOID().rawValue)
-        case .newOIDs:
-            guard let count = input.getInteger(at: start, as: UInt8.self) else { return .needMoreBytes }
-            input.moveReaderIndex(forwardBy: 2)
-            for oid in try session.newOIDs(count: Int(count)) { output.writeInteger(oid.rawValue) }
-        case .load:
-            guard let oid = input.getInteger(at: start, as: UInt64.self) else { return .needMoreBytes }
-            input.moveReaderIndex(forwardBy: 9)
-            try writeAnswer(session.answer(OID(oid)))
-        case .bulkLoad:
-            guard let count = input.getInteger(at: start, as: UInt32.self) else { return .needMoreBytes }
-            guard count <= server.configuration.maxBulkLoad else {
-                throw DurusError.protocolViolation("a bulk load of \(count) OIDs is over the limit of \(server.configuration.maxBulkLoad)")
-            }
-            guard input.readableBytes >= 5 + 8 * Int(count) else { return .needMoreBytes }
-            input.moveReaderIndex(forwardBy: 5)
-            phase = .bulkLoading(remaining: Int(count))
+        case .newOIDs(let count):
+            for oid in try session.newOIDs(count: count) { output.writeInteger(oid.rawValue) }
+        case .load(let oid):
+            try writeAnswer(session.answer(oid))
+        case .bulkLoad(let oids):
+            phase = .bulkLoading(oids)
         case .commit:
-            input.moveReaderIndex(forwardBy: 1)
             beginCommit(context, session)
             // The transaction follows the invalidations: keep asking for it,
             // so the socket stays registered for reading (dropping and
@@ -265,15 +244,19 @@ final class ClientHandler: ChannelInboundHandler {
             // most arrives before the exchange is granted.
             if input.readableBytes == 0, context.channel.isWritable { context.read() }
             return .wait
+        case .transaction(let records, let bytes):
+            // The decoder reads a transaction only after a `C`, and this
+            // handler decodes it only once the exchange is granted.
+            guard case .receivingTransaction(let exchange) = phase else {
+                throw DurusError.protocolViolation("a transaction outside a commit exchange")
+            }
+            return commit(context, exchange, records, bytes: bytes)
         case .sync:
-            input.moveReaderIndex(forwardBy: 1)
             writeOIDs(try session.sync())
         case .pack:
-            input.moveReaderIndex(forwardBy: 1)
             server.startPack(reason: "requested by a client")
             output.writeInteger(WireProtocol.Status.okay.rawValue)
         case .quit:
-            input.moveReaderIndex(forwardBy: 1)
             switch server.configuration.quitPolicy {
             case .anyone: break
             case .unixSocketOnly where isUnixSocket: break
@@ -285,22 +268,26 @@ final class ClientHandler: ChannelInboundHandler {
             server.requestShutdown()
             return .wait
         case .close:
-            input.moveReaderIndex(forwardBy: 1)
             phase = .closed
             context.close(promise: nil)
             return .wait
+        case .commitLogEnd:
+            guard let end = server.configuration.commitLogEnd else {
+                throw DurusError.protocolViolation("unknown command byte \(WireProtocol.commitLogEndCommand)")
+            }
+            output.writeInteger(try end())
         }
         return .handled
     }
 
-    /// Answers the next part of a bulk load whose OIDs are in `input`.
-    private func answerBulkLoad(_ remaining: Int) throws -> Step {
+    /// Answers the next part of a bulk load.
+    private func answerBulkLoad(_ oids: ByteBuffer) throws -> Step {
         guard let session else { return .wait }
-        let part = min(remaining, Self.bulkLoadPart)
-        for _ in 0 ..< part {
-            try writeAnswer(session.answer(OID(input.readInteger(as: UInt64.self)!)))
+        var oids = oids
+        for _ in 0 ..< min(oids.readableBytes / 8, Self.bulkLoadPart) {
+            try writeAnswer(session.answer(OID(oids.readInteger(as: UInt64.self)!)))
         }
-        phase = remaining == part ? .command : .bulkLoading(remaining: remaining - part)
+        phase = oids.readableBytes == 0 ? .command : .bulkLoading(oids)
         return .handled
     }
 
@@ -352,36 +339,27 @@ final class ClientHandler: ChannelInboundHandler {
         case .success(let exchange):
             writeOIDs(exchange.invalidations)
             phase = .receivingTransaction(exchange)
-            let deadline = NIODeadline.now() + .nanoseconds(server.configuration.commitTimeout.nanoseconds)
+            let deadline = context.eventLoop.now + .nanoseconds(server.configuration.commitTimeout.nanoseconds)
             exchangeDeadline = deadline
             if exchangeWatchdog == nil { armExchangeWatchdog(context, at: deadline) }
             process(context)
         }
     }
 
-    private func receiveTransaction(_ context: ChannelHandlerContext, _ exchange: CommitExchange) throws -> Step {
-        guard let length = input.getInteger(at: input.readerIndex, as: UInt32.self) else { return .needMoreBytes }
-        guard length <= server.configuration.maxTransactionSize else {
-            throw DurusError.protocolViolation("a transaction of \(length) bytes is over the limit of \(server.configuration.maxTransactionSize)")
-        }
-        guard input.readableBytes >= 4 + Int(length) else { return .needMoreBytes }
-        input.moveReaderIndex(forwardBy: 4)
+    /// Commits `records`, the transaction of the exchange held (none: the
+    /// client gives its commit up).
+    private func commit(_ context: ChannelHandlerContext, _ exchange: CommitExchange, _ records: [Record], bytes: Int) -> Step {
         exchangeDeadline = nil
-        guard length > 0 else {
+        guard !records.isEmpty else {
             exchange.abandon()
             phase = .command
             return .handled
-        }
-        let data = input.readBytes(length: Int(length))!
-        let records = try WireProtocol.decodeTransaction(data)
-        if let big = records.first(where: { $0.bytes.count > server.configuration.maxRecordSize }) {
-            throw DurusError.protocolViolation("the record of \(big.oid) has \(big.bytes.count) bytes, over the limit of \(server.configuration.maxRecordSize)")
         }
         phase = .committing
         // The exchange ends here and the next client's begins; the records
         // are applied on this loop in their turn, as a task of their own: a
         // next client on this loop hears its invalidations first.
-        let objects = records.count, bytes = data.count
+        let objects = records.count
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let loop = context.eventLoop
         exchange.commitAfterExchange(records) { apply in
@@ -501,7 +479,7 @@ final class ClientHandler: ChannelInboundHandler {
             let (handler, context) = bound.value
             handler.exchangeWatchdog = nil
             guard let due = handler.exchangeDeadline else { return }
-            if due <= .now() {
+            if due <= context.eventLoop.now {
                 handler.drop(context, "sent no transaction within \(handler.server.configuration.commitTimeout) of the commit exchange")
             } else {
                 handler.armExchangeWatchdog(context, at: due)
