@@ -87,6 +87,7 @@ let package = Package(
         ),
         .target(
             name: "DurusTestSupport",
+            dependencies: ["Durus", "DurusBerkeleyDB"],
             path: "Tests/DurusTestSupport"
         ),
         .testTarget(
@@ -94,6 +95,10 @@ let package = Package(
             dependencies: ["Durus", "DurusTestSupport"],
             exclude: ["Python"],
             resources: [.copy("Vectors")]
+        ),
+        .testTarget(
+            name: "DurusIntegrationTests",
+            dependencies: ["Durus", "DurusBerkeleyDB", "DurusTestSupport", "DurusMacros"]
         ),
         .testTarget(
             name: "DurusBerkeleyDBTests",

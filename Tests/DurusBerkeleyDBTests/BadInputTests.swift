@@ -1,5 +1,6 @@
 import Durus
 import DurusBerkeleyDB
+import DurusTestSupport
 import Foundation
 import Testing
 
@@ -72,10 +73,12 @@ import Testing
 
     @Test func aMissingStoreIsNotCreatedWhenToldNotTo() throws {
         let dir = TemporaryDirectory()
-        #expect(throws: DurusError.notAStore(path: dir.path, reason: "no such directory")) {
-            try openStore(dir.path) { $0.createIfMissing = false }
+        defer { dir.remove() }
+        let missing = dir.file("missing")
+        #expect(throws: DurusError.notAStore(path: missing, reason: "no such directory")) {
+            try openStore(missing) { $0.createIfMissing = false }
         }
-        #expect(!FileManager.default.fileExists(atPath: dir.path))
+        #expect(!FileManager.default.fileExists(atPath: missing))
     }
 
     @Test func aMissingTableIsAnErrorNamingIt() throws {

@@ -1,6 +1,7 @@
 import CBerkeleyDB
 import Durus
 import DurusBerkeleyDB
+import DurusTestSupport
 import Foundation
 import Testing
 

@@ -1,5 +1,6 @@
 @testable import DurusBerkeleyDB
 import Durus
+import DurusTestSupport
 import Foundation
 import Testing
 

@@ -1,4 +1,5 @@
 import Durus
+import DurusTestSupport
 import Foundation
 import Testing
 

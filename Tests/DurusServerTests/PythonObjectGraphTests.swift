@@ -3,6 +3,7 @@ import DurusBerkeleyDB
 import DurusClient
 import DurusMacros
 import DurusServer
+import DurusTestSupport
 import Foundation
 import Synchronization
 import Testing

@@ -2,6 +2,7 @@ import Durus
 import DurusBerkeleyDB
 import DurusClient
 import DurusServer
+import DurusTestSupport
 import Foundation
 import Synchronization
 import Testing

@@ -1,5 +1,6 @@
 import Durus
 import DurusClient
+import DurusTestSupport
 import Foundation
 import Synchronization
 import Testing

@@ -5,21 +5,6 @@ import DurusServer
 import Foundation
 import Logging
 
-/// A fresh directory under the system's temporary folder, removed by `remove()`.
-struct TemporaryDirectory {
-    let path: String
-
-    init(_ name: String = #function) {
-        let safe = name.filter { $0.isLetter || $0.isNumber }
-        path = NSTemporaryDirectory() + "durus-server-\(safe.prefix(40))-\(UUID().uuidString.prefix(8))"
-        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    func file(_ name: String) -> String { path + "/" + name }
-
-    func remove() { try? FileManager.default.removeItem(atPath: path) }
-}
-
 /// A server on a free loopback port (or a Unix socket) over `storage`.
 func startServer(storage: any Storage = MemoryStorage(), hub: SessionHub? = nil,
                  _ configure: (inout ServerConfiguration) -> Void = { _ in }) throws -> DurusServer {
@@ -52,13 +37,6 @@ extension DurusServer {
     func client() throws -> ClientStorage { try ClientStorage(address: address, ioTimeout: .seconds(30)) }
 }
 
-/// Opens a Berkeley DB store with small caches and no fsync (tests need no durability).
-func openStore(_ path: String, durability: Durability = .none) throws -> BerkeleyDBStorage {
-    var configuration = BerkeleyDBStorage.Configuration()
-    configuration.cacheSize = 8 << 20
-    configuration.durability = durability
-    return try BerkeleyDBStorage(path: path, configuration: configuration)
-}
 
 /// Polls `condition` for up to `timeout`; true as soon as it holds.
 func eventually(_ timeout: Duration = .seconds(10), _ condition: () throws -> Bool) rethrows -> Bool {

@@ -1,5 +1,6 @@
 import DurusBerkeleyDB
 import DurusMacros
+import DurusTestSupport
 import Foundation
 import Testing
 
@@ -538,10 +539,10 @@ import Testing
     }
 
     @Test func typeNamesAreStableAndAnOverrideKeepsThem() throws {
-        #expect(Account.persistentTypeName == "DurusBerkeleyDBTests.DocumentationSampleTests.Account")
+        #expect(Account.persistentTypeName == "DurusIntegrationTests.DocumentationSampleTests.Account")
         #expect(BTree<Date, String>.persistentTypeName == "BTree<Date, String>")
         #expect(PersistentList<Account>.persistentTypeName
-            == "PersistentList<DurusBerkeleyDBTests.DocumentationSampleTests.Account>")
+            == "PersistentList<DurusIntegrationTests.DocumentationSampleTests.Account>")
 
         let directory = TemporaryDirectory()
         defer { directory.remove() }

@@ -1,5 +1,6 @@
 import Durus
 import DurusBerkeleyDB
+import DurusTestSupport
 import Testing
 
 /// ARCHITECTURE.md's storage example, as written there (in a temporary directory).

@@ -1,5 +1,6 @@
 import Durus
 import DurusBerkeleyDB
+import DurusTestSupport
 import Foundation
 import Testing
 
