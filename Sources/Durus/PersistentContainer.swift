@@ -70,3 +70,40 @@ open class PersistentContainer<Contents: PersistentContents>: PersistentObject, 
     public var description: String { String(describing: contents) }
     public var debugDescription: String { "\(Swift.type(of: self))(\(String(reflecting: contents)))" }
 }
+
+/// What the three collections share of `Collection`: each reads the
+/// contents (loading a ghost) and answers from them. Positions are the
+/// contents' own, valid until the collection changes.
+extension PersistentContainer where Contents: Collection {
+    /// The number of elements.
+    @inlinable public var count: Int {
+        willRead()
+        return items.count
+    }
+
+    @inlinable public var isEmpty: Bool {
+        willRead()
+        return items.isEmpty
+    }
+
+    @inlinable public var startIndex: Contents.Index {
+        willRead()
+        return items.startIndex
+    }
+
+    @inlinable public var endIndex: Contents.Index {
+        willRead()
+        return items.endIndex
+    }
+
+    @inlinable public func index(after i: Contents.Index) -> Contents.Index {
+        willRead()
+        return items.index(after: i)
+    }
+
+    /// Iterates over a snapshot of the contents (loaded once).
+    @inlinable public func makeIterator() -> Contents.Iterator {
+        willRead()
+        return items.makeIterator()
+    }
+}

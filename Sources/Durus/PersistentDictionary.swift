@@ -137,16 +137,6 @@ public final class PersistentDictionary<Key: Hashable & Codable, Value: Codable>
         return items.values
     }
 
-    /// The number of pairs.
-    @inlinable public var count: Int {
-        willRead()
-        return items.count
-    }
-
-    @inlinable public var isEmpty: Bool {
-        willRead()
-        return items.isEmpty
-    }
 }
 
 extension PersistentDictionary: Collection {
@@ -155,30 +145,9 @@ extension PersistentDictionary: Collection {
     /// Positions are those of the contents, valid until the collection changes.
     public typealias Index = Dictionary<Key, Value>.Index
 
-    @inlinable public var startIndex: Index {
-        willRead()
-        return items.startIndex
-    }
-
-    @inlinable public var endIndex: Index {
-        willRead()
-        return items.endIndex
-    }
-
-    @inlinable public func index(after i: Index) -> Index {
-        willRead()
-        return items.index(after: i)
-    }
-
     @inlinable public subscript(position: Index) -> Element {
         willRead()
         return items[position]
-    }
-
-    /// Iterates over a snapshot of the contents (loaded once).
-    @inlinable public func makeIterator() -> Dictionary<Key, Value>.Iterator {
-        willRead()
-        return items.makeIterator()
     }
 }
 

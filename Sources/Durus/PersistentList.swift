@@ -48,23 +48,6 @@ extension PersistentList: RandomAccessCollection, MutableCollection {
     public typealias Indices = Range<Int>
     public typealias SubSequence = ArraySlice<Element>
 
-    @inlinable public var startIndex: Int { 0 }
-
-    @inlinable public var endIndex: Int {
-        willRead()
-        return items.count
-    }
-
-    @inlinable public var count: Int {
-        willRead()
-        return items.count
-    }
-
-    @inlinable public var isEmpty: Bool {
-        willRead()
-        return items.isEmpty
-    }
-
     @inlinable public subscript(position: Int) -> Element {
         get {
             willRead()

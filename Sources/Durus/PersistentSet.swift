@@ -30,16 +30,6 @@ public final class PersistentSet<Element: Hashable & Codable>: PersistentContain
     }
 
 
-    @inlinable public var count: Int {
-        willRead()
-        return items.count
-    }
-
-    @inlinable public var isEmpty: Bool {
-        willRead()
-        return items.isEmpty
-    }
-
     /// Makes room for `minimumCapacity` members.
     @inlinable public func reserveCapacity(_ minimumCapacity: Int) {
         willRead()
@@ -163,30 +153,9 @@ extension PersistentSet: Collection {
     /// Positions are those of the contents, valid until the collection changes.
     public typealias Index = Set<Element>.Index
 
-    @inlinable public var startIndex: Index {
-        willRead()
-        return items.startIndex
-    }
-
-    @inlinable public var endIndex: Index {
-        willRead()
-        return items.endIndex
-    }
-
-    @inlinable public func index(after i: Index) -> Index {
-        willRead()
-        return items.index(after: i)
-    }
-
     @inlinable public subscript(position: Index) -> Element {
         willRead()
         return items[position]
-    }
-
-    /// Iterates over a snapshot of the contents (loaded once).
-    @inlinable public func makeIterator() -> Set<Element>.Iterator {
-        willRead()
-        return items.makeIterator()
     }
 
     @inlinable public func firstIndex(of member: Element) -> Index? {
