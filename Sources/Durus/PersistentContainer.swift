@@ -107,3 +107,26 @@ extension PersistentContainer where Contents: Collection {
         return items.makeIterator()
     }
 }
+
+/// Contents looked up by key: a `Dictionary`.
+public protocol KeyedContents: PersistentContents {
+    associatedtype Key: Hashable
+    associatedtype Value
+    subscript(key: Key) -> Value? { get set }
+}
+
+extension Dictionary: KeyedContents where Key: Codable, Value: Codable {}
+
+extension PersistentContainer where Contents: KeyedContents {
+    /// The value for `key`; setting `nil` removes the key.
+    @inlinable public subscript(key: Contents.Key) -> Contents.Value? {
+        get {
+            willRead()
+            return items[key]
+        }
+        _modify {
+            willWrite()
+            yield &items[key]
+        }
+    }
+}

@@ -42,18 +42,6 @@ public final class PersistentDictionary<Key: Hashable & Codable, Value: Codable>
 
     // MARK: Reading and changing
 
-    /// The value for `key`; setting `nil` removes the key.
-    @inlinable public subscript(key: Key) -> Value? {
-        get {
-            willRead()
-            return items[key]
-        }
-        _modify {
-            willWrite()
-            yield &items[key]
-        }
-    }
-
     /// The value for `key`, or `defaultValue`; changing it in place stores the result.
     @inlinable public subscript(key: Key, default defaultValue: @autoclosure () -> Value) -> Value {
         get {

@@ -58,22 +58,13 @@ struct StateEncoder {
         return out
     }
 
-    /// The common leaf types, encoded without an encoder; nil for anything else.
+    /// The common leaf types (`LeafValueModel.leaf(_:)`) and object
+    /// references, encoded without an encoder; nil for anything else.
     func scalar<T: Encodable>(_ value: T) throws -> StateValue? {
-        // Exact metatype checks, cheap and precise (a dynamic value cast would
-        // take an empty [Account] for [UInt8], and costs far more).
-        if T.self == String.self { return .string(value as! String) }
-        if T.self == Int.self { return .int(Int64(value as! Int)) }
-        if T.self == Bool.self { return .bool(value as! Bool) }
-        if T.self == Double.self { return .double(value as! Double) }
-        if T.self == Data.self { return .bytes(Array(value as! Data)) }
-        if T.self == [UInt8].self { return .bytes(value as! [UInt8]) }
-        if T.self == Date.self { return .double((value as! Date).timeIntervalSinceReferenceDate) }
-        if T.self == UUID.self { return .bytes(withUnsafeBytes(of: (value as! UUID).uuid) { Array($0) }) }
-        // Last: the one dynamic cast, for every type that is none of the above.
+        if let leaf = StateValue.leaf(value) { return leaf }
+        // Last: the one dynamic test, for every type that is none of the above.
         if T.self is PersistentObject.Type {
-            // T is a class: its value is one object reference, read as such.
-            let object = withUnsafePointer(to: value) { $0.withMemoryRebound(to: PersistentObject.self, capacity: 1) { $0.pointee } }
+            let object = PersistentObject.object(value)
             return .reference(try reference(object), typeName: PersistentTypes.name(of: Swift.type(of: object)))
         }
         return nil

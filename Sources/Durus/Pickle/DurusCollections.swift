@@ -13,20 +13,6 @@
 public final class DurusPersistentDict<Key: Hashable & Codable, Value: Codable>: PersistentContainer<[Key: Value]>, PersistentRoot {
     public override class var pythonClass: String? { "durus.persistent_dict.PersistentDict" }
 
-    /// The value for `key`; setting `nil` removes the key.
-    @inlinable public subscript(key: Key) -> Value? {
-        get {
-            willRead()
-            return items[key]
-        }
-        _modify {
-            willWrite()
-            yield &items[key]
-        }
-    }
-
-    /// The number of entries.
-    public var count: Int { willRead(); return items.count }
     /// The keys, in no particular order.
     public var keys: [Key] { willRead(); return Array(items.keys) }
     /// The values, in no particular order.
@@ -46,20 +32,18 @@ public final class DurusPersistentDict<Key: Hashable & Codable, Value: Codable>:
 public final class DurusPersistentList<Element: Codable>: PersistentContainer<[Element]>, PersistentRoot {
     public override class var pythonClass: String? { "durus.persistent_list.PersistentList" }
 
-    /// The element at `index`.
-    @inlinable public subscript(index: Int) -> Element {
+    /// The element at `position`.
+    @inlinable public subscript(position: Int) -> Element {
         get {
             willRead()
-            return items[index]
+            return items[position]
         }
         _modify {
             willWrite()
-            yield &items[index]
+            yield &items[position]
         }
     }
 
-    /// The number of elements.
-    public var count: Int { willRead(); return items.count }
 
     /// Appends `element`.
     public func append(_ element: Element) {
@@ -83,8 +67,6 @@ public final class DurusPersistentSet<Element: Hashable & Codable>: PersistentCo
 
     /// Whether the set holds `element`.
     public func contains(_ element: Element) -> Bool { willRead(); return items.contains(element) }
-    /// The number of elements.
-    public var count: Int { willRead(); return items.count }
 
     /// Adds `element`; whether it was new.
     @discardableResult public func insert(_ element: Element) -> Bool {

@@ -120,19 +120,8 @@ struct PickleStateEncoder {
 
     /// The values written without an encoder; nil for anything else.
     func leaf<T: Encodable>(_ value: T) throws -> PickleValue? {
-        if T.self == String.self { return .string(value as! String) }
-        if T.self == Int.self { return .int(Int64(value as! Int)) }
-        if T.self == Bool.self { return .bool(value as! Bool) }
-        if T.self == Double.self { return .double(value as! Double) }
-        if T.self == Data.self { return .bytes(Array(value as! Data)) }
-        if T.self == [UInt8].self { return .bytes(value as! [UInt8]) }
-        if T.self == Date.self { return .double((value as! Date).timeIntervalSinceReferenceDate) }
-        if T.self == UUID.self { return .bytes(withUnsafeBytes(of: (value as! UUID).uuid) { Array($0) }) }
-        if T.self is PersistentObject.Type {
-            // T is a class: its value is one object reference (a metatype test
-            // costs far less than a dynamic cast of every value).
-            return try persistent(withUnsafePointer(to: value) { $0.withMemoryRebound(to: PersistentObject.self, capacity: 1) { $0.pointee } })
-        }
+        if let leaf = PickleValue.leaf(value) { return leaf }
+        if T.self is PersistentObject.Type { return try persistent(PersistentObject.object(value)) }
         if let set = value as? any PythonSetEncodable { return .set(try set.pickledElements(self)) }
         if let dictionary = value as? any PythonDictEncodable { return .dict(try dictionary.pickledEntries(self)) }
         if let tuple = value as? any PythonTupleEncodable { return .tuple(try tuple.pickledItems(self)) }
