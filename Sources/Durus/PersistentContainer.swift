@@ -17,7 +17,7 @@ open class PersistentContainer<Contents: PersistentContents>: PersistentObject, 
     @usableFromInline final var items: Contents
 
     /// An empty collection.
-    public override init() {
+    public required override init() {
         items = Contents()
         super.init()
         PersistentTypes.registerOnce(Self.self)

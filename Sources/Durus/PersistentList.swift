@@ -28,17 +28,22 @@
 /// Each specialization registers itself with ``PersistentTypes`` when an
 /// instance is first made (new or loaded); see ``PersistentDictionary`` for
 /// when ``PersistentContainer/registerType()`` is needed.
-public final class PersistentList<Element: Codable>: PersistentContainer<[Element]>, PersistentRoot {
+public class PersistentList<Element: Codable>: PersistentContainer<[Element]>, PersistentRoot {
     /// A new list of `elements`.
-    public convenience init<S: Sequence>(_ elements: S) where S.Element == Element {
+    public required convenience init<S: Sequence>(_ elements: S) where S.Element == Element {
         self.init()
         items = Array(elements)
     }
 
     /// A new list of `count` copies of `value`.
-    public convenience init(repeating value: Element, count: Int) {
+    public required convenience init(repeating value: Element, count: Int) {
         self.init()
         items = Array(repeating: value, count: count)
+    }
+
+    /// A new list of `elements`, as a literal writes them.
+    public required convenience init(arrayLiteral elements: Element...) {
+        self.init(elements)
     }
 
 }
@@ -223,8 +228,4 @@ extension PersistentList: RangeReplaceableCollection {
     }
 }
 
-extension PersistentList: ExpressibleByArrayLiteral {
-    public convenience init(arrayLiteral elements: Element...) {
-        self.init(elements)
-    }
-}
+extension PersistentList: ExpressibleByArrayLiteral {}

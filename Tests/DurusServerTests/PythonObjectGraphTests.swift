@@ -133,6 +133,9 @@ struct PythonObjectGraphTests {
         e.scores = [7: "seven"]
         entries.shapes["e"] = e
         entries.list.append(e)
+        // Python's list is a PersistentList in Swift, with all of its API.
+        entries.list.swapAt(1, 2)
+        #expect(entries.list.map(\.name) == ["a", "c", "b", "a", "e"])
         entries.labels.insert("swift")
         // Enough new keys to split nodes and grow the tree Python made, and
         // a thousand removals, which borrow from and merge its nodes.

@@ -28,28 +28,10 @@ public final class DurusPersistentDict<Key: Hashable & Codable, Value: Codable>:
 }
 
 /// Python Durus 4.3's `durus.persistent_list.PersistentList` (the state
-/// `{'data': […]}`); see ``DurusPersistentDict``.
-public final class DurusPersistentList<Element: Codable>: PersistentContainer<[Element]>, PersistentRoot {
+/// `{'data': […]}`); see ``DurusPersistentDict``. Everything else is a
+/// ``PersistentList``'s.
+public final class DurusPersistentList<Element: Codable>: PersistentList<Element> {
     public override class var pythonClass: String? { "durus.persistent_list.PersistentList" }
-
-    /// The element at `position`.
-    @inlinable public subscript(position: Int) -> Element {
-        get {
-            willRead()
-            return items[position]
-        }
-        _modify {
-            willWrite()
-            yield &items[position]
-        }
-    }
-
-
-    /// Appends `element`.
-    public func append(_ element: Element) {
-        willWrite()
-        items.append(element)
-    }
 
     public override func encodeState(_ encoder: inout PersistentStateEncoder) throws {
         try encoder.encode(DurusSlot(data: items))
