@@ -45,4 +45,23 @@ enum Engine {
         if !diagnostic.isEmpty { message += " (\(diagnostic))" }
         return BerkeleyDBError(code: code, operation: operation, message: message)
     }
+
+    /// A new handle in `env`, set up by `prepare`, then opened on `file`
+    /// (nil: a private, unnamed table) with `flags`; closed again when
+    /// either fails. `name` names the table in errors.
+    static func openHandle(_ env: UnsafeMutablePointer<DB_ENV>, file: String?, name: String, type: DBTYPE,
+                           flags: UInt32, mode: Int32 = 0o644,
+                           prepare: (UnsafeMutablePointer<DB>) throws -> Void = { _ in }) throws -> UnsafeMutablePointer<DB> {
+        var handle: UnsafeMutablePointer<DB>?
+        try check(durus_db_create(&handle, env), "create a handle for \(name)")
+        guard let db = handle else { throw BerkeleyDBError(code: -1, operation: "create a handle for \(name)", message: "no handle") }
+        do {
+            try prepare(db)
+            try check(durus_db_open(db, nil, file, type, flags, mode), "open \(name)")
+        } catch {
+            _ = durus_db_close(db)
+            throw error
+        }
+        return db
+    }
 }

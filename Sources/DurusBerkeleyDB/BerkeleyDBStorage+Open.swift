@@ -165,27 +165,19 @@ extension BerkeleyDBStorage {
     /// (``Configuration/migrationOnly``).
     static func openTable(_ env: UnsafeMutablePointer<DB_ENV>, _ file: String, _ type: DBTYPE, create: Bool,
                           logged: Bool = true, _ configuration: Configuration, _ path: String) throws -> Table {
-        var handle: UnsafeMutablePointer<DB>?
-        try Engine.check(durus_db_create(&handle, env), "create a handle for \(file)")
-        guard let db = handle else { throw BerkeleyDBError(code: -1, operation: "create a handle for \(file)", message: "no handle") }
-        // Page checksums: a page damaged on disk is reported, never read as data.
-        if create, case let code = durus_db_set_flags(db, durus_DB_CHKSUM), code != 0 {
-            _ = durus_db_close(db)
-            throw Engine.error(code, "enable checksums for \(file)")
-        }
-        if !logged, case let code = durus_db_set_flags(db, durus_DB_TXN_NOT_DURABLE), code != 0 {
-            _ = durus_db_close(db)
-            throw Engine.error(code, "open \(file) without a log")
-        }
         var flags = durus_DB_THREAD | durus_DB_AUTO_COMMIT
         if configuration.snapshotReads { flags |= durus_DB_MULTIVERSION }
         if create { flags |= durus_DB_CREATE }
         if configuration.readOnly { flags |= durus_DB_RDONLY }
-        let code = durus_db_open(db, nil, file, type, flags, 0o644)
-        if code != 0 {
-            let error = Engine.error(code, "open \(file)")
-            _ = durus_db_close(db)
-            if code == ENOENT { throw DurusError.corruptStore(path: path, reason: "\(file) is missing") }
+        let db: UnsafeMutablePointer<DB>
+        do {
+            db = try Engine.openHandle(env, file: file, name: file, type: type, flags: flags) { db in
+                // Page checksums: a page damaged on disk is reported, never read as data.
+                if create { try Engine.check(durus_db_set_flags(db, durus_DB_CHKSUM), "enable checksums for \(file)") }
+                if !logged { try Engine.check(durus_db_set_flags(db, durus_DB_TXN_NOT_DURABLE), "open \(file) without a log") }
+            }
+        } catch let error as BerkeleyDBError where error.operation == "open \(file)" {
+            if error.code == ENOENT { throw DurusError.corruptStore(path: path, reason: "\(file) is missing") }
             throw DurusError.corruptStore(path: path, reason: "cannot open \(file): \(error.message)")
         }
         return Table(handle: db, name: file)

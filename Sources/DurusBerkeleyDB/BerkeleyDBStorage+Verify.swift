@@ -123,13 +123,8 @@ extension BerkeleyDBStorage {
     /// A private, unnamed table in the environment's cache, backed by a
     /// temporary file only if the cache overflows; gone when closed.
     func temporaryTable(_ name: String) throws -> Table {
-        var handle: UnsafeMutablePointer<DB>?
-        try Engine.check(durus_db_create(&handle, env), "create \(name)")
-        let code = durus_db_open(handle, nil, nil, durus_DB_BTREE, durus_DB_CREATE | durus_DB_THREAD, 0o600)
-        if code != 0 {
-            _ = durus_db_close(handle)
-            throw Engine.error(code, "open \(name)")
-        }
-        return Table(handle: handle!, name: name)
+        let handle = try Engine.openHandle(env, file: nil, name: name, type: durus_DB_BTREE,
+                                           flags: durus_DB_CREATE | durus_DB_THREAD, mode: 0o600)
+        return Table(handle: handle, name: name)
     }
 }

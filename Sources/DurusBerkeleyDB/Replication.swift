@@ -717,13 +717,7 @@ extension Table {
     /// contents under it). Only while no other thread uses the table.
     func reopen(_ env: UnsafeMutablePointer<DB_ENV>) throws {
         _ = durus_db_close(handle)
-        var fresh: UnsafeMutablePointer<DB>?
-        try Engine.check(durus_db_create(&fresh, env), "create a handle for \(name)")
-        let code = durus_db_open(fresh, nil, name, durus_DB_UNKNOWN, durus_DB_THREAD | durus_DB_AUTO_COMMIT, 0o644)
-        if code != 0 {
-            _ = durus_db_close(fresh)
-            throw Engine.error(code, "reopen \(name)")
-        }
-        handle = fresh!
+        handle = try Engine.openHandle(env, file: name, name: name, type: durus_DB_UNKNOWN,
+                                       flags: durus_DB_THREAD | durus_DB_AUTO_COMMIT)
     }
 }

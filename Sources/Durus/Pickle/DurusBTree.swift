@@ -231,6 +231,17 @@ public final class DurusBTreeNode<Key: Comparable & Codable, Value: Codable>: Pe
         return nodes?.last?.maxItem() ?? items[items.count - 1]
     }
 
+    /// Merges children `p` and `p + 1`, around this node's item `p`, into
+    /// `survivor`, one of the two (already marked changed); the other goes.
+    private func mergeChildren(at p: Int, into survivor: DurusBTreeNode<Key, Value>) {
+        let left = nodes![p], right = nodes![p + 1]
+        (survivor === left ? right : left).willRead()
+        survivor.items = left.items + [items[p]] + right.items
+        if survivor.nodes != nil { survivor.nodes = (left.nodes ?? []) + (right.nodes ?? []) }
+        items.remove(at: p)
+        nodes!.remove(at: survivor === left ? p + 1 : p)
+    }
+
     /// Durus's `BNode.delete` (Cormen, Leiserson and Rivest, 19.3, with
     /// Cormen's own case 2c; see below): removes
     /// `key`, which the subtree holds, keeping every node on the way down
@@ -259,18 +270,14 @@ public final class DurusBTreeNode<Key: Comparable & Codable, Value: Codable>: Pe
                 let extreme = upper.minItem()
                 upper.delete(extreme.key)
                 items[p] = extreme
-            } else if let upper {
+            } else if upper != nil {
                 // Both children at their minimum: merged around the key, which
                 // is then deleted from the merged child (Cormen's case 2c).
                 // Durus moves the upper child's least item up instead, which
                 // can empty that child and leave leaves at two depths (Python
                 // Durus's own BTree(BNode) breaks so under random removals).
-                upper.willRead()
                 node.willWrite()
-                node.items = node.items + [items[p]] + upper.items
-                if let below = node.nodes { node.nodes = below + (upper.nodes ?? []) }
-                items.remove(at: p)
-                nodes?.remove(at: p + 1)
+                mergeChildren(at: p, into: node)
                 node.delete(key)
             }
         } else {
@@ -286,18 +293,10 @@ public final class DurusBTreeNode<Key: Comparable & Codable, Value: Codable>: Pe
                     node.items.append(items[p])
                     items[p] = upper.items.removeFirst()
                     if node.nodes != nil, let moved = upper.nodes?.removeFirst() { node.nodes?.append(moved) }
-                } else if let lower {
-                    lower.willRead()
-                    node.items = lower.items + [items[p - 1]] + node.items
-                    if let below = node.nodes { node.nodes = (lower.nodes ?? []) + below }
-                    items.remove(at: p - 1)
-                    nodes?.remove(at: p - 1)
-                } else if let upper {
-                    upper.willRead()
-                    node.items = node.items + [items[p]] + upper.items
-                    if let below = node.nodes { node.nodes = below + (upper.nodes ?? []) }
-                    items.remove(at: p)
-                    nodes?.remove(at: p + 1)
+                } else if lower != nil {
+                    mergeChildren(at: p - 1, into: node)
+                } else if upper != nil {
+                    mergeChildren(at: p, into: node)
                 }
             }
             node.delete(key)
