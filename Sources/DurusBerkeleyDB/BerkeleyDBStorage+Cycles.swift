@@ -60,17 +60,19 @@ extension BerkeleyDBStorage {
     }
 
     private func runCycleCollection(batchSize: Int) throws -> CycleCollectionReport {
+        try withTemporaryTables(["cycle-marks", "cycle-frontier", "cycle-doomed", "cycle-touched"]) { tables in
+            try runCycleCollection(batchSize: batchSize, marks: tables[0], frontier: tables[1], doomed: tables[2], touched: tables[3])
+        }
+    }
+
+    /// Marks from the root in `marks` (through `frontier`), lists the
+    /// unmarked in `doomed`, and sweeps them in batches; what commits touch
+    /// meanwhile is noted in `touched` and marked live before each batch.
+    private func runCycleCollection(batchSize: Int, marks: Table, frontier: Table, doomed: Table,
+                                    touched: Table) throws -> CycleCollectionReport {
         let clock = ContinuousClock()
         let start = clock.now
         var report = CycleCollectionReport()
-        let marks = try temporaryTable("cycle-marks")
-        defer { marks.close() }
-        let frontier = try temporaryTable("cycle-frontier")
-        defer { frontier.close() }
-        let doomed = try temporaryTable("cycle-doomed")
-        defer { doomed.close() }
-        let touched = try temporaryTable("cycle-touched")
-        defer { touched.close() }
         // Tracking starts before the snapshot: any commit the snapshot misses is touched.
         cycleTracking.withLock { $0 = CycleTracking(touched: touched) }
         defer { cycleTracking.withLock { $0 = nil } }

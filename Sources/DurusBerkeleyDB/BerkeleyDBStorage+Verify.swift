@@ -17,25 +17,22 @@ extension BerkeleyDBStorage {
     /// ```
     public func verify() throws -> VerifyReport {
         try reading {
-            let recount = try temporaryTable("verify-recount")
-            defer { recount.close() }
-            let marks = try temporaryTable("verify-marks")
-            defer { marks.close() }
-            let frontier = try temporaryTable("verify-frontier")
-            defer { frontier.close() }
-            return try snapshot { txn in
-                var report = VerifyReport()
-                try recountReferences(into: recount, report: &report, txn: txn)
-                try compareCounts(with: recount, report: &report, txn: txn)
-                try mark(marks, frontier: frontier, txn: txn)
-                try classifyUnreachable(recount: recount, marks: marks, report: &report, txn: txn)
-                let objects = try meta.uint64("objects", txn: txn)
-                let bytes = try meta.uint64("bytes", txn: txn)
-                if objects != UInt64(report.objects) || bytes != UInt64(report.bytes) {
-                    report.counterMismatch = "counters say \(objects) objects and \(bytes) bytes; "
-                        + "the scan found \(report.objects) and \(report.bytes)"
+            try withTemporaryTables(["verify-recount", "verify-marks", "verify-frontier"]) { tables in
+                let (recount, marks, frontier) = (tables[0], tables[1], tables[2])
+                return try snapshot { txn in
+                    var report = VerifyReport()
+                    try recountReferences(into: recount, report: &report, txn: txn)
+                    try compareCounts(with: recount, report: &report, txn: txn)
+                    try mark(marks, frontier: frontier, txn: txn)
+                    try classifyUnreachable(recount: recount, marks: marks, report: &report, txn: txn)
+                    let objects = try meta.uint64("objects", txn: txn)
+                    let bytes = try meta.uint64("bytes", txn: txn)
+                    if objects != UInt64(report.objects) || bytes != UInt64(report.bytes) {
+                        report.counterMismatch = "counters say \(objects) objects and \(bytes) bytes; "
+                            + "the scan found \(report.objects) and \(report.bytes)"
+                    }
+                    return report
                 }
-                return report
             }
         }
     }
@@ -118,6 +115,14 @@ extension BerkeleyDBStorage {
             }
             return true
         }
+    }
+
+    /// Private tables, one for each of `names`, open while `body` runs.
+    func withTemporaryTables<T>(_ names: [String], _ body: ([Table]) throws -> T) throws -> T {
+        var tables: [Table] = []
+        defer { for table in tables { table.close() } }
+        for name in names { tables.append(try temporaryTable(name)) }
+        return try body(tables)
     }
 
     /// A private, unnamed table in the environment's cache, backed by a
