@@ -108,6 +108,26 @@ extension PersistentContainer where Contents: Collection {
     }
 }
 
+/// Contents that can be emptied: `Array`, `Dictionary` and `Set`.
+public protocol ClearableContents: PersistentContents, Collection {
+    mutating func removeAll(keepingCapacity keepCapacity: Bool)
+}
+
+extension Array: ClearableContents where Element: Codable {}
+extension Dictionary: ClearableContents where Key: Codable, Value: Codable {}
+extension Set: ClearableContents where Element: Codable {}
+
+extension PersistentContainer where Contents: ClearableContents {
+    /// Removes every element. An empty collection is left unchanged (not
+    /// marked changed).
+    @inlinable public func removeAll(keepingCapacity keepCapacity: Bool = false) {
+        willRead()
+        guard !items.isEmpty else { return }
+        willWrite()
+        items.removeAll(keepingCapacity: keepCapacity)
+    }
+}
+
 /// Contents looked up by key: a `Dictionary`.
 public protocol KeyedContents: PersistentContents {
     associatedtype Key: Hashable

@@ -78,14 +78,6 @@ public final class PersistentDictionary<Key: Hashable & Codable, Value: Codable>
         return items.remove(at: index)
     }
 
-    /// Removes every pair. An empty dictionary is left unchanged.
-    @inlinable public func removeAll(keepingCapacity keepCapacity: Bool = false) {
-        willRead()
-        guard !items.isEmpty else { return }
-        willWrite()
-        items.removeAll(keepingCapacity: keepCapacity)
-    }
-
     /// Merges `other` in; `combine` picks the value for a key both have.
     @inlinable public func merge(_ other: [Key: Value],
                                  uniquingKeysWith combine: (Value, Value) throws -> Value) rethrows {

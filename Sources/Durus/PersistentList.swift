@@ -205,14 +205,6 @@ extension PersistentList: RangeReplaceableCollection {
         return items.removeLast()
     }
 
-    /// Removes every element. An empty list is left unchanged.
-    @inlinable public func removeAll(keepingCapacity keepCapacity: Bool = false) {
-        willRead()
-        guard !items.isEmpty else { return }
-        willWrite()
-        items.removeAll(keepingCapacity: keepCapacity)
-    }
-
     /// Removes the elements that match. When none does, the list is left unchanged.
     @inlinable public func removeAll(where shouldBeRemoved: (Element) throws -> Bool) rethrows {
         willRead()

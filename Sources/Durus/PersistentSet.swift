@@ -41,14 +41,6 @@ public final class PersistentSet<Element: Hashable & Codable>: PersistentContain
         willWrite()
         return items.remove(at: position)
     }
-
-    /// Removes every member. An empty set is left unchanged.
-    @inlinable public func removeAll(keepingCapacity keepCapacity: Bool = false) {
-        willRead()
-        guard !items.isEmpty else { return }
-        willWrite()
-        items.removeAll(keepingCapacity: keepCapacity)
-    }
 }
 
 extension PersistentSet: SetAlgebra {
