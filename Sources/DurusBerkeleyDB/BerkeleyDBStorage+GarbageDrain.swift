@@ -51,8 +51,12 @@ extension BerkeleyDBStorage {
             queueEmpty = batch.isEmpty
             for oid in batch {
                 try garbage.delete(oid, txn: txn)
-                guard oid != .root, try refcounts.count(oid, txn: txn) == 0,
-                      let bytes = try records.get(oid, txn: txn) else { continue }
+                guard oid != .root, try storedCount(oid, omitsCountOfOne: before.omitsCountOfOne, txn: txn) == 0 else { continue }
+                guard let bytes = try records.get(oid, txn: txn) else {
+                    // Queued without a record (a damaged store's dangling reference): no count either.
+                    try refcounts.delete(oid, txn: txn)
+                    continue
+                }
                 try deleteObject(oid, bytes, counters: &result, txn: txn)
                 freed.append(oid)
             }
@@ -86,14 +90,11 @@ extension BerkeleyDBStorage {
         counters.objects = counters.objects > 0 ? counters.objects - 1 : 0
         counters.bytes = counters.bytes >= UInt64(bytes.count) ? counters.bytes - UInt64(bytes.count) : 0
         guard let record = try? Record(bytes: bytes) else { return }
+        let omits = counters.omitsCountOfOne
         for ref in record.referenceSet {
-            let count = try refcounts.count(ref, txn: txn)
-            if count > 1 {
-                try refcounts.putCount(ref, count - 1, txn: txn)
-                continue
-            }
-            _ = try refcounts.delete(ref, txn: txn)
-            if ref != .root {
+            let count = try storedCount(ref, omitsCountOfOne: omits, txn: txn)
+            try storeCount(ref, count > 1 ? count - 1 : 0, omitsCountOfOne: omits, txn: txn)
+            if count <= 1, ref != .root {
                 try garbage.put(ref, [], txn: txn)
                 counters.garbageQueued = true
             }

@@ -1,3 +1,4 @@
+import CBerkeleyDB
 import Durus
 
 extension BerkeleyDBStorage {
@@ -13,10 +14,14 @@ extension BerkeleyDBStorage {
         for record in batch { storing[record.oid] = record }
         var deltas: [OID: Int] = [:]
         var candidates: [OID] = []
+        /// Stored by this commit where no record was: its count so far is its row's, or 0.
+        var new: Set<OID> = []
         var result = counters
+        let omits = counters.omitsCountOfOne
         func added(_ record: Record) {
             for ref in record.referenceSet { deltas[ref, default: 0] += 1 }
             candidates.append(record.oid)
+            if !fresh.contains(record.oid) { new.insert(record.oid) }
             result.objects += 1
             result.bytes += UInt64(record.bytes.count)
         }
@@ -58,33 +63,88 @@ extension BerkeleyDBStorage {
         if !missing.isEmpty { throw ConflictError(.write, oids: missing.sorted()) }
         var counted: [OID: UInt64] = [:]
         for (ref, delta) in deltas.sorted(by: { $0.key < $1.key }) where delta != 0 {
-            // A fresh object was never referenced: its first count, unless
-            // (against every rule) one is there, which then counts as usual.
-            if fresh.contains(ref), delta > 0, try refcounts.insertCount(ref, UInt64(delta), txn: txn) {
+            // A fresh object was never referenced, and has no row: referenced
+            // once, it needs none (format 2); else its first count.
+            if fresh.contains(ref), delta > 0 {
                 counted[ref] = UInt64(delta)
+                if delta != 1 || !omits || ref == .root { try refcounts.putCount(ref, UInt64(delta), txn: txn) }
                 continue
             }
-            let old = try refcounts.count(ref, txn: txn)
-            guard let oldCount = Int64(exactly: old), case let new = oldCount + Int64(delta), new >= 0 else {
+            let old = try new.contains(ref) ? refcounts.count(ref, txn: txn) : storedCount(ref, omitsCountOfOne: omits, txn: txn)
+            guard let oldCount = Int64(exactly: old), case let count = oldCount + Int64(delta), count >= 0 else {
                 throw DurusError.corruptStore(path: path, reason: "reference count of \(ref) would go below zero")
             }
-            counted[ref] = UInt64(new)
-            if new == 0 {
-                try refcounts.delete(ref, txn: txn)
+            counted[ref] = UInt64(count)
+            try storeCount(ref, UInt64(count), omitsCountOfOne: omits, txn: txn)
+            if count == 0 {
                 candidates.append(ref)
-            } else {
-                try refcounts.putCount(ref, UInt64(new), txn: txn)
-                if old == 0 { try garbage.delete(ref, txn: txn) }
+            } else if old == 0 {
+                try garbage.delete(ref, txn: txn)
             }
         }
         for oid in candidates where oid != .root {
-            if try counted[oid] ?? (fresh.contains(oid) ? 0 : refcounts.count(oid, txn: txn)) == 0 {
-                try garbage.put(oid, [], txn: txn)
-                result.garbageQueued = true
+            if let count = counted[oid] {
+                guard count == 0 else { continue }
+            } else if fresh.contains(oid) || new.contains(oid) {
+                // Stored, and referenced by nothing: its count is 0, which
+                // (in format 2) takes a row.
+                guard try refcounts.count(oid, txn: txn) == 0 else { continue }
+                try storeCount(oid, 0, omitsCountOfOne: omits, txn: txn)
+            } else {
+                guard try storedCount(oid, omitsCountOfOne: omits, txn: txn) == 0 else { continue }
             }
+            try garbage.put(oid, [], txn: txn)
+            result.garbageQueued = true
         }
         if result.objects != counters.objects || result.bytes != counters.bytes { try writeCounters(result, txn: txn) }
         return result
+    }
+
+    /// The reference count of `oid`, a stored object: its row's, or, without
+    /// one, 1 (format 2) or 0 (format 1, and the root).
+    func storedCount(_ oid: OID, omitsCountOfOne: Bool, txn: Txn) throws -> UInt64 {
+        try refcounts.countIfPresent(oid, txn: txn) ?? Self.impliedCount(oid, omitsCountOfOne)
+    }
+
+    /// Stores `count` as the reference count of `oid`: as no row when it is
+    /// the count that an object without a row has.
+    func storeCount(_ oid: OID, _ count: UInt64, omitsCountOfOne: Bool, txn: Txn) throws {
+        if count == Self.impliedCount(oid, omitsCountOfOne) {
+            try refcounts.delete(oid, txn: txn)
+        } else {
+            try refcounts.putCount(oid, count, txn: txn)
+        }
+    }
+
+    /// The count of a stored object that has no count row.
+    static func impliedCount(_ oid: OID, _ omitsCountOfOne: Bool) -> UInt64 {
+        omitsCountOfOne && oid != .root ? 1 : 0
+    }
+
+    /// Brings a store of format 1 (an object without a count row had no
+    /// referrer) to format 2 (it has one): each queued garbage object, which
+    /// has no row, gets a row of 0, in bounded transactions; then the format
+    /// is written. A crash part way leaves rows that both formats read alike,
+    /// and the next open goes on. Call with `writer` held.
+    func upgradeCounts(_ counters: inout Counters) throws {
+        var next: OID? = OID(0)
+        while let start = next {
+            next = try writeTransaction(flags: durus_DB_TXN_NOSYNC) { txn in
+                try garbage.withCursor(txn: txn) { cursor in
+                    var oid = try cursor.key(atOrAfter: start)
+                    for _ in 0 ..< max(1, configuration.collectionBatchSize) {
+                        guard let current = oid else { return nil }
+                        if current != .root, try refcounts.countIfPresent(current, txn: txn) == nil {
+                            try refcounts.putCount(current, 0, txn: txn)
+                        }
+                        oid = try cursor.key()
+                    }
+                    return oid
+                }
+            }
+        }
+        try writeTransaction { txn in try meta.putUInt64("format", UInt64(Self.formatVersion), txn: txn) }
+        counters.omitsCountOfOne = true
     }
 
     /// Whether the encoded record `old` lists exactly the references of `record`.

@@ -21,10 +21,11 @@ extension BerkeleyDBStorage {
                 let (recount, marks, frontier) = (tables[0], tables[1], tables[2])
                 return try snapshot { txn in
                     var report = VerifyReport()
+                    let omits = try meta.uint64("format", txn: txn) >= 2
                     try recountReferences(into: recount, report: &report, txn: txn)
-                    try compareCounts(with: recount, report: &report, txn: txn)
+                    try compareCounts(with: recount, omitsCountOfOne: omits, report: &report, txn: txn)
                     try mark(marks, frontier: frontier, txn: txn)
-                    try classifyUnreachable(recount: recount, marks: marks, report: &report, txn: txn)
+                    try classifyUnreachable(recount: recount, marks: marks, omitsCountOfOne: omits, report: &report, txn: txn)
                     let objects = try meta.uint64("objects", txn: txn)
                     let bytes = try meta.uint64("bytes", txn: txn)
                     if objects != UInt64(report.objects) || bytes != UInt64(report.bytes) {
@@ -58,11 +59,13 @@ extension BerkeleyDBStorage {
         }
     }
 
-    /// Pass 2: the stored counts equal the recount, both ways round.
-    private func compareCounts(with recount: Table, report: inout VerifyReport, txn: Txn) throws {
+    /// Pass 2: the stored counts equal the recount, both ways round (an
+    /// unreferenced object's count is checked in pass 4).
+    private func compareCounts(with recount: Table, omitsCountOfOne omits: Bool, report: inout VerifyReport, txn: Txn) throws {
         try recount.scan(txn: nil) { key, value in
             guard let oid = OID(bytes: key), let actual = OID(bytes: value)?.rawValue else { return true }
-            let stored = try refcounts.count(oid, txn: txn)
+            let stored = try records.exists(oid, txn: txn)
+                ? storedCount(oid, omitsCountOfOne: omits, txn: txn) : refcounts.count(oid, txn: txn)
             if stored != actual {
                 report.note(.init(oid: oid, stored: stored, actual: actual), in: \.countMismatches, count: \.countMismatchCount)
             }
@@ -77,7 +80,7 @@ extension BerkeleyDBStorage {
                 report.note(oid, in: \.malformed, count: \.malformedCount)
                 return true
             }
-            if try !recount.exists(oid, txn: nil) {
+            if stored != 0, try !recount.exists(oid, txn: nil) {
                 report.note(.init(oid: oid, stored: stored, actual: 0), in: \.countMismatches, count: \.countMismatchCount)
             }
             return true
@@ -102,10 +105,18 @@ extension BerkeleyDBStorage {
 
     /// Pass 4: sorts every unmarked object into queued garbage, stranded
     /// (unreferenced yet not queued) or leaked (kept alive by a cycle).
-    private func classifyUnreachable(recount: Table, marks: Table, report: inout VerifyReport, txn: Txn) throws {
+    private func classifyUnreachable(recount: Table, marks: Table, omitsCountOfOne omits: Bool,
+                                     report: inout VerifyReport, txn: Txn) throws {
         try records.scan(txn: txn) { key, _ in
             guard let oid = OID(bytes: key) else { return true }
             if try oid == .root || marks.exists(oid, txn: nil) { return true }
+            // Referenced by nothing, yet counted as referenced once by having no row
+            // (a row that says so is noted in pass 2).
+            if Self.impliedCount(oid, omits) != 0, try !recount.exists(oid, txn: nil),
+               try refcounts.countIfPresent(oid, txn: txn) == nil {
+                report.note(.init(oid: oid, stored: Self.impliedCount(oid, omits), actual: 0),
+                            in: \.countMismatches, count: \.countMismatchCount)
+            }
             if try garbage.exists(oid, txn: txn) {
                 report.pendingGarbage += 1
             } else if try recount.count(oid, txn: nil) == 0 {

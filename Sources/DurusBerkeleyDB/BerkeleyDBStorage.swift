@@ -17,9 +17,11 @@ import Synchronization
 /// ```
 ///
 /// **Tables.** `records.db` (OID → record), `refcounts.db` (OID → how many
-/// stored records reference it), `garbage.db` (OIDs whose count reached
-/// zero), `meta.db` (format version, OID reservation, object and byte
-/// counts). Counts change in the same transaction as the records.
+/// stored records reference it, where that is not once: a stored object
+/// without a row is referenced once, the root not at all), `garbage.db`
+/// (OIDs whose count reached zero), `meta.db` (format version, OID
+/// reservation, object and byte counts). Counts change in the same
+/// transaction as the records.
 ///
 /// **Garbage.** A commit adjusts the counts by each stored record's new
 /// references minus its old ones; an object whose count reaches zero (and a
@@ -36,8 +38,10 @@ import Synchronization
 /// applied one at a time. One process may have a store open for writing;
 /// others may open it ``Configuration/readOnly``.
 public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
-    /// The on-disk format this build writes and reads.
-    public static let formatVersion = 1
+    /// The on-disk format this build writes and reads. Format 1 (an object
+    /// without a count row had no referrer) is read too, and brought to
+    /// format 2 when opened for writing.
+    public static let formatVersion = 2
 
     /// The environment directory.
     public let path: String
@@ -101,6 +105,9 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         /// The last commit-log sequence number written (a replicated
         /// master); nil when it must be read from the table.
         var logSequence: UInt64?
+        /// Whether an object without a count row is referenced once (format
+        /// 2) rather than not at all (format 1, as the root is in both).
+        var omitsCountOfOne = true
     }
 
     struct OIDAllocator {
@@ -158,6 +165,8 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         lockFile = try Self.takeWriterLock(path, readOnly: configuration.readOnly)
         var envHandle: UnsafeMutablePointer<DB_ENV>?
         var opened: [Table] = []
+        // A store of format 1 is brought to format 2 once it is open.
+        var upgrades = false
         do {
             envHandle = try Self.openEnvironment(path, configuration: configuration)
             let env = envHandle!
@@ -185,7 +194,8 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
                 (meta, records, refcounts, garbage, commitLog) = (opened[0], opened[1], opened[2], opened[3], opened[4])
                 let reserved = try meta.uint64("next-oid", txn: nil)
                 oids = Mutex(OIDAllocator(next: reserved, reserved: reserved))
-                writer = Mutex(Counters(objects: try meta.uint64("objects", txn: nil), bytes: try meta.uint64("bytes", txn: nil)))
+                writer = Mutex(Counters(objects: try meta.uint64("objects", txn: nil), bytes: try meta.uint64("bytes", txn: nil),
+                                        omitsCountOfOne: format >= 2))
                 let state = ReplicationState(configuration: replication)
                 state.watch.withLock { $0.sequence = (try? Self.lastLogSequence(env, opened[4])) ?? 0 }
                 replicationState = state
@@ -260,12 +270,17 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
             }
             let reserved = try meta.uint64("next-oid", txn: nil)
             oids = Mutex(OIDAllocator(next: reserved, reserved: reserved))
-            writer = Mutex(Counters(objects: try meta.uint64("objects", txn: nil), bytes: try meta.uint64("bytes", txn: nil)))
+            writer = Mutex(Counters(objects: try meta.uint64("objects", txn: nil), bytes: try meta.uint64("bytes", txn: nil),
+                                    omitsCountOfOne: create || format >= 2))
+            upgrades = format == 1 && !configuration.readOnly && !configuration.migrationOnly
         } catch {
             for table in opened.reversed() { table.close() }
             if let envHandle { _ = durus_env_close(envHandle) }
             if lockFile >= 0 { Foundation.close(lockFile) }
             throw Self.describeOpenFailure(error, path: path)
+        }
+        if upgrades {
+            try writer.withLock { counters in try upgradeCounts(&counters) }
         }
         replicationState?.startWatcher(self)
         if !configuration.readOnly {

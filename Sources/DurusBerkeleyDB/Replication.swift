@@ -585,12 +585,14 @@ extension BerkeleyDBStorage {
             throw ReplicationError.notMaster(master: master)
         }
         if durus_rep_local_site_removed(env) != 0 { throw ReplicationError.removedFromGroup }
-        try state.watch.withLock { watch in
-            guard !watch.masterLoaded else { return }
+        let loaded = try state.watch.withLock { watch in
+            guard !watch.masterLoaded else { return false }
             if let log = commitLog { try readCommitLog(log, after: &watch) }
-            let (reserved, objects, bytes) = try readTransaction { txn in
-                (try meta.uint64("next-oid", txn: txn), try meta.uint64("objects", txn: txn), try meta.uint64("bytes", txn: txn))
+            let (reserved, objects, bytes, format) = try readTransaction { txn in
+                (try meta.uint64("next-oid", txn: txn), try meta.uint64("objects", txn: txn), try meta.uint64("bytes", txn: txn),
+                 try meta.uint64("format", txn: txn))
             }
+            counters.omitsCountOfOne = format >= 2
             oids.withLock { allocator in
                 allocator = OIDAllocator(next: reserved, reserved: reserved)
             }
@@ -600,7 +602,10 @@ extension BerkeleyDBStorage {
             counters.drain = nil
             counters.logSequence = nil
             watch.masterLoaded = true
+            return true
         }
+        // A group whose store is of format 1: its new master brings it to format 2.
+        if loaded, !counters.omitsCountOfOne { try upgradeCounts(&counters) }
     }
 
     /// Appends a commit-log entry (the OIDs a commit changed or a collection

@@ -88,9 +88,13 @@ final class Table: @unchecked Sendable {
         try withKey(oid) { k in try delete(k, txn: txn) }
     }
 
-    /// The u64 under `oid`, or 0 when absent (reference counts).
+    /// The u64 under `oid`, or 0 when absent.
     func count(_ oid: OID, txn: Txn?) throws -> UInt64 {
-        guard let bytes = try get(oid, txn: txn) else { return 0 }
+        try countIfPresent(oid, txn: txn) ?? 0
+    }
+    /// The u64 under `oid`, or nil when absent.
+    func countIfPresent(_ oid: OID, txn: Txn?) throws -> UInt64? {
+        guard let bytes = try get(oid, txn: txn) else { return nil }
         return try decodeUInt64(bytes, key: "\(oid)")
     }
     func putCount(_ oid: OID, _ value: UInt64, txn: Txn?) throws {
