@@ -125,6 +125,17 @@ func runObjectsCreateProfile(_ arguments: [String]) throws {
     let root = try connection.root(BenchRoot.self)
     let perSecond = try rate(1) { _ in try createItems(root, connection, objects: objects, batch: batch) } * Double(objects)
     print(String(format: "objects-create: %d objects in commits of %d: %.0f objects/s", objects, batch, perSecond))
+    // Then, with --rmw N, N read-modify-write commits of one random item each.
+    let rmw = option("--rmw", in: arguments, default: 0)
+    guard rmw > 0 else { return }
+    var random = SystemRandomNumberGenerator()
+    let commits = try rate(1) { _ in
+        for _ in 0 ..< rmw {
+            root.item(Int.random(in: 0 ..< objects, using: &random))?.value += 1
+            try connection.commit()
+        }
+    } * Double(rmw)
+    print(String(format: "objects-create: %d read-modify-write commits: %.0f commits/s", rmw, commits))
 }
 
 /// The create phase: `objects` items in buckets of 1,000 under `root`, committed every `batch`.
