@@ -33,7 +33,7 @@ import Foundation
 func runObjectsSuite(_ arguments: [String]) throws {
     let objects = option("--objects", in: arguments, default: 100_000)
     let batch = option("--batch", in: arguments, default: 1_000)
-    let rmw = option("--rmw", in: arguments, default: 5_000)
+    let rmw = option("--rmw", in: arguments, default: 20_000)
     let cold = option("--cold", in: arguments, default: 5_000)
     let warm = option("--warm", in: arguments, default: 200_000)
     let python = optionString("--python", in: arguments) ?? defaultPython()
