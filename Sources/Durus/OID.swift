@@ -49,6 +49,22 @@ public struct OID: RawRepresentable, Hashable, Comparable, Sendable, CustomStrin
 
     @inlinable public static func < (lhs: OID, rhs: OID) -> Bool { lhs.rawValue < rhs.rawValue }
 
+    @inlinable public static func == (lhs: OID, rhs: OID) -> Bool { lhs.rawValue == rhs.rawValue }
+
+    @inlinable public func hash(into hasher: inout Hasher) { hasher.combine(rawValue) }
+
+    /// The hash a `Set` or `Dictionary` of OIDs places them by: the OID mixed
+    /// with the table's per-process random seed by two multiply–xor-shift
+    /// rounds (a few instructions, where `Hasher`'s SipHash takes hundreds),
+    /// as every commit builds several such sets. The low bits a table uses
+    /// depend on all of the OID's and the seed's.
+    @inlinable public func _rawHashValue(seed: Int) -> Int {
+        var x = rawValue ^ UInt64(truncatingIfNeeded: seed)
+        x = (x ^ (x &>> 32)) &* 0xD6E8_FEB8_6659_FD93
+        x = (x ^ (x &>> 32)) &* 0xD6E8_FEB8_6659_FD93
+        return Int(truncatingIfNeeded: x ^ (x &>> 32))
+    }
+
     public var description: String { "OID(\(rawValue))" }
 }
 
