@@ -89,6 +89,25 @@ func runOurs(path: String, _ work: Workload) throws -> [String: Double] {
         checksum &+= byNumber[Int.random(in: 0 ..< work.objects, using: &random)]?.value ?? 0
     }
     guard fresh.loadCount == loads else { throw PeersError(description: "swift-durus: warm reads loaded records") }
+    // The ceiling of any object layer whose objects are class instances:
+    // the same values as plain Swift objects, kept and read the same way.
+    var plainByNumber: [Int: PlainItem] = [:]
+    for (number, item) in byNumber { plainByNumber[number] = PlainItem(name: "item-\(number)", value: item.value, tags: []) }
+    rates["warm-read-plain-classes"] = rate(work.warm) { _ in
+        checksum &+= plainByNumber[Int.random(in: 0 ..< work.objects, using: &random)]?.value ?? 0
+    }
     print("swift-durus checksum \(checksum)")
     return rates
+}
+
+/// An item as a plain Swift class: what a warm read of a class instance costs
+/// with nothing persistent about it.
+final class PlainItem {
+    var name: String
+    var value: Int
+    var tags: [String]
+
+    init(name: String, value: Int, tags: [String]) {
+        (self.name, self.value, self.tags) = (name, value, tags)
+    }
 }

@@ -5,7 +5,8 @@
 //       [--batch N] [--rmw N] [--cold N] [--warm N]
 //
 // Prints a table (name, ours, grdb, unit, ratio) and ends with one line per
-// row: `ratio LINE-vs-grdb X`, ours ÷ GRDB (above 1 means we are faster).
+// row: `ratio LINE-vs-grdb X`, ours ÷ GRDB (above 1 means we are faster), and
+// the warm read's ceiling for class instances: `ratio warm-read-vs-plain-classes`.
 import Foundation
 
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -64,10 +65,15 @@ do {
             + format(theirs[name] ?? 0).leftPad(14) + unit.leftPad(12) + String(format: "%.2f", ratio).leftPad(9))
     }
     print("")
+    let plain = ours["warm-read-plain-classes"] ?? 0
+    print("ceiling warm-read: plain Swift classes kept the same way, \(format(plain)) reads/s, "
+        + String(format: "%.2f", plain / max(theirs["warm-read"] ?? 0, .leastNonzeroMagnitude)) + "× GRDB's structs")
+    print("")
     for (name, _) in lines {
         let ratio = (ours[name] ?? 0) / max(theirs[name] ?? 0, .leastNonzeroMagnitude)
         print("ratio \(name)-vs-grdb \(String(format: "%.3f", ratio))")
     }
+    print("ratio warm-read-vs-plain-classes \(String(format: "%.3f", (ours["warm-read"] ?? 0) / max(plain, .leastNonzeroMagnitude)))")
 } catch {
     try? FileManager.default.removeItem(atPath: scratch)
     print("durus-peers: \(error)")
