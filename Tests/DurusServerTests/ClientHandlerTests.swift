@@ -55,6 +55,19 @@ import Testing
         }
 
         var isOpen: Bool { channel.isActive }
+
+        /// A new OID, asked for with `N`.
+        func newOID() throws -> OID {
+            try send([0x4E])
+            return try #require(OID(bytes: answers()))
+        }
+
+        /// Commits `records` in one exchange (`C`, its transaction) and
+        /// returns every byte answered: the invalidations, then the status.
+        func commit(_ records: [Record]) throws -> [UInt8] {
+            try send([0x43] + ClientHandlerTests.commitRequest(records))
+            return try answers()
+        }
     }
 
     static func u32(_ value: UInt32) -> [UInt8] { withUnsafeBytes(of: value.bigEndian) { Array($0) } }
@@ -148,8 +161,7 @@ import Testing
         let other = try harness.client()
         try silent.send([0x43])
         #expect(try silent.answers() == Self.u32(0))
-        try other.send([0x4E])
-        let oid = try OID(bytes: other.answers())!
+        let oid = try other.newOID()
         try other.send([0x43])
         #expect(try other.answers().isEmpty, "the exchange is held")
         harness.loop.advanceTime(by: .seconds(2))
@@ -171,16 +183,13 @@ import Testing
         let harness = Harness()
         let bad = try harness.client()
         let other = try harness.client()
-        try other.send([0x4E])
-        let oid = try OID(bytes: other.answers())!
-        try other.send([0x43] + Self.commitRequest([record(oid, "before")]))
-        #expect(try other.answers() == Self.u32(0) + [0x4F])
+        let oid = try other.newOID()
+        #expect(try other.commit([record(oid, "before")]) == Self.u32(0) + [0x4F])
         try? bad.send([0x4E, 0x00])
         #expect(try bad.answers().count == 8)
         #expect(!bad.isOpen)
         let after = record(oid, "after")
-        try other.send([0x43] + Self.commitRequest([after]))
-        #expect(try other.answers() == Self.u32(0) + [0x4F])
+        #expect(try other.commit([after]) == Self.u32(0) + [0x4F])
         #expect(try harness.storage.load(oid) == after)
     }
 
@@ -188,10 +197,8 @@ import Testing
         let harness = Harness()
         let first = try harness.client()
         let second = try harness.client()
-        try first.send([0x4E])
-        let oid = try OID(bytes: first.answers())!
-        try first.send([0x43] + Self.commitRequest([record(oid, "one")]))
-        #expect(try first.answers() == Self.u32(0) + [0x4F])
+        let oid = try first.newOID()
+        #expect(try first.commit([record(oid, "one")]) == Self.u32(0) + [0x4F])
         // Committed since the second client last synced: its load is
         // refused as invalid (as Durus 4.3 answers) until it syncs.
         try second.send([0x4C] + Self.u64(oid.rawValue))
@@ -200,8 +207,7 @@ import Testing
         #expect(try second.answers() == Self.u32(1) + Self.u64(oid.rawValue))
         try second.send([0x4C] + Self.u64(oid.rawValue))
         #expect(try second.answers().first == 0x4F)
-        try first.send([0x43] + Self.commitRequest([record(oid, "two")]))
-        #expect(try first.answers() == Self.u32(0) + [0x4F])
+        #expect(try first.commit([record(oid, "two")]) == Self.u32(0) + [0x4F])
         try second.send([0x53])
         #expect(try second.answers() == Self.u32(1) + Self.u64(oid.rawValue))
     }
