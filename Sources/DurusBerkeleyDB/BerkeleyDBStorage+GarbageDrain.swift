@@ -86,7 +86,16 @@ extension BerkeleyDBStorage {
     /// what it referenced: those counts stay high, which can only leak, never delete.
     func deleteObject(_ oid: OID, _ bytes: [UInt8], counters: inout Counters, txn: Txn) throws {
         _ = try records.delete(oid, txn: txn)
-        _ = try refcounts.delete(oid, txn: txn)
+        // A cycle collection deletes objects that other doomed objects, not
+        // yet swept, still reference: their count stays, as a row (a record
+        // stored under this OID meanwhile is counted with them, and their
+        // sweep counts it down). A drained object's count is 0: no row.
+        let remaining = try storedCount(oid, omitsCountOfOne: counters.omitsCountOfOne, txn: txn)
+        if remaining == 0 {
+            _ = try refcounts.delete(oid, txn: txn)
+        } else {
+            try refcounts.putCount(oid, remaining, txn: txn)
+        }
         counters.objects = counters.objects > 0 ? counters.objects - 1 : 0
         counters.bytes = counters.bytes >= UInt64(bytes.count) ? counters.bytes - UInt64(bytes.count) : 0
         guard let record = try? Record(bytes: bytes) else { return }

@@ -107,9 +107,13 @@ extension BerkeleyDBStorage {
     }
 
     /// Stores `count` as the reference count of `oid`: as no row when it is
-    /// the count that an object without a row has.
+    /// the count that a stored object without a row has. An OID without a
+    /// record (deleted by a cycle collection while doomed objects still
+    /// reference it) keeps any count but 0 as a row: a record stored under
+    /// it later counts from there.
     func storeCount(_ oid: OID, _ count: UInt64, omitsCountOfOne: Bool, txn: Txn) throws {
-        if count == Self.impliedCount(oid, omitsCountOfOne) {
+        let implied = count == Self.impliedCount(oid, omitsCountOfOne)
+        if try implied && (count == 0 || records.exists(oid, txn: txn)) {
             try refcounts.delete(oid, txn: txn)
         } else {
             try refcounts.putCount(oid, count, txn: txn)
