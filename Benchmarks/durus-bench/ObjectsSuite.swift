@@ -125,6 +125,8 @@ func runObjectsCreateProfile(_ arguments: [String]) throws {
     let root = try connection.root(BenchRoot.self)
     let perSecond = try rate(1) { _ in try createItems(root, connection, objects: objects, batch: batch) } * Double(objects)
     print(String(format: "objects-create: %d objects in commits of %d: %.0f objects/s", objects, batch, perSecond))
+    let cold = option("--cold", in: arguments, default: 0)
+    if cold > 0 { try runColdLoadProfile(database, storage, root, objects: objects, cold: cold) }
     // Then, with --rmw N, N read-modify-write commits of one random item each.
     let rmw = option("--rmw", in: arguments, default: 0)
     guard rmw > 0 else { return }
@@ -136,6 +138,22 @@ func runObjectsCreateProfile(_ arguments: [String]) throws {
         }
     } * Double(rmw)
     print(String(format: "objects-create: %d read-modify-write commits: %.0f commits/s", rmw, commits))
+}
+
+/// With `--cold N` after the create phase: N items loaded by OID through a
+/// new connection (decoded into objects), then the same N records loaded
+/// from the storage alone.
+func runColdLoadProfile(_ database: Database, _ storage: BerkeleyDBStorage, _ root: BenchRoot, objects: Int, cold: Int) throws {
+    var oids: [OID] = []
+    for number in stride(from: 0, to: objects, by: max(1, objects / cold)) {
+        if let oid = root.item(number)?.oid { oids.append(oid) }
+    }
+    let connection = try database.open()
+    var checksum = 0
+    let loads = try rate(oids.count) { checksum &+= (try connection.get(oids[$0]) as? Item)?.value ?? 0 }
+    let records = try rate(oids.count) { checksum &+= try storage.load(oids[$0]).bytes.count }
+    print(String(format: "objects-create: %d object loads by OID: %.0f/s; record loads: %.0f/s (checksum %d)",
+                 oids.count, loads, records, checksum))
 }
 
 /// The create phase: `objects` items in buckets of 1,000 under `root`, committed every `batch`.

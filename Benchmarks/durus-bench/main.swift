@@ -9,7 +9,7 @@
 //   swift run -c release durus-bench server-commits [--clients N] [--seconds S] [--durability MODE]
 //   swift run -c release durus-bench server-loads [--clients N] [--seconds S]
 //   swift run -c release durus-bench server-latency [--seconds S]
-//   swift run -c release durus-bench objects-create [--objects N] [--batch N] [--rmw N]
+//   swift run -c release durus-bench objects-create [--objects N] [--batch N] [--cold N] [--rmw N]
 //   swift run -c release durus-bench migrate [--python PATH] [--objects N]
 //   swift run -c release durus-bench replication [--seconds S] [--clients N] [--lag-commits N]
 //
