@@ -75,7 +75,8 @@ extension BerkeleyDBStorage {
                 throw DurusError.corruptStore(path: path, reason: "reference count of \(ref) would go below zero")
             }
             counted[ref] = UInt64(count)
-            try storeCount(ref, UInt64(count), omitsCountOfOne: omits, txn: txn)
+            // A reference added is to a record stored (checked above, or in this commit).
+            try storeCount(ref, UInt64(count), omitsCountOfOne: omits, recordExists: delta > 0 || storing[ref] != nil ? true : nil, txn: txn)
             if count == 0 {
                 candidates.append(ref)
             } else if old == 0 {
@@ -89,7 +90,7 @@ extension BerkeleyDBStorage {
                 // Stored, and referenced by nothing: its count is 0, which
                 // (in format 2) takes a row.
                 guard try refcounts.count(oid, txn: txn) == 0 else { continue }
-                try storeCount(oid, 0, omitsCountOfOne: omits, txn: txn)
+                try storeCount(oid, 0, omitsCountOfOne: omits, recordExists: true, txn: txn)
             } else {
                 guard try storedCount(oid, omitsCountOfOne: omits, txn: txn) == 0 else { continue }
             }
@@ -110,10 +111,11 @@ extension BerkeleyDBStorage {
     /// the count that a stored object without a row has. An OID without a
     /// record (deleted by a cycle collection while doomed objects still
     /// reference it) keeps any count but 0 as a row: a record stored under
-    /// it later counts from there.
-    func storeCount(_ oid: OID, _ count: UInt64, omitsCountOfOne: Bool, txn: Txn) throws {
+    /// it later counts from there. `recordExists`: whether the caller knows
+    /// (nil: it is looked up when it matters).
+    func storeCount(_ oid: OID, _ count: UInt64, omitsCountOfOne: Bool, recordExists: Bool? = nil, txn: Txn) throws {
         let implied = count == Self.impliedCount(oid, omitsCountOfOne)
-        if try implied && (count == 0 || records.exists(oid, txn: txn)) {
+        if try implied && (count == 0 || recordExists ?? records.exists(oid, txn: txn)) {
             try refcounts.delete(oid, txn: txn)
         } else {
             try refcounts.putCount(oid, count, txn: txn)
