@@ -49,10 +49,6 @@ public struct OID: RawRepresentable, Hashable, Comparable, Sendable, CustomStrin
 
     @inlinable public static func < (lhs: OID, rhs: OID) -> Bool { lhs.rawValue < rhs.rawValue }
 
-    @inlinable public static func == (lhs: OID, rhs: OID) -> Bool { lhs.rawValue == rhs.rawValue }
-
-    @inlinable public func hash(into hasher: inout Hasher) { hasher.combine(rawValue) }
-
     /// The hash a `Set` or `Dictionary` of OIDs places them by: the OID mixed
     /// with the table's per-process random seed by two multiply–xor-shift
     /// rounds (a few instructions, where `Hasher`'s SipHash takes hundreds),

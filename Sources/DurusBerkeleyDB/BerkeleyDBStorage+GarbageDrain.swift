@@ -57,7 +57,7 @@ extension BerkeleyDBStorage {
                     try refcounts.delete(oid, txn: txn)
                     continue
                 }
-                try deleteObject(oid, bytes, counters: &result, txn: txn)
+                try deleteObject(oid, bytes, count: 0, counters: &result, txn: txn)
                 freed.append(oid)
             }
             if result.objects != before.objects { try writeCounters(result, txn: txn) }
@@ -84,13 +84,14 @@ extension BerkeleyDBStorage {
     /// Deletes a garbage object's record and counts down what it referenced;
     /// those left unreferenced join the queue. A damaged record cannot say
     /// what it referenced: those counts stay high, which can only leak, never delete.
-    func deleteObject(_ oid: OID, _ bytes: [UInt8], counters: inout Counters, txn: Txn) throws {
+    /// `count`: the object's reference count, when the caller has read it.
+    func deleteObject(_ oid: OID, _ bytes: [UInt8], count: UInt64? = nil, counters: inout Counters, txn: Txn) throws {
         _ = try records.delete(oid, txn: txn)
         // A cycle collection deletes objects that other doomed objects, not
         // yet swept, still reference: their count stays, as a row (a record
         // stored under this OID meanwhile is counted with them, and their
         // sweep counts it down). A drained object's count is 0: no row.
-        let remaining = try storedCount(oid, omitsCountOfOne: counters.omitsCountOfOne, txn: txn)
+        let remaining = try count ?? storedCount(oid, omitsCountOfOne: counters.omitsCountOfOne, txn: txn)
         if remaining == 0 {
             _ = try refcounts.delete(oid, txn: txn)
         } else {
