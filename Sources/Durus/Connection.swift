@@ -134,10 +134,13 @@ public final class Connection {
     /// OIDs the storage handed out for new objects and no commit used yet,
     /// the next one last: taken a block at a time, not one call per object.
     private var freshOIDs: [OID] = []
+    /// The storage's ``Storage/sessionGeneration`` when invalidations were last read.
+    private var generation: Int
 
     init(storage: any Storage, configuration: Database.Configuration) {
         self.storage = storage
         self.configuration = configuration
+        generation = storage.sessionGeneration
     }
 
     func handleReleased() {
@@ -190,6 +193,7 @@ public final class Connection {
             return
         }
         guard invalid.isEmpty else { throw DurusError.abortRequired }
+        let generationAtStart = generation
         var newObjects: [PersistentObject] = []
         var records: [Record] = []
         var inDoubt: DurusError?
@@ -243,9 +247,10 @@ public final class Connection {
                 inDoubt = .commitNotDurable(reason: reason)
             }
         } catch {
+            let sameSession = generationAtStart == storage.sessionGeneration
             for object in newObjects {
                 // Nothing was stored: the OID is still ours, for the next new object.
-                if let oid = object.oid { objects.remove(oid); freshOIDs.append(oid) }
+                if let oid = object.oid { objects.remove(oid); if sameSession { freshOIDs.append(oid) } }
                 object.oid = nil
                 object.core = nil
                 object.status = .unsaved
@@ -399,15 +404,19 @@ public final class Connection {
     /// Reads a record, turning a read conflict on an object that this
     /// transaction did not access into a sync and a retry, as Durus does.
     private func fetch(_ oid: OID) throws -> Record {
+        let record: Record
         do {
-            return try storage.load(oid)
+            record = try storage.load(oid)
         } catch let conflict as ConflictError where conflict.kind == .read {
             try handleInvalidations(try storage.sync(), readOID: oid)
-            return try storage.load(oid)
+            record = try storage.load(oid)
         } catch DurusError.keyNotFound(let missing) where objects.contains(missing) {
             // A ghost whose object was collected: the reference was stale.
             throw ConflictError(.read, oids: [missing])
         }
+        // The storage moved to another server: what this transaction read may be stale.
+        if storage.sessionGeneration != generation { try handleInvalidations([], readOID: oid) }
+        return record
     }
 
     private func apply(_ record: Record, to object: PersistentObject) throws {
@@ -508,7 +517,7 @@ public final class Connection {
 
     /// Applies what others committed (and garbage collected): cached copies become ghosts.
     private func synchronize() throws {
-        let oids = try storage.sync()
+        let oids = withLostInvalidations(try storage.sync())
         invalid.formUnion(oids)
         for oid in invalid {
             if let object = objects[oid] { ghostify(object) }
@@ -516,10 +525,22 @@ public final class Connection {
         invalid.removeAll()
     }
 
+    /// `oids`, and every object held here when the storage lost track of
+    /// others' commits since the last look (``Storage/sessionGeneration``
+    /// changed): any of them may have changed meanwhile. OIDs taken for new
+    /// objects are dropped: the session that handed them out is gone.
+    private func withLostInvalidations(_ oids: [OID]) -> [OID] {
+        let now = storage.sessionGeneration
+        guard now != generation else { return oids }
+        generation = now
+        freshOIDs.removeAll()
+        return oids + resident.objects.compactMap(\.oid)
+    }
+
     /// Objects accessed in this transaction conflict; others become ghosts.
     private func handleInvalidations(_ oids: [OID], readOID: OID?) throws {
         var conflicts: [OID] = []
-        for oid in oids {
+        for oid in withLostInvalidations(oids) {
             guard let object = objects[oid] else { continue }
             if object.serial == serial {
                 conflicts.append(oid)

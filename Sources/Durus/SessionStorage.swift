@@ -71,6 +71,9 @@ public final class SessionStorage: Storage {
     /// exchange): the session's view holds every commit counted there.
     public var commitsSeen: Int { hub.commitsSeen(id) }
 
+    /// The shared storage's: a session loses what the storage lost.
+    public var sessionGeneration: Int { hub.storage.sessionGeneration }
+
     public func pack() throws { try hub.storage.pack() }
 
     public func forEachRecord(_ body: (Record) throws -> Void) throws { try hub.storage.forEachRecord(body) }

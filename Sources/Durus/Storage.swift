@@ -109,6 +109,13 @@ public protocol Storage: AnyObject, Sendable, MigrationSource {
     /// exchanges ended): true for a storage that commits locally and
     /// needs nothing of the exchange while it applies. The default is false.
     var appliesCommitsAfterTheExchange: Bool { get }
+    /// Counts the times this storage lost track of what others committed: a
+    /// `ClientStorage` of several addresses that moved to another server of a
+    /// replication group cannot know what was committed while it moved.
+    /// When it changes, a ``Connection`` treats every object it holds as
+    /// changed by others (the transaction in progress conflicts; cached
+    /// objects load again). The default is always 0.
+    var sessionGeneration: Int { get }
 }
 
 /// A storage's wait for the disk after a commit it applied (see
@@ -123,6 +130,7 @@ extension Storage {
     public var reportsInvalidationsAfterLoads: Bool { false }
 
     public var appliesCommitsAfterTheExchange: Bool { false }
+    public var sessionGeneration: Int { 0 }
 
     public func abandonCommitExchange() {}
 

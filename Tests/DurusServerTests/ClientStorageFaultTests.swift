@@ -113,4 +113,36 @@ import Testing
         let client = try ClientStorage(address: server.address, ioTimeout: .seconds(5))
         #expect(throws: DurusError.self) { try client.load(.root) }
     }
+
+    /// Two servers over one hub stand for two sites of one store. A client
+    /// given three addresses skips the first, where nothing listens; when its
+    /// server stops it moves to the other for the next request (a load, then
+    /// a commit there) and counts the move in `sessionGeneration`. With no
+    /// site left it throws a network error once `failoverTimeout` is up, and
+    /// a client of addresses where nothing listens is not made at all.
+    @Test func aClientOfSeveralAddressesMovesWhenItsServerStops() throws {
+        let hub = SessionHub(storage: MemoryStorage())
+        let first = try startServer(hub: hub), second = try startServer(hub: hub)
+        defer { first.stop(); second.stop() }
+        let nobody = ServerAddress.tcp(host: "127.0.0.1", port: freePort())
+        let client = try ClientStorage(addresses: [nobody, first.address, second.address], connectTimeout: .seconds(2),
+                                       ioTimeout: .seconds(5), failoverTimeout: .seconds(1))
+        #expect(client.address == first.address && client.sessionGeneration == 0)
+        let root = try client.newOID()
+        try client.commit([record(root, "one")])
+
+        first.stop()
+        #expect(try client.load(root).data.elementsEqual("one".utf8))
+        #expect(client.address == second.address && client.sessionGeneration == 1)
+        let child = try client.newOID()
+        try client.commit([record(root, "two", references: [child]), record(child, "child")])
+        #expect(try hub.storage.load(root).data.elementsEqual("two".utf8))
+
+        second.stop()
+        #expect(throws: DurusError.self) { try client.load(root) }
+        #expect(client.sessionGeneration == 1)
+        #expect(throws: DurusError.self) {
+            try ClientStorage(addresses: [nobody, .tcp(host: "127.0.0.1", port: freePort())], connectTimeout: .seconds(1))
+        }
+    }
 }
