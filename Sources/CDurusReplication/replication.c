@@ -129,6 +129,10 @@ int durus_rep_configure(DB_ENV *env, int acks, int priority, u_int32_t ack_timeo
      * arrives then sleeps 5 s before it looks again: calls return
      * DB_REP_LOCKOUT at once instead, and the callers retry within ms. */
     if (r == 0) r = env->rep_set_config(env, DB_REP_CONF_NOWAIT, 1);
+    /* A commit's log records go to each replica as one message, sent when
+     * the commit record is written, not one message (and one wakeup of the
+     * replica) per record. */
+    if (r == 0) r = env->rep_set_config(env, DB_REP_CONF_BULK, 1);
     return r;
 }
 

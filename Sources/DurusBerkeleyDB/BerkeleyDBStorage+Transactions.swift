@@ -4,14 +4,23 @@ import Durus
 import Foundation
 
 extension BerkeleyDBStorage {
+    /// What this site's own write transactions begin with: write-no-sync on
+    /// a replicated write-no-sync store, whose environment's default is
+    /// no-sync (for the commits replication applies); otherwise the
+    /// environment's default.
+    static func ownTransactionFlags(_ configuration: Configuration) -> UInt32 {
+        configuration.replication != nil && configuration.durability == .writeNoSync ? durus_DB_TXN_WRITE_NOSYNC : 0
+    }
+
     /// Runs `body` in a write transaction and commits it, retrying from the
     /// start when Berkeley DB picks it as a deadlock victim.
     func writeTransaction<T>(flags: UInt32 = 0, retries: Int = deadlockRetries, _ body: (Txn) throws -> T) throws -> T {
         var attempt = 0
         snapshots?.endIdle()
+        let beginFlags = Self.ownTransactionFlags(configuration)
         while true {
             var txn: Txn?
-            let begun = durus_txn_begin(env, &txn, 0)
+            let begun = durus_txn_begin(env, &txn, beginFlags)
             // A replicated store's API is locked out for a moment during a role change.
             if begun == durus_DB_REP_LOCKOUT && attempt < retries {
                 attempt += 1

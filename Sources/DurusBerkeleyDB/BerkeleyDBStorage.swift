@@ -254,7 +254,8 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
             garbage = garbageTable
             meta = metaTable
             if create {
-                try Self.initializeMeta(env, metaTable, accessMethod)
+                try Self.initializeMeta(env, metaTable, accessMethod,
+                                        beginFlags: Self.ownTransactionFlags(configuration))
             }
             if let replication = configuration.replication {
                 let log = try Self.openTable(env, "commitlog.db", durus_DB_BTREE, create: true, configuration, path)

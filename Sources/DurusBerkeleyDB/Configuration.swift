@@ -11,6 +11,14 @@ public enum Durability: String, Sendable, CaseIterable {
     /// flushed: an acknowledged commit survives a process crash (`kill -9`);
     /// an operating-system crash or power loss may lose the latest commits.
     /// This matches Durus's own FileStorage, which never calls `fsync`.
+    ///
+    /// In a replication group, a site writes its own commits so, but keeps
+    /// the commits it applies from its master in the log buffer until a
+    /// later write: a replica's newest commits may be lost with its
+    /// process, and come back from the group when it restarts. With
+    /// `quorum` acknowledgements, an acknowledged commit is then on the
+    /// master's disk (written, not flushed) and in a replica's memory: it
+    /// survives the loss of any one site, process or machine.
     case writeNoSync = "write-no-sync"
     /// The log stays in memory until its buffer fills: even a process crash
     /// may lose the latest commits (up to one log buffer). The fastest mode.
