@@ -197,7 +197,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
                 writer = Mutex(Counters(objects: try meta.uint64("objects", txn: nil), bytes: try meta.uint64("bytes", txn: nil),
                                         omitsCountOfOne: format >= 2))
                 let state = ReplicationState(configuration: replication)
-                state.watch.withLock { $0.sequence = (try? Self.lastLogSequence(env, opened[4])) ?? 0 }
+                state.withWatch { $0.sequence = (try? Self.lastLogSequence(env, opened[4])) ?? 0 }
                 replicationState = state
                 state.startWatcher(self)
                 // Replicas checkpoint too (their logs grow as the master's);
@@ -263,7 +263,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
                 commitLog = log
                 let state = ReplicationState(configuration: replication)
                 let last = try Self.lastLogSequence(env, log)
-                state.watch.withLock { $0 = .init(sequence: last, masterLoaded: true) }
+                state.withWatch { $0 = .init(sequence: last, masterLoaded: true) }
                 replicationState = state
             } else {
                 commitLog = nil
@@ -586,10 +586,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
             try handles.writing { () throws in
                 guard !isClosed else { throw DurusError.closed }
                 for table in [meta, records, refcounts, garbage, commitLog].compactMap({ $0 }) { try table.reopen(env) }
-                replicationState?.watch.withLock { watch in
-                    watch.sequence = watch.sequence > 1_000 ? watch.sequence - 1_000 : 0
-                    watch.masterLoaded = false
-                }
+                replicationState?.rewindAfterReopen()
             }
             return try handles.reading { () throws -> T in
                 guard !isClosed else { throw DurusError.closed }

@@ -290,7 +290,12 @@ final class ReplicationState: @unchecked Sendable {
         /// is not reported by sync() (the hub told the other sessions already).
         var ownCommit: Set<OID>?
     }
-    let watch = Mutex(Watch())
+    private let watch = Mutex(Watch())
+    /// Set when a rollback or an internal init made the tables be reopened:
+    /// the next look at the watch rereads the latest entries (see `rewindOnRollback`).
+    /// A flag, not a change under `watch`, since the reopening can happen
+    /// inside a read the watcher makes while it holds `watch`.
+    private let rewindPending = Atomic<Bool>(false)
     let lastToken = Mutex<CommitToken?>(nil)
     private let stopped = Mutex(false)
     private let finished = Mutex(true)
@@ -298,6 +303,21 @@ final class ReplicationState: @unchecked Sendable {
     init(configuration: BerkeleyDBStorage.Replication) {
         self.configuration = configuration
     }
+
+    /// Runs `body` with the watch, first applying a rewind asked for by ``rewindAfterReopen()``.
+    func withWatch<T: Sendable, E: Error>(_ body: (inout Watch) throws(E) -> T) throws(E) -> T {
+        try watch.withLock { watch throws(E) -> T in
+            if rewindPending.exchange(false, ordering: .acquiringAndReleasing) {
+                watch.sequence = watch.sequence > rewindOnRollback ? watch.sequence - rewindOnRollback : 0
+                watch.masterLoaded = false
+            }
+            return try body(&watch)
+        }
+    }
+
+    /// The tables were reopened after a rollback or an internal init: what
+    /// was read last may have been replaced.
+    func rewindAfterReopen() { rewindPending.store(true, ordering: .releasing) }
 
     /// Starts the watcher thread, which feeds replicated commits' OIDs to ``BerkeleyDBStorage/sync()``.
     func startWatcher(_ storage: BerkeleyDBStorage) {
@@ -419,7 +439,7 @@ extension BerkeleyDBStorage {
 
     /// The last commit-log sequence number this site has seen (written as
     /// master, or read as replica).
-    public var appliedSequence: UInt64 { replicationState?.watch.withLock { $0.sequence } ?? 0 }
+    public var appliedSequence: UInt64 { replicationState?.withWatch { $0.sequence } ?? 0 }
 
     /// Replication lag last seen here: seconds between a commit on the master
     /// and its arrival at this site (0 on the master), and log bytes this
@@ -428,7 +448,7 @@ extension BerkeleyDBStorage {
         guard let state = replicationState else { return (0, 0) }
         var bytes: UInt64 = 0
         if role == .replica { _ = try? reading { () throws in durus_rep_lag_bytes(env, &bytes) } }
-        return (role == .master ? 0 : state.watch.withLock { $0.lagSeconds }, bytes)
+        return (role == .master ? 0 : state.withWatch { $0.lagSeconds }, bytes)
     }
 
     /// The group's sites other than this one, and how many are connected now.
@@ -447,7 +467,7 @@ extension BerkeleyDBStorage {
         if durus_rep_local_site_removed(env) != 0 { return }
         let master = durus_rep_role(env) == durus_role_master
         if master { return }
-        state.watch.withLock { watch in
+        state.withWatch { watch in
             if watch.masterLoaded {
                 // Demoted: what this site wrote last may be rolled back and rewritten.
                 watch.masterLoaded = false
@@ -529,7 +549,7 @@ extension BerkeleyDBStorage {
         guard let state = replicationState, let log = commitLog else { return }
         let deadline = ContinuousClock.now + timeout
         while true {
-            let reached = try state.watch.withLock { watch in
+            let reached = try state.withWatch { watch in
                 if watch.sequence < sequence { try readCommitLog(log, after: &watch) }
                 return watch.sequence >= sequence
             }
@@ -543,12 +563,12 @@ extension BerkeleyDBStorage {
     /// site's own, forwarded to the master: its entry is left out of what
     /// ``sync()`` reports (the sessions here heard of it from the hub).
     public func expectOwnCommit(_ oids: [OID]) {
-        replicationState?.watch.withLock { $0.ownCommit = Set(oids) }
+        replicationState?.withWatch { $0.ownCommit = Set(oids) }
     }
 
     /// Forgets ``expectOwnCommit(_:)`` (the commit was refused).
     public func forgetOwnCommit() {
-        replicationState?.watch.withLock { $0.ownCommit = nil }
+        replicationState?.withWatch { $0.ownCommit = nil }
     }
 
     /// Records, on the master, the address where this site serves Durus
@@ -585,7 +605,7 @@ extension BerkeleyDBStorage {
             throw ReplicationError.notMaster(master: master)
         }
         if durus_rep_local_site_removed(env) != 0 { throw ReplicationError.removedFromGroup }
-        let loaded = try state.watch.withLock { watch in
+        let loaded = try state.withWatch { watch in
             guard !watch.masterLoaded else { return false }
             if let log = commitLog { try readCommitLog(log, after: &watch) }
             let (reserved, objects, bytes, format) = try readTransaction { txn in
@@ -631,7 +651,7 @@ extension BerkeleyDBStorage {
     /// After a commit with a log entry has been made: the watcher's position follows it.
     func noteCommitLogWritten(_ counters: Counters) {
         guard let state = replicationState, let sequence = counters.logSequence else { return }
-        state.watch.withLock { $0.sequence = max($0.sequence, sequence) }
+        state.withWatch { $0.sequence = max($0.sequence, sequence) }
     }
 
     /// Runs `body` in a degree-3 read transaction (replicas cannot read

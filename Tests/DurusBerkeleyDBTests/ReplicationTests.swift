@@ -110,12 +110,19 @@ func freeLoopbackPort() -> Int {
         let dir = TemporaryDirectory("replication")
         let ports = [freeLoopbackPort(), freeLoopbackPort(), freeLoopbackPort()]
         var sites: [ReplicationSite] = []
+        var environment: [String: String] = [:]
 
         func path(_ index: Int) -> String { dir.path + "/site\(index)" }
 
         func start(_ index: Int) throws -> ReplicationSite {
             try ReplicationSite("site\(index)", dir: path(index), local: ports[index],
-                                peers: ports.indices.filter { $0 != index }.map { ports[$0] })
+                                peers: ports.indices.filter { $0 != index }.map { ports[$0] }, environment: environment)
+        }
+
+        /// The numbers of the log files in site `index`'s directory.
+        func logFiles(_ index: Int) -> [Int] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: path(index))) ?? [])
+                .filter { $0.hasPrefix("log.") }.compactMap { Int($0.dropFirst(4)) }.sorted()
         }
 
         mutating func startAll() throws {
@@ -274,5 +281,67 @@ func freeLoopbackPort() -> Int {
         }
         let digests = group.sites.map { $0.ask("digest") }
         #expect(Set(digests).count == 1, "\(digests)")
+    }
+
+    /// A replica stopped with SIGSTOP while the master commits catches up
+    /// after SIGCONT. A replica killed, and started again once the master
+    /// has removed every log file it had at the kill, can no longer be sent
+    /// the log it missed: Berkeley DB copies the whole store to it (internal
+    /// init), and it converges too. Commits go on throughout, acknowledged
+    /// by the master and the replica left running. (A replica that is
+    /// stopped but still connected keeps the master from removing the log
+    /// it lacks: repmgr archives group-wide.)
+    @Test func stoppedAndLaggingReplicasCatchUp() throws {
+        var group = Group()
+        group.environment = ["DURUS_SMALL_LOGS": "1"]
+        defer { group.stop() }
+        try group.startAll()
+        let master = group.sites[0]
+        func burst(_ count: Int) -> String {
+            let answer = master.ask("burst \(count)", timeout: 60)
+            #expect(answer.hasPrefix("ack "), "\(answer)")
+            return String(answer.split(separator: " ").last ?? "")
+        }
+        func converges(_ site: ReplicationSite, _ why: String) {
+            let token = burst(5)
+            let applied = site.ask("applied \(token) 60000", timeout: 90)
+            #expect(applied == "applied", "\(site.name), \(why): running \(site.process.isRunning) \(site.standardError)")
+            for other in group.sites[1...] where other !== site {
+                #expect(other.ask("applied \(token) 20000", timeout: 30) == "applied", "\(other.name), \(why)")
+            }
+            let digests = group.sites.map { $0.ask("digest") }
+            #expect(Set(digests).count == 1, "\(why): \(digests)")
+            for site in group.sites where !site.process.isRunning {
+                Issue.record("\(site.name) ended with status \(site.process.terminationStatus) (\(site.process.terminationReason == .uncaughtSignal ? "signal" : "exit")): \(site.standardError)")
+            }
+        }
+        _ = burst(20)
+
+        // Stopped for a while.
+        let stopped = group.sites[1]
+        kill(stopped.process.processIdentifier, SIGSTOP)
+        _ = burst(300)
+        kill(stopped.process.processIdentifier, SIGCONT)
+        converges(stopped, "after SIGSTOP and SIGCONT")
+
+        // Down while the master removes the log it would need.
+        let logsAtKill = group.logFiles(0)
+        group.sites[2].kill()
+        let killedAt = Date()
+        var commits = 0
+        while (group.logFiles(0).first ?? 0) <= (logsAtKill.last ?? 0), Date().timeIntervalSince(killedAt) < 60 {
+            _ = burst(100)
+            commits += 100
+        }
+        let logsAtRestart = group.logFiles(0)
+        print("master's log files: \(logsAtKill.first ?? 0)...\(logsAtKill.last ?? 0) at the kill, "
+              + "\(logsAtRestart.first ?? 0)...\(logsAtRestart.last ?? 0) after \(commits) commits in "
+              + String(format: "%.1f s", Date().timeIntervalSince(killedAt)))
+        #expect((logsAtRestart.first ?? 0) > (logsAtKill.last ?? 0), "the master kept the log the lagging replica needs")
+        let restarted = try group.start(2)
+        group.sites[2] = restarted
+        let ready = restarted.next(timeout: 60)
+        #expect(ready == "ready replica", "\(ready ?? "nothing") \(restarted.standardError)")
+        converges(restarted, "after an internal init")
     }
 }

@@ -12,6 +12,9 @@
 //                         "ack N TOKEN", "notdurable N", or "error TEXT"
 //   loop                  (master) writes 1, 2, 3, ... from the root's value on,
 //                         printing "ack N" after each, until killed
+//   burst N               (master) writes the next N values, the root keeping
+//                         its newest 50 children (the others are garbage):
+//                         "ack LAST TOKEN", or "error TEXT" at the first failure
 //   read                  "root N" (the root's value) or "root -"
 //   applied TOKEN MS      "applied", "behind" or "lost"
 //   digest                "digest COUNT HASH" over every record
@@ -38,6 +41,12 @@ configuration.replication = replication
 configuration.durability = .writeNoSync
 configuration.cacheSize = 8 << 20
 configuration.checkpointInterval = .milliseconds(500)
+// Small log files (DURUS_SMALL_LOGS=1): a few hundred commits fill several,
+// and checkpoints remove what recovery no longer needs.
+if ProcessInfo.processInfo.environment["DURUS_SMALL_LOGS"] != nil {
+    configuration.logBufferSize = 64 << 10
+    configuration.logFileSize = 256 << 10
+}
 
 let storage: BerkeleyDBStorage
 do {
@@ -54,8 +63,9 @@ func value(of record: Record) -> UInt64 {
 
 func encode(_ n: UInt64) -> [UInt8] { withUnsafeBytes(of: n.bigEndian) { Array($0) } }
 
-/// Root = n, referencing every child so far plus a new one holding n.
-func write(_ n: UInt64) throws {
+/// Root = n, referencing every child so far plus a new one holding n
+/// (with `keep`, only the newest `keep` children: the others become garbage).
+func write(_ n: UInt64, keep: Int? = nil) throws {
     if (try? storage.load(.root)) == nil {
         let root = try storage.newOID()
         precondition(root == .root)
@@ -64,7 +74,7 @@ func write(_ n: UInt64) throws {
     let old = try storage.load(.root)
     let child = try storage.newOID()
     try storage.commit([
-        Record(oid: .root, data: encode(n), references: old.references + [child]),
+        Record(oid: .root, data: encode(n), references: (old.references + [child]).suffix(keep ?? .max)),
         Record(oid: child, data: encode(n), references: []),
     ])
 }
@@ -106,6 +116,17 @@ while let line = readLine() {
                     Thread.sleep(forTimeInterval: 0.05)
                     n -= 1
                 }
+            }
+        case "burst":
+            var n = (try? storage.load(.root)).map(value(of:)) ?? 0
+            do {
+                for _ in 0 ..< (Int(words[1]) ?? 0) {
+                    n += 1
+                    try write(n, keep: 50)
+                }
+                say("ack \(n) \(storage.lastCommitToken.map { "\($0)" } ?? "-")")
+            } catch {
+                say("error \(error)")
             }
         case "read":
             if let root = try? storage.load(.root) { say("root \(value(of: root))") } else { say("root -") }
