@@ -88,6 +88,18 @@ public final class SessionHub: Sendable {
     /// The number of commits that stood (applied by the storage).
     private let landed = Atomic<Int>(0)
 
+    /// A commit whose exchange ended before it was applied, waiting in
+    /// ``applies``; its outcome once a batch applied it.
+    private struct Waiting {
+        let id: Int
+        let records: [Record]
+        let oids: [OID]
+        var outcome: Result<PendingFlush?, any Error>?
+    }
+
+    /// Commits waiting to land after their exchange, by token.
+    private let waiting = Mutex<[Int: Waiting]>([:])
+
     public init(storage: any Storage) {
         self.storage = storage
     }
@@ -361,14 +373,76 @@ public final class SessionHub: Sendable {
             apply { .failure(error) }
             return
         }
+        waiting.withLock { $0[token] = Waiting(id: id, records: records, oids: oids) }
         let land: @Sendable () -> Result<PendingFlush?, any Error> = { [self] in
             defer { applies.release() }
-            return Result { try self.land(token, id, records, oids, awaitingFlush: true) { _ in } }
+            return landWaiting(token)
         }
         let now = applies.acquireOrEnqueue { apply(land) }
         // The next session's exchange begins now; its invalidations hold these OIDs.
         endExchange()
         if now { apply(land) }
+    }
+
+    /// With ``applies`` held: the outcome of waiting commit `token`. A batch
+    /// that went before may have applied it; otherwise it lands now,
+    /// together with every commit waiting behind it, in order, in one
+    /// storage batch (``Storage/commitAwaitingFlush(batch:)``): the commits
+    /// still land in exchange order, and the others find their outcome here
+    /// when their turn comes.
+    private func landWaiting(_ token: Int) -> Result<PendingFlush?, any Error> {
+        enum Turn { case landed(Result<PendingFlush?, any Error>), batch([(token: Int, commit: Waiting)]) }
+        let turn: Turn = waiting.withLock { waiting in
+            if let outcome = waiting[token]?.outcome {
+                waiting[token] = nil
+                return .landed(outcome)
+            }
+            return .batch(waiting.filter { $0.key >= token && $0.value.outcome == nil }
+                .sorted { $0.key < $1.key }.map { (token: $0.key, commit: $0.value) })
+        }
+        guard case .batch(let batch) = turn else {
+            if case .landed(let outcome) = turn { return outcome }
+            return .failure(DurusError.closed)
+        }
+        let outcomes = storage.commitAwaitingFlush(batch: batch.map(\.commit.records))
+        var results: [Result<PendingFlush?, any Error>] = []
+        for ((token, commit), outcome) in zip(batch, outcomes) {
+            results.append(Result { try bookkeep(token, commit.id, commit.oids, outcome) })
+        }
+        // The commit is applied: a failure to read the storage's
+        // invalidations now must not make it look failed.
+        try? absorbStorageInvalidations()
+        waiting.withLock { waiting in
+            for ((other, _), result) in zip(batch, results) where other != token { waiting[other]?.outcome = result }
+            waiting[token] = nil
+        }
+        return results[0]
+    }
+
+    /// What ``land`` does after the storage's commit, for a commit a batch
+    /// applied: a commit that stands is told to every other session not told
+    /// already, counted, and its reservations released; in flight no more either way.
+    private func bookkeep(_ token: Int, _ id: Int, _ oids: [OID], _ outcome: Result<PendingFlush?, any Error>) throws
+        -> PendingFlush? {
+        defer { state.withLock { $0.inFlight.removeAll { $0.token == token } } }
+        var inDoubt: DurusError?
+        let flush: PendingFlush?
+        switch outcome {
+        case .success(let wait):
+            flush = wait.map(Self.inDoubtOnFailure)
+        case .failure(DurusError.commitNotDurable(let reason)):
+            flush = nil
+            inDoubt = .commitNotDurable(reason: reason)
+        case .failure(let error):
+            throw error
+        }
+        addPending(oids, except: id, toldBy: token)
+        landed.add(1, ordering: .releasing)
+        state.withLock { state in
+            for oid in oids { state.reservations.release(oid, by: id) }
+        }
+        if let inDoubt { throw inDoubt }
+        return flush
     }
 
     /// Marks `oids` in flight for session `id`'s commit; a token for ``land``.

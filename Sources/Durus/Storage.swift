@@ -109,6 +109,14 @@ public protocol Storage: AnyObject, Sendable, MigrationSource {
     /// exchanges ended): true for a storage that commits locally and
     /// needs nothing of the exchange while it applies. The default is false.
     var appliesCommitsAfterTheExchange: Bool { get }
+    /// Applies `batch`, commits in the order given, each atomic and each
+    /// standing or falling alone, as a ``SessionHub`` lands the commits that
+    /// were waiting behind one another (see ``appliesCommitsAfterTheExchange``).
+    /// Each outcome is what ``commitAwaitingFlush(_:handleInvalidations:)``
+    /// would return for it. An engine may make them one transaction, so
+    /// that one log write, flush or wait for replicas serves them all. The
+    /// default commits them one at a time.
+    func commitAwaitingFlush(batch: [[Record]]) -> [Result<PendingFlush?, any Error>]
     /// Counts the times this storage lost track of what others committed: a
     /// `ClientStorage` of several addresses that moved to another server of a
     /// replication group cannot know what was committed while it moved.
@@ -131,6 +139,9 @@ extension Storage {
 
     public var appliesCommitsAfterTheExchange: Bool { false }
     public var sessionGeneration: Int { 0 }
+    public func commitAwaitingFlush(batch: [[Record]]) -> [Result<PendingFlush?, any Error>] {
+        batch.map { records in Result { try commitAwaitingFlush(records, handleInvalidations: { _ in }) } }
+    }
 
     public func abandonCommitExchange() {}
 

@@ -379,47 +379,87 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
     private func store(_ records: [Record], handleInvalidations: ([OID]) throws -> Void, commitFlags: UInt32) throws {
         try handleInvalidations([])
         guard !records.isEmpty else { return }
+        try storeBatch([records], commitFlags: commitFlags)[0].get()
+    }
+
+    /// Commits `batch`, in order, as one Berkeley DB transaction: one log
+    /// write and, replicated, one wait for acknowledgements for them all.
+    /// Each commit still stands or falls alone: one refused (a write
+    /// conflict, an OID never handed out) is left out and the others are
+    /// made again without it. Any other failure fails them all. Throws when none can be stored (the
+    /// transaction itself failed); a commit stored whose acknowledgements
+    /// did not arrive gets ``DurusError/commitNotDurable(reason:)``.
+    func storeBatch(_ batch: [[Record]], commitFlags: UInt32) throws -> [Result<Void, any Error>] {
+        var outcomes = [Result<Void, any Error>](repeating: .success(()), count: batch.count)
         try reading { () throws in
             try requireWritable()
             var token: [UInt8] = replicationState == nil ? [] : Array(repeating: 0, count: CommitToken.size)
             var permFailed = false
+            var stored: [Int] = []
             try writer.withLock { counters in
                 if replicationState != nil { try loadMasterState(&counters) }
                 // Every OID handed out; the fresh ones taken under `writer`,
                 // so no other commit can store them first.
-                let fresh = try oids.withLock { allocator throws(DurusError) in
-                    for record in records where record.oid.rawValue >= allocator.next {
-                        throw DurusError.oidNotAllocated(record.oid)
-                    }
-                    var fresh: Set<OID> = []
-                    for record in records where allocator.fresh.remove(record.oid.rawValue) != nil { fresh.insert(record.oid) }
-                    return fresh
-                }
-                let change: Counters
-                do {
-                    durus_rep_clear_perm_failed()
-                    change = try writeTransaction(flags: commitFlags) { txn in
-                        var result = try applyCommit(records, fresh: fresh, counters: counters, txn: txn)
-                        if replicationState != nil {
-                            try appendCommitLog(records.map(\.oid), &result, txn: txn)
-                            try token.withUnsafeMutableBytes { buffer in
-                                try Engine.check(durus_txn_set_commit_token(txn, buffer.baseAddress), "ask for a commit token")
-                            }
+                var fresh = [Set<OID>](repeating: [], count: batch.count)
+                oids.withLock { allocator in
+                    for (index, records) in batch.enumerated() {
+                        if let unknown = records.first(where: { $0.oid.rawValue >= allocator.next }) {
+                            outcomes[index] = .failure(DurusError.oidNotAllocated(unknown.oid))
+                            continue
                         }
-                        return result
+                        for record in records where allocator.fresh.remove(record.oid.rawValue) != nil {
+                            fresh[index].insert(record.oid)
+                        }
+                        stored.append(index)
                     }
-                    permFailed = durus_rep_perm_failed() != 0
-                } catch {
-                    // Not stored after all: still fresh.
-                    oids.withLock { allocator in for oid in fresh { allocator.fresh.insert(oid.rawValue) } }
-                    throw error
                 }
+                /// A commit of the batch refused while the others were being made.
+                struct Refused: Error { let index: Int; let error: any Error }
+                var change = counters
+                while !stored.isEmpty {
+                    do {
+                        durus_rep_clear_perm_failed()
+                        change = try writeTransaction(flags: commitFlags) { txn in
+                            var result = counters
+                            for index in stored {
+                                do {
+                                    result = try applyCommit(batch[index], fresh: fresh[index], counters: result, txn: txn)
+                                } catch let conflict as ConflictError {
+                                    throw Refused(index: index, error: conflict)
+                                }
+                                if replicationState != nil {
+                                    try appendCommitLog(batch[index].map(\.oid), &result, txn: txn)
+                                }
+                            }
+                            if replicationState != nil {
+                                try token.withUnsafeMutableBytes { buffer in
+                                    try Engine.check(durus_txn_set_commit_token(txn, buffer.baseAddress), "ask for a commit token")
+                                }
+                            }
+                            return result
+                        }
+                        permFailed = durus_rep_perm_failed() != 0
+                        break
+                    } catch let refused as Refused {
+                        // Not stored: its fresh OIDs are still fresh; the others go again.
+                        outcomes[refused.index] = .failure(refused.error)
+                        oids.withLock { allocator in for oid in fresh[refused.index] { allocator.fresh.insert(oid.rawValue) } }
+                        stored.removeAll { $0 == refused.index }
+                    } catch {
+                        // Not stored after all: still fresh.
+                        oids.withLock { allocator in
+                            for index in stored { for oid in fresh[index] { allocator.fresh.insert(oid.rawValue) } }
+                        }
+                        throw error
+                    }
+                }
+                guard !stored.isEmpty else { return }
                 counters = change
                 if let state = replicationState {
                     noteCommitLogWritten(counters)
                     state.lastToken.withLock { $0 = CommitToken(bytes: token) }
                 }
-                noteForCycleCollection(records)
+                for index in stored { noteForCycleCollection(batch[index]) }
                 if let background = backgroundCollector {
                     if counters.garbageQueued { background.wake() }
                 } else {
@@ -427,12 +467,35 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
                 }
             }
             if configuration.collectCyclesAfterBytes > 0 {
-                startCycleCollectionIfDue(after: records.reduce(0) { $0 + $1.bytes.count })
+                startCycleCollectionIfDue(after: stored.reduce(0) { $0 + batch[$1].reduce(0) { $0 + $1.bytes.count } })
             }
             if permFailed {
-                throw DurusError.commitNotDurable(reason: "the replicas did not acknowledge it within \(configuration.replication?.ackTimeout ?? .zero): it is stored on this master but a failover may lose it")
+                let notDurable = DurusError.commitNotDurable(reason: "the replicas did not acknowledge it within \(configuration.replication?.ackTimeout ?? .zero): it is stored on this master but a failover may lose it")
+                for index in stored { outcomes[index] = .failure(notDurable) }
             }
         }
+        return outcomes
+    }
+
+    /// Commits `batch` in order, as ``storeBatch(_:commitFlags:)`` does,
+    /// with the durability of ``commitAwaitingFlush(_:handleInvalidations:)``:
+    /// with ``Durability/full`` each stored commit's outcome is the one wait
+    /// for the disk they share.
+    public func commitAwaitingFlush(batch: [[Record]]) -> [Result<PendingFlush?, any Error>] {
+        let full = configuration.durability == .full
+        let outcomes: [Result<Void, any Error>]
+        do {
+            outcomes = try storeBatch(batch, commitFlags: full ? durus_DB_TXN_NOSYNC : 0)
+        } catch {
+            return batch.map { _ in .failure(error) }
+        }
+        var flush: PendingFlush?
+        if full {
+            flush = { @Sendable [self] in
+                try reading { () throws in try checkSpace(durus_env_log_flush(env), "flush the log") }
+            }
+        }
+        return outcomes.map { $0.map { flush } }
     }
 
     /// Counts committed bytes towards ``Configuration/collectCyclesAfterBytes``

@@ -11,9 +11,11 @@ import Synchronization
 /// A forwarded commit keeps every guarantee a client has at the master:
 ///
 /// - When the exchange begins, this site takes the master's commit
-///   exchange (no other commit can land there meanwhile), asks the master
-///   for its commit-log end, and waits until its own copy holds it: the
-///   invalidations the committing client then gets are complete.
+///   exchange (no other commit can begin there meanwhile), asks the master
+///   for its commit-log end, and waits until its own copy holds it. The
+///   commits the master announced but is still applying are named by its
+///   answer to the exchange: the invalidations the committing client then
+///   gets are complete.
 /// - The client's transaction goes to the master; once the master accepts
 ///   it, this site waits until its copy holds the master's commit-log end
 ///   again, so the client reads its own write here at once.
@@ -146,9 +148,14 @@ public final class ReplicatedSiteStorage: Storage, @unchecked Sendable {
         do {
             let connection = try forwardingConnection()
             try refill(connection, wanted: 256)
-            _ = try connection.beginCommit()
+            let told = try connection.beginCommit()
             began = connection
             try local.waitForSequence(try probe().commitLogEnd(), timeout: applyWait)
+            // The master may still be applying commits whose exchanges ended
+            // (its hub lands them after the exchange): they are past its
+            // commit-log end, but its answer names their OIDs. Every session
+            // here hears of them now, the committing one included.
+            local.reportInvalidations(told)
             link.withLock { $0.exchange = connection }
         } catch {
             if let began { try? began.abandonCommit() }
@@ -204,6 +211,23 @@ public final class ReplicatedSiteStorage: Storage, @unchecked Sendable {
         }
         try commit(records, handleInvalidations: handleInvalidations)
         return nil
+    }
+
+    /// While this site is the master, the hub hands it the commits it
+    /// received after their exchanges ended, as they arrive, to apply in
+    /// batches (see ``commitAwaitingFlush(batch:)``): one wait for the
+    /// replicas' acknowledgements serves every commit of a batch.
+    public var appliesCommitsAfterTheExchange: Bool {
+        local.role == .master && link.withLock { $0.exchange == nil }
+    }
+
+    /// Commits `batch` in one transaction on this site's store while it is
+    /// the master (a site demoted meanwhile refuses them); otherwise one at a time.
+    public func commitAwaitingFlush(batch: [[Record]]) -> [Result<PendingFlush?, any Error>] {
+        guard link.withLock({ $0.exchange == nil }) else {
+            return batch.map { records in Result { try commitAwaitingFlush(records, handleInvalidations: { _ in }) } }
+        }
+        return local.commitAwaitingFlush(batch: batch)
     }
 
     /// Collects garbage on the master: here when this site is the master,

@@ -559,6 +559,13 @@ extension BerkeleyDBStorage {
         }
     }
 
+    /// Adds `oids` to what ``sync()`` reports next: objects changed by
+    /// commits this site knows of before its copy holds them.
+    public func reportInvalidations(_ oids: [OID]) {
+        guard !oids.isEmpty else { return }
+        collected.withLock { $0.append(contentsOf: oids) }
+    }
+
     /// Tells the commit-log reader that a commit of exactly `oids` is this
     /// site's own, forwarded to the master: its entry is left out of what
     /// ``sync()`` reports (the sessions here heard of it from the hub).

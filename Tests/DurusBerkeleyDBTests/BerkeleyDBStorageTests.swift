@@ -237,3 +237,37 @@ import Testing
 }
 
 import Synchronization
+
+extension BerkeleyDBStorageTests {
+    /// Three commits handed over as one batch (as the server's hub lands
+    /// commits waiting behind one another), the middle one referencing an
+    /// object that was never stored: the first and the last are stored, in
+    /// order, the middle one is refused with a write conflict and leaves
+    /// nothing (its new object's OID can still be stored later), and the
+    /// store verifies clean.
+    @Test func aBatchStoresEachCommitOrRefusesItAlone() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let storage = try openStore(directory.file("store"))
+        defer { try? storage.close() }
+        let root = try storage.newOID()
+        try storage.commit([Record(oid: root, data: [0], references: [])])
+        let a = try storage.newOID(), b = try storage.newOID(), c = try storage.newOID(), missing = try storage.newOID()
+        let outcomes = storage.commitAwaitingFlush(batch: [
+            [Record(oid: root, data: [1], references: [a]), Record(oid: a, data: [1], references: [])],
+            [Record(oid: root, data: [2], references: [a, b]), Record(oid: b, data: [2], references: [missing])],
+            [Record(oid: root, data: [3], references: [a, c]), Record(oid: c, data: [3], references: [])],
+        ])
+        #expect(throws: Never.self) { try outcomes[0].get() }
+        #expect(throws: ConflictError.self) { try outcomes[1].get() }
+        #expect(throws: Never.self) { try outcomes[2].get() }
+        #expect(try storage.load(root).data == [3])
+        #expect(try storage.load(a).data == [1] && storage.load(c).data == [3])
+        #expect(throws: DurusError.self) { try storage.load(b) }
+        try storage.commit([Record(oid: root, data: [4], references: [a, b, c]), Record(oid: b, data: [4], references: [])])
+        #expect(try storage.load(b).data == [4])
+        let report = try storage.verify()
+        #expect(report.isClean, "\(report)")
+        #expect(storage.objectCount == 4)
+    }
+}

@@ -50,6 +50,12 @@ import Testing
             order.withLock { $0.append(records.map(\.oid)) }
             try inner.commit(records, handleInvalidations: handleInvalidations)
         }
+        /// The OIDs of each batch the hub handed over, in order.
+        let batches = Mutex<[[[OID]]]>([])
+        func commitAwaitingFlush(batch: [[Record]]) -> [Result<PendingFlush?, any Error>] {
+            batches.withLock { $0.append(batch.map { $0.map(\.oid) }) }
+            return batch.map { records in Result { try commit(records, handleInvalidations: { _ in }); return nil } }
+        }
         func sync() throws -> [OID] { try inner.sync() }
         func pack() throws { try inner.pack() }
         func forEachRecord(_ body: (Record) throws -> Void) throws { try inner.forEachRecord(body) }
@@ -150,5 +156,52 @@ import Testing
         #expect(committed.wait(timeout: .now() + 10) == .success)
         #expect(heard.withLock { $0 } == [x])
         #expect(storage.order.withLock { $0 } == [[x], [y]])
+    }
+
+    /// While A's commit is held in the storage, B, C and D end their
+    /// exchanges: when A has landed, B's turn applies all three, in exchange
+    /// order, as one batch. C's commit is refused (it references an object
+    /// that was never stored) and only C hears so: B and D land, A hears of
+    /// B's and D's OIDs and not C's, and C and D find their outcomes when
+    /// their turns come.
+    @Test func commitsWaitingBehindOneLandAsOneBatch() throws {
+        let storage = GatedStorage()
+        let hub = SessionHub(storage: storage)
+        let (a, b, c, d) = (hub.openSession(), hub.openSession(), hub.openSession(), hub.openSession())
+        let x = try a.newOID(), y = try b.newOID(), z = try c.newOID(), w = try d.newOID()
+        let missing = try c.newOID()   // handed out, never stored
+        storage.holding.withLock { $0 = true }
+        let first = try exchange(a)
+        let aLanded = DispatchSemaphore(value: 0)
+        Thread {
+            first.commitAfterExchange([Record(oid: x, data: [1], references: [])]) { apply in _ = apply() }
+            aLanded.signal()
+        }.start()
+        #expect(storage.arrived.wait(timeout: .now() + 10) == .success)
+        storage.holding.withLock { $0 = false }
+
+        let turns = Mutex<[String: @Sendable () -> Result<PendingFlush?, any Error>]>([:])
+        for (name, session, record) in [("b", b, Record(oid: y, data: [2], references: [])),
+                                        ("c", c, Record(oid: z, data: [3], references: [missing])),
+                                        ("d", d, Record(oid: w, data: [4], references: []))] {
+            try exchange(session).commitAfterExchange([record]) { apply in turns.withLock { $0[name] = apply } }
+        }
+        storage.gate.signal()
+        #expect(aLanded.wait(timeout: .now() + 10) == .success)
+        func turn(_ name: String) throws -> @Sendable () -> Result<PendingFlush?, any Error> {
+            let deadline = ContinuousClock.now + .seconds(10)
+            while turns.withLock({ $0[name] }) == nil && ContinuousClock.now < deadline { usleep(1_000) }
+            return try #require(turns.withLock { $0[name] })
+        }
+        #expect(throws: Never.self) { try turn("b")().get() }
+        #expect(throws: ConflictError.self) { try turn("c")().get() }
+        #expect(throws: Never.self) { try turn("d")().get() }
+
+        #expect(storage.batches.withLock { $0 } == [[[x]], [[y], [z], [w]]])
+        #expect(storage.order.withLock { $0 } == [[x], [y], [z], [w]])
+        #expect(Set(try a.sync()) == [y, w])
+        #expect(try a.load(y).data == [2] && a.load(w).data == [4])
+        #expect(throws: DurusError.self) { try a.load(z) }
+        #expect(hub.commitsLanded == 3)
     }
 }
