@@ -16,12 +16,25 @@ final class ReplicationSite: @unchecked Sendable {
     private let arrived = DispatchSemaphore(value: 0)
     let name: String
 
-    init(_ name: String, dir: String, local: Int, peers: [Int], environment: [String: String] = [:]) throws {
+    convenience init(_ name: String, dir: String, local: Int, peers: [Int], environment: [String: String] = [:]) throws {
+        try self.init(name, dir: dir, local: "127.0.0.1:\(local)", peers: peers.map { "127.0.0.1:\($0)" },
+                      environment: environment)
+    }
+
+    /// A site listening on `local` (HOST:PORT), run inside the network
+    /// namespace `namespace` when one is given (`ip netns exec`).
+    init(_ name: String, dir: String, local: String, peers: [String], environment: [String: String] = [:],
+         namespace: String? = nil) throws {
         self.name = name
         let executable = URL(fileURLWithPath: CrashChild.executable).deletingLastPathComponent()
             .appendingPathComponent("durus-replication-child")
-        process.executableURL = executable
-        process.arguments = [dir, "127.0.0.1:\(local)"] + peers.map { "127.0.0.1:\($0)" }
+        if let namespace {
+            process.executableURL = URL(fileURLWithPath: NetworkNamespaces.ip)
+            process.arguments = ["netns", "exec", namespace, executable.path, dir, local] + peers
+        } else {
+            process.executableURL = executable
+            process.arguments = [dir, local] + peers
+        }
         process.standardInput = input
         process.standardOutput = output
         process.standardError = errors
@@ -343,5 +356,165 @@ func freeLoopbackPort() -> Int {
         let ready = restarted.next(timeout: 60)
         #expect(ready == "ready replica", "\(ready ?? "nothing") \(restarted.standardError)")
         converges(restarted, "after an internal init")
+    }
+}
+
+/// Network namespaces joined by a bridge in the root namespace, one site
+/// address each (10.211.N.1, .2, ...): a site's link can be taken down to
+/// cut it off. Needs root; `make` returns nil without it.
+struct NetworkNamespaces {
+    static let ip = FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip"
+    let names: [String]
+    let bridge: String
+    let subnet: Int
+
+    func address(_ index: Int) -> String { "10.211.\(subnet).\(index + 1)" }
+    func hostLink(_ index: Int) -> String { "dvh\(subnet)x\(index)" }
+
+    @discardableResult
+    static func run(_ arguments: [String]) -> Bool {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: ip)
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return false }
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    }
+
+    /// `count` namespaces on a bridge, or nil when they cannot be made (not root).
+    static func make(_ count: Int) -> NetworkNamespaces? {
+        guard geteuid() == 0 else { return nil }
+        let subnet = Int(getpid() % 200) + 20
+        let spaces = NetworkNamespaces(names: (0 ..< count).map { "durus\(subnet)n\($0)" }, bridge: "dbr\(subnet)", subnet: subnet)
+        spaces.remove()
+        guard run(["link", "add", spaces.bridge, "type", "bridge"]), run(["link", "set", spaces.bridge, "up"]) else {
+            spaces.remove()
+            return nil
+        }
+        for (index, name) in spaces.names.enumerated() {
+            let inside = "dvn\(subnet)x\(index)"
+            guard run(["netns", "add", name]),
+                  run(["link", "add", spaces.hostLink(index), "type", "veth", "peer", "name", inside]),
+                  run(["link", "set", inside, "netns", name]),
+                  run(["link", "set", spaces.hostLink(index), "master", spaces.bridge]),
+                  run(["link", "set", spaces.hostLink(index), "up"]),
+                  run(["netns", "exec", name, ip, "addr", "add", "\(spaces.address(index))/24", "dev", inside]),
+                  run(["netns", "exec", name, ip, "link", "set", inside, "up"]),
+                  run(["netns", "exec", name, ip, "link", "set", "lo", "up"])
+            else {
+                spaces.remove()
+                return nil
+            }
+        }
+        return spaces
+    }
+
+    /// Cuts site `index` off from the others (its link on the bridge goes down), or joins it again.
+    func setConnected(_ index: Int, _ connected: Bool) {
+        Self.run(["link", "set", hostLink(index), connected ? "up" : "down"])
+    }
+
+    func remove() {
+        for (index, name) in names.enumerated() {
+            Self.run(["link", "del", hostLink(index)])
+            Self.run(["netns", "del", name])
+        }
+        Self.run(["link", "del", bridge])
+    }
+}
+
+extension ReplicationTests {
+    /// Three sites, each in a network namespace of its own. The master is
+    /// cut off (its link goes down): a commit there waits for
+    /// acknowledgements that cannot come and is reported not durable, while
+    /// the other two elect a master within 10 s and acknowledge commits.
+    /// When the link comes back the group keeps the majority's commits:
+    /// every acknowledged commit is there, the cut-off master's
+    /// unacknowledged one is gone, and all three sites hold the same records.
+    /// (A site that ends at the heal is started again, as a supervisor would.)
+    @Test(.enabled(if: geteuid() == 0, "network namespaces need root"))
+    func aPartitionedMasterLosesNothingAcknowledged() throws {
+        let spaces = try #require(NetworkNamespaces.make(3), "could not make network namespaces")
+        defer { spaces.remove() }
+        let dir = TemporaryDirectory("partition")
+        defer { dir.remove() }
+        let port = freeLoopbackPort()
+        let locals = (0 ..< 3).map { "\(spaces.address($0)):\(port)" }
+        func start(_ index: Int) throws -> ReplicationSite {
+            try ReplicationSite("site\(index)", dir: dir.path + "/site\(index)", local: locals[index],
+                                peers: locals.indices.filter { $0 != index }.map { locals[$0] },
+                                namespace: spaces.names[index])
+        }
+        var sites: [ReplicationSite] = []
+        defer { for site in sites { site.quit() } }
+        for index in 0 ..< 3 {
+            var site = try start(index)
+            var ready = site.next()
+            if index > 0, ready == "error no master is known in the replication group" {
+                // Seen once in seven runs here: a joining site that never finished its
+                // start-up in 20 s. Started again, as a supervisor would.
+                print("site\(index) did not finish joining; started again")
+                site.quit()
+                site = try start(index)
+                ready = site.next()
+            }
+            #expect(ready == (index == 0 ? "ready master" : "ready replica"), "site\(index): \(ready ?? "nothing")")
+            sites.append(site)
+        }
+        func token(_ answer: String) -> String { String(answer.split(separator: " ").last ?? "") }
+        let first = sites[0].ask("burst 20")
+        #expect(first.hasPrefix("ack 20 "), "\(first)")
+        for site in sites[1...] { #expect(site.ask("applied \(token(first)) 10000") == "applied", "\(site.name)") }
+
+        // Cut off, the master cannot have a commit acknowledged.
+        spaces.setConnected(0, false)
+        #expect(sites[0].ask("write 9999", timeout: 30) == "notdurable 9999")
+
+        // The other two elect a master, which acknowledges commits.
+        func masters(among candidates: [ReplicationSite]) -> [ReplicationSite] {
+            candidates.filter { $0.process.isRunning && $0.ask("role", timeout: 10).hasPrefix("role master") }
+        }
+        let cut = Date()
+        var elected: ReplicationSite?
+        while elected == nil && Date().timeIntervalSince(cut) < 10 {
+            elected = masters(among: Array(sites[1...])).first
+            if elected == nil { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        let majority = try #require(elected, "no master on the majority side 10 s after the cut")
+        print("\(majority.name) elected \(String(format: "%.2f", Date().timeIntervalSince(cut))) s after the cut")
+        let acknowledged = majority.ask("burst 20", timeout: 30)
+        #expect(acknowledged.hasPrefix("ack 40 "), "\(acknowledged)")
+
+        // Healed: the group settles on one master (the two meet, elections
+        // follow); it holds the acknowledged commits, not the other one.
+        spaces.setConnected(0, true)
+        let healed = Date()
+        var final: ReplicationSite?
+        var last = ""
+        while final == nil && Date().timeIntervalSince(healed) < 60 {
+            if !sites[0].process.isRunning {
+                print("site0 ended at the heal (status \(sites[0].process.terminationStatus)); started again")
+                sites[0] = try start(0)
+                #expect(sites[0].next(timeout: 60) == "ready replica")
+            }
+            // While roles change a site may refuse (a replica now, a lockout): ask again.
+            let claims = masters(among: sites)
+            if claims.count == 1, claims[0].ask("read") == "root 40" {
+                last = claims[0].ask("burst 5", timeout: 30)
+                if last.hasPrefix("ack ") { final = claims[0] }
+            }
+            if final == nil { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        let settled = try #require(final, "no master holding the acknowledged commits 60 s after the heal: \(last)")
+        print("\(settled.name) is the master \(String(format: "%.2f", Date().timeIntervalSince(healed))) s after the heal")
+        #expect(last.hasPrefix("ack 45 "), "\(last)")
+        for site in sites where site !== settled {
+            #expect(site.ask("applied \(token(last)) 30000", timeout: 40) == "applied", "\(site.name)")
+        }
+        for site in sites { #expect(site.ask("read") == "root 45", "\(site.name)") }
+        let digests = sites.map { $0.ask("digest") }
+        #expect(Set(digests).count == 1, "\(digests)")
     }
 }

@@ -118,8 +118,13 @@ while let line = readLine() {
                 }
             }
         case "burst":
-            var n = (try? storage.load(.root)).map(value(of:)) ?? 0
             do {
+                var n: UInt64 = 0
+                do {
+                    n = value(of: try storage.load(.root))
+                } catch DurusError.keyNotFound {
+                    n = 0
+                }
                 for _ in 0 ..< (Int(words[1]) ?? 0) {
                     n += 1
                     try write(n, keep: 50)
