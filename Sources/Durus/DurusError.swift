@@ -38,10 +38,12 @@ public enum DurusError: Error, Equatable, Sendable, CustomStringConvertible {
     /// again, with no reopening and nothing to repair.
     case diskFull(path: String, message: String)
     /// A commit was stored, and other connections may already see it, but
-    /// the storage could not confirm that it reached the disk (its log flush
-    /// failed: a full disk, an I/O error, the storage closed meanwhile). The
-    /// connection counts it as committed. A crash, or closing the store
-    /// before a later commit's flush succeeds, could still lose it.
+    /// the storage could not confirm that it is durable: its log flush
+    /// failed (a full disk, an I/O error, the storage closed meanwhile), or
+    /// in a replication group the replicas did not acknowledge it in time.
+    /// The connection counts it as committed. A crash (or a failover),
+    /// or closing the store before a later commit's flush succeeds, could
+    /// still lose it.
     case commitNotDurable(reason: String)
     /// The storage was opened read-only and was asked to change.
     case readOnly
@@ -83,7 +85,7 @@ public enum DurusError: Error, Equatable, Sendable, CustomStringConvertible {
         case .storeInUse(let path): "\(path) is open for writing in another process"
         case .io(let path, let message): "\(path): \(message)"
         case .diskFull(let path, let message): "\(path): the disk is full (\(message))"
-        case .commitNotDurable(let why): "the commit was stored but is not known to be on the disk: \(why)"
+        case .commitNotDurable(let why): "the commit was stored but is not known to be durable: \(why)"
         case .readOnly: "the storage is open read-only"
         case .badState(let oid, let why): "the state of \(oid) cannot be read: \(why)"
         case .unknownType(let name): "no persistent type is registered as \(name)"

@@ -90,6 +90,14 @@ final class ClientHandler: ChannelInboundHandler {
         })
     }
 
+    /// A channel closed before it became active (one accepted as the server
+    /// shuts down) never reports inactive: it leaves the server's clients here.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        try? session?.close()
+        session = nil
+        server.unregister(context.channel)
+    }
+
     func channelActive(context: ChannelHandlerContext) {
         logger.info("client connected")
         context.read()
@@ -405,9 +413,10 @@ final class ClientHandler: ChannelInboundHandler {
             logger.info("conflict", metadata: ["objects": "\(objects)", "oids": "\(conflict.oids.prefix(5).map(\.rawValue))"])
             output.writeInteger(WireProtocol.Status.invalid.rawValue)
         case .failure(DurusError.commitNotDurable(let reason)):
-            // Applied and visible, but not known to be on the disk: the client
-            // must not be told it committed, and there is no status for that.
-            drop(context, "commit applied but its log flush failed: \(reason)", level: .error)
+            // Applied and visible, but not known to be durable (a log flush
+            // failed, or the replicas did not acknowledge it): the client must
+            // not be told it committed, and there is no status for that.
+            drop(context, "commit applied but not known to be durable: \(reason)", level: .error)
             return false
         case .failure(let error):
             drop(context, "commit refused: \(error)")
