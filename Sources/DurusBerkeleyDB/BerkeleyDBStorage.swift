@@ -159,6 +159,7 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
             // are open without multiple versions, so this process reads without them too.
             configuration.snapshotReads = false
         }
+        if let replication = configuration.replication { try Self.admitToReplication(path, replication) }
         self.path = path
         self.configuration = configuration
         let existed = try Self.prepareDirectory(path, configuration: configuration)

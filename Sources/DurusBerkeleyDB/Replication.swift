@@ -559,6 +559,30 @@ extension BerkeleyDBStorage {
         }
     }
 
+    /// Before a replicated open of `path`: a store made without replication
+    /// either founds a group (no peer answers: the environment is closed
+    /// cleanly and its shared regions removed, so it reopens replicated with
+    /// its contents) or is refused (a peer answers: joining would replace
+    /// the store with the group's copy). Anything else passes unchanged.
+    static func admitToReplication(_ path: String, _ replication: Replication) throws {
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: path + "/meta.db"), !fm.fileExists(atPath: path + "/__db.rep.system") else { return }
+        let answering = replication.peers.filter { durus_tcp_probe($0.host, UInt32($0.port), 300) == 1 }
+        guard answering.isEmpty else {
+            throw ReplicationError.invalidConfiguration("\(path) holds a store made without replication; joining the group through \(answering.map(\.description).joined(separator: ", ")) would replace it with the group's copy. Start a joining site from an empty directory; to replicate this store, start it with no peer that answers: it founds a group with its contents")
+        }
+        // Recovered and closed cleanly, then without its shared regions
+        // (made without replication, they cannot be joined with it).
+        var plain = Configuration()
+        plain.cacheSize = 8 << 20
+        try BerkeleyDBStorage(path: path, configuration: plain).close()
+        let lock = try takeWriterLock(path, readOnly: false)
+        defer { Foundation.close(lock) }
+        for file in (try? fm.contentsOfDirectory(atPath: path)) ?? [] where file.hasPrefix("__db.") {
+            try? fm.removeItem(atPath: path + "/" + file)
+        }
+    }
+
     /// Adds `oids` to what ``sync()`` reports next: objects changed by
     /// commits this site knows of before its copy holds them.
     public func reportInvalidations(_ oids: [OID]) {

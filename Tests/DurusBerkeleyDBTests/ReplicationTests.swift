@@ -518,3 +518,43 @@ extension ReplicationTests {
         #expect(Set(digests).count == 1, "\(digests)")
     }
 }
+
+extension ReplicationTests {
+    /// A store made without replication founds a group when its site starts
+    /// with no peer answering: two sites join and get its records. Another
+    /// store made without replication, started as a site while a peer of
+    /// that group answers, is refused with a clear error and keeps its records.
+    @Test func aStoreMadeWithoutReplicationFoundsAGroupButJoinsNone() throws {
+        var group = Group()
+        defer { group.stop() }
+        func plainStore(_ path: String, children count: Int) throws {
+            let storage = try openStore(path, durability: .writeNoSync)
+            let root = try storage.newOID()
+            let children = try storage.newOIDs(count: count)
+            try storage.commit([Record(oid: root, data: withUnsafeBytes(of: UInt64(7).bigEndian) { Array($0) }, references: children)]
+                               + children.map { Record(oid: $0, data: [1, 2, 3], references: []) })
+            try storage.close()
+        }
+        try plainStore(group.path(0), children: 30)
+        try group.startAll()
+        #expect(group.sites[0].ask("read") == "root 7")
+        var digests: [String] = []
+        for _ in 0 ..< 100 {
+            digests = group.sites.map { $0.ask("digest") }
+            if Set(digests).count == 1 { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        #expect(Set(digests).count == 1 && digests[0].hasPrefix("digest 31 "), "\(digests)")
+
+        let stranger = group.dir.path + "/stranger"
+        try plainStore(stranger, children: 5)
+        let site = try ReplicationSite("stranger", dir: stranger, local: freeLoopbackPort(), peers: [group.ports[0]])
+        let answer = site.next() ?? "nothing"
+        #expect(answer.hasPrefix("error ") && answer.contains("made without replication"), "\(answer)")
+        site.process.waitUntilExit()
+        let kept = try openStore(stranger)
+        defer { try? kept.close() }
+        #expect(kept.objectCount == 6)
+        #expect(try kept.load(.root).references.count == 5)
+    }
+}
