@@ -97,6 +97,19 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds new OIDs and commits at a replica wait for a master before the client is dropped.")
     var masterWait = 10
 
+    @Option(help: "Where the other sites reach this one's Durus port, HOST:PORT (default: --host:--port, or the --replication host with --port when --host is a wildcard).")
+    var advertise: String?
+
+    /// Where replicas forward to while this site is the master.
+    var serviceAddress: String {
+        if let advertise { return advertise }
+        let wildcard = ["0.0.0.0", "::", "[::]", ""].contains(host)
+        if wildcard, let replication, let site = BerkeleyDBStorage.Replication.Address(replication) {
+            return "\(site.host):\(port)"
+        }
+        return "\(host):\(port)"
+    }
+
     func validate() throws {
         if let unixMode, UInt32(unixMode, radix: 8) == nil { throw ValidationError("--unix-mode takes octal digits, as 660") }
         guard ["anyone", "unix", "nobody"].contains(allowQuit) else { throw ValidationError("--allow-quit is anyone, unix or nobody") }
@@ -114,6 +127,12 @@ struct Serve: ParsableCommand {
             throw ValidationError("--peer takes HOST:PORT, not \(peer)")
         }
         if !peer.isEmpty && replication == nil { throw ValidationError("--peer needs --replication") }
+        if let advertise {
+            guard replication != nil else { throw ValidationError("--advertise needs --replication") }
+            guard BerkeleyDBStorage.Replication.Address(advertise) != nil else {
+                throw ValidationError("--advertise takes HOST:PORT, not \(advertise)")
+            }
+        }
         guard BerkeleyDBStorage.Replication.Acknowledgements(rawValue: acks) != nil else {
             throw ValidationError("--acks is quorum, all, one or none")
         }
@@ -156,7 +175,7 @@ struct Serve: ParsableCommand {
             let local = try BerkeleyDBStorage(path: db, configuration: storageConfiguration)
             let storage: any Storage
             if local.isReplicated {
-                storage = try ReplicatedSiteStorage(local: local, serviceAddress: "\(host):\(port)",
+                storage = try ReplicatedSiteStorage(local: local, serviceAddress: serviceAddress,
                                                     masterWait: .seconds(masterWait)) { role, master in
                     logger.notice("replication role", metadata: ["role": "\(role.rawValue)",
                                                                  "master": "\(master.map { "\($0)" } ?? "unknown")"])
