@@ -217,6 +217,22 @@ int durus_rep_site_address(DB_ENV *env, int eid, char *buffer, size_t capacity, 
     return r;
 }
 
+int durus_rep_site_names(DB_ENV *env, char *buffer, size_t capacity) {
+    u_int count = 0;
+    DB_REPMGR_SITE *list = NULL;
+    int r = env->repmgr_site_list(env, &count, &list);
+    if (r != 0) return r;
+    size_t used = 0;
+    buffer[0] = 0;
+    for (u_int i = 0; i < count && used < capacity; i++) {
+        int n = snprintf(buffer + used, capacity - used, "%s%s:%u", used ? " " : "", list[i].host, list[i].port);
+        if (n < 0) break;
+        used += (size_t)n;
+    }
+    free(list);
+    return 0;
+}
+
 int durus_rep_site_counts(DB_ENV *env, unsigned *all, unsigned *connected) {
     u_int count = 0;
     DB_REPMGR_SITE *list = NULL;

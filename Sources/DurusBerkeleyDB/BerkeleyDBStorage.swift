@@ -478,7 +478,8 @@ public final class BerkeleyDBStorage: Storage, @unchecked Sendable {
         return outcomes
     }
 
-    /// Commits `batch` in order, as ``storeBatch(_:commitFlags:)`` does,
+    /// Commits `batch` in order, in one Berkeley DB transaction, each commit
+    /// standing or falling alone (see `Storage.commitAwaitingFlush(batch:)`),
     /// with the durability of ``commitAwaitingFlush(_:handleInvalidations:)``:
     /// with ``Durability/full`` each stored commit's outcome is the one wait
     /// for the disk they share.

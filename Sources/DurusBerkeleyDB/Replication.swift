@@ -236,6 +236,21 @@ extension BerkeleyDBStorage {
             }
             throw Engine.error(code, "start replication")
         }
+        // A site of a group started with peers that are none of its sites,
+        // one of them answering: it was pointed at another group, which it
+        // cannot join (a member keeps its own group and ignores --peer).
+        if member, !replication.peers.isEmpty {
+            var buffer = [CChar](repeating: 0, count: 4096)
+            if durus_rep_site_names(env, &buffer, buffer.count) == 0 {
+                let sites = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }.split(separator: " ").map(String.init)
+                let known = Set(sites.compactMap(Replication.Address.init).flatMap(resolved))
+                let strangers = replication.peers.filter { $0 != replication.local && resolved($0).isDisjoint(with: known) }
+                if strangers.count == replication.peers.filter({ $0 != replication.local }).count, !strangers.isEmpty,
+                   strangers.contains(where: { durus_tcp_probe($0.host, UInt32($0.port), 300) == 1 }) {
+                    throw ReplicationError.invalidConfiguration("\(path) is a site of a replication group whose other sites are \(sites.isEmpty ? "none" : sites.joined(separator: ", ")); --peer \(strangers.map(\.description).joined(separator: ", ")) is none of them, and a site cannot move to another group. Start a site of that group from an empty directory")
+                }
+            }
+        }
         // A role: master, or a replica that knows its master and has caught up.
         while ContinuousClock.now < deadline {
             if durus_rep_local_site_removed(env) != 0 { throw ReplicationError.removedFromGroup }
@@ -339,6 +354,28 @@ final class ReplicationState: @unchecked Sendable {
         stopped.withLock { $0 = true }
         while !finished.withLock({ $0 }) { Thread.sleep(forTimeInterval: 0.001) }
     }
+}
+
+/// `address` as numeric `ip:port` strings (every address its host resolves
+/// to), or its own text when it does not resolve.
+private func resolved(_ address: BerkeleyDBStorage.Replication.Address) -> Set<String> {
+    var hints = addrinfo()
+    hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+    var list: UnsafeMutablePointer<addrinfo>?
+    guard getaddrinfo(address.host, String(address.port), &hints, &list) == 0, let first = list else {
+        return [address.description]
+    }
+    defer { freeaddrinfo(first) }
+    var found: Set<String> = []
+    var entry: UnsafeMutablePointer<addrinfo>? = first
+    while let current = entry {
+        var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+        if getnameinfo(current.pointee.ai_addr, current.pointee.ai_addrlen, &host, socklen_t(host.count), nil, 0, NI_NUMERICHOST) == 0 {
+            found.insert("\(host.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }):\(address.port)")
+        }
+        entry = current.pointee.ai_next
+    }
+    return found.isEmpty ? [address.description] : found
 }
 
 /// How far back a watcher rereads the commit log after a demotion or a

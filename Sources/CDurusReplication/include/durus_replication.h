@@ -61,6 +61,8 @@ long durus_rep_changes(DB_ENV *env);
 /* The host (copied into buffer) and port of site eid; 0, or DB_NOTFOUND. */
 int durus_rep_site_address(DB_ENV *env, int eid, char *buffer, size_t capacity, unsigned *port);
 /* Sites known to the group besides this one: counts of all and of connected ones. */
+/* The other sites of this site's group, as "host:port host:port ...". */
+int durus_rep_site_names(DB_ENV *env, char *buffer, size_t capacity);
 int durus_rep_site_counts(DB_ENV *env, unsigned *all, unsigned *connected);
 /* Replication lag as this replica sees it: log bytes between what it has
  * applied and what it knows is coming (0 on a master). */
