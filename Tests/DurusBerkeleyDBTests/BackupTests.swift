@@ -133,9 +133,18 @@ import Testing
     }
 
     static func newestLogNumber(_ directory: String) throws -> Int {
-        try FileManager.default.contentsOfDirectory(atPath: directory)
-            .compactMap { $0.hasPrefix("log.") ? Int($0.dropFirst(4)) : nil }
-            .max() ?? 0
+        // Foundation's listing can fail on a log file the checkpointer removes
+        // while it reads the directory (seen once in CI: "log.0000000106 doesn't exist").
+        for attempt in 1 ... 20 {
+            do {
+                return try FileManager.default.contentsOfDirectory(atPath: directory)
+                    .compactMap { $0.hasPrefix("log.") ? Int($0.dropFirst(4)) : nil }
+                    .max() ?? 0
+            } catch where attempt < 20 {
+                usleep(1_000)
+            }
+        }
+        return 0
     }
 
     /// A new byte each commit: Berkeley DB logs only the changed part of an

@@ -191,6 +191,9 @@ import Testing
         #expect(report.before > 0 && report.after > 0, "the Swift client did not go on after the kill")
         #expect(report.wrongAudits == 0)
         #expect(report.generation >= 1 && report.site != 0, "the Swift client did not move")
+        // Every acknowledged transfer is there (those in doubt may be or not).
+        let acknowledged = report.before + report.after
+        #expect(report.tally >= acknowledged && report.tally <= acknowledged + report.inDoubt, "\(report)")
         for site in [1, 2] {
             #expect(try PythonDurus.run("bank.py", [group.address(site), "audit"]).contains("total=1000"), "site \(site)")
         }
@@ -217,10 +220,12 @@ import Testing
 final class SwiftTransfers: @unchecked Sendable {
     struct Report: CustomStringConvertible {
         var before = 0, after = 0, inDoubt = 0, wrongAudits = 0, generation = 0, site = 0
+        /// The Swift client's own tally, counted in every transfer's transaction.
+        var tally = -1
         var failures: [String] = []
         var description: String {
-            "\(before) transfers before the kill, \(after) after, \(inDoubt) in doubt, moved \(generation) time(s), "
-                + "at site \(site) at the end, \(wrongAudits) wrong audits"
+            "\(before) transfers before the kill, \(after) after, \(inDoubt) in doubt, tally \(tally), "
+                + "moved \(generation) time(s), at site \(site) at the end, \(wrongAudits) wrong audits"
         }
     }
 
@@ -238,6 +243,13 @@ final class SwiftTransfers: @unchecked Sendable {
     init(sites: [ServerAddress], seconds: Double) throws {
         let storage = try ClientStorage(addresses: sites, ioTimeout: .seconds(5))
         let database = try Database(storage: storage, root: BankRoot.self, types: [SharedAccount.self])
+        // A tally only this client writes, beside the accounts: one more in
+        // each transfer's transaction, so every acknowledged transfer is counted.
+        try database.transaction { connection in
+            let tally = DurusPersistentDict<String, SharedAccount>()
+            tally["swift"] = SharedAccount()
+            try connection.root(BankRoot.self).data["tally"] = tally
+        }
         let deadline = ContinuousClock.now + .seconds(seconds)
         let shared = shared
         thread = Thread {
@@ -252,6 +264,7 @@ final class SwiftTransfers: @unchecked Sendable {
                         let amount = Int.random(in: 1 ... 20, using: &random)
                         accounts[from]!.balance -= amount
                         accounts[to]!.balance += amount
+                        try connection.root(BankRoot.self).data["tally"]!["swift"]!.balance += 1
                     }
                     let after = shared.killed.load(ordering: .acquiring)
                     shared.report.withLock { after ? ($0.after += 1) : ($0.before += 1) }
@@ -275,8 +288,11 @@ final class SwiftTransfers: @unchecked Sendable {
                     break
                 }
             }
+            let tally = try? database.transaction(retries: 100) { connection in
+                try connection.root(BankRoot.self).data["tally"]!["swift"]!.balance
+            }
             let site = sites.firstIndex(of: storage.address) ?? -1
-            shared.report.withLock { $0.generation = storage.sessionGeneration; $0.site = site }
+            shared.report.withLock { $0.generation = storage.sessionGeneration; $0.site = site; $0.tally = tally ?? -1 }
             try? database.close()
         }
         thread.start()
