@@ -164,8 +164,14 @@ import Testing
         let transfers = try [1, 2].map { site in
             try PythonDurus.start("replication.py", [group.address(site), "transfer", "8", "\(site)"])
         }
-        let swift = try SwiftTransfers(sites: [0, 1, 2].map { .tcp(host: "127.0.0.1", port: group.ports[$0]) },
-                                       seconds: 8)
+        let swift: SwiftTransfers
+        do {
+            swift = try SwiftTransfers(sites: [0, 1, 2].map { .tcp(host: "127.0.0.1", port: group.ports[$0]) }, seconds: 8)
+        } catch {
+            print("the Swift client could not start: \(error); site 0's log ends:\n"
+                  + ((try? String(contentsOfFile: group.log(0), encoding: .utf8))?.suffix(3000) ?? ""))
+            throw error
+        }
         Thread.sleep(forTimeInterval: 2.5)
         group.kill(0)
         let killed = ContinuousClock.now
@@ -184,6 +190,17 @@ import Testing
             let output = try PythonDurus.finish(process, out, err, "replication.py")
             print("bank client: \(output.trimmingCharacters(in: .whitespacesAndNewlines))")
             #expect(output.contains("transfers=") && !output.contains("AUDIT FAILED"), "\(output)")
+            // Every acknowledged transfer is there; a dropped connection's commit may be or not.
+            let counts = Dictionary(output.split(whereSeparator: \.isWhitespace).compactMap { field -> (String, Int)? in
+                let parts = field.split(separator: "=")
+                guard parts.count == 2, let value = Int(parts[1]) else { return nil }
+                return (String(parts[0]), value)
+            }, uniquingKeysWith: { $1 })
+            if let transferred = counts["transfers"], let tally = counts["tally"], let reconnects = counts["reconnects"] {
+                #expect(tally >= transferred && tally <= transferred + reconnects, "\(output)")
+            } else {
+                Issue.record("no counts in \(output)")
+            }
         }
         let report = swift.finish()
         print("Swift bank client: \(report)")
@@ -245,10 +262,21 @@ final class SwiftTransfers: @unchecked Sendable {
         let database = try Database(storage: storage, root: BankRoot.self, types: [SharedAccount.self])
         // A tally only this client writes, beside the accounts: one more in
         // each transfer's transaction, so every acknowledged transfer is counted.
-        try database.transaction { connection in
-            let tally = DurusPersistentDict<String, SharedAccount>()
-            tally["swift"] = SharedAccount()
-            try connection.root(BankRoot.self).data["tally"] = tally
+        for attempt in 1 ... 5 {
+            do {
+                try database.transaction { connection in
+                    let root = try connection.root(BankRoot.self)
+                    guard root.data["tally"] == nil else { return }
+                    let tally = DurusPersistentDict<String, SharedAccount>()
+                    tally["swift"] = SharedAccount()
+                    root.data["tally"] = tally
+                }
+                break
+            } catch DurusError.network where attempt < 5 {
+                // Dropped with the commit's outcome unknown (seen twice in a dozen
+                // runs, the reason not found): look again, at the next site.
+                print("the Swift client's first commit was dropped (\(attempt)); trying again")
+            }
         }
         let deadline = ContinuousClock.now + .seconds(seconds)
         let shared = shared

@@ -18,7 +18,10 @@ import time
 from durus.client_storage import ClientStorage
 from durus.connection import Connection
 from durus.error import ConflictError
+from durus.persistent_dict import PersistentDict
 from durus.utils import ShortRead
+
+from accounts import Account
 
 
 def connect(address):
@@ -36,9 +39,24 @@ def audit(connection):
             continue
 
 
-def transfer(address, seconds, rng):
+def tally_of(connection, key):
+    """This client's tally (root[key]['n'], made when missing): counted in each transfer's commit."""
+    while True:
+        try:
+            connection.abort()
+            root = connection.get_root()
+            if key not in root:
+                root[key] = PersistentDict({'n': Account(0)})
+                connection.commit()
+            return root[key]['n'].balance
+        except ConflictError:
+            continue
+
+
+def transfer(address, seconds, rng, key):
     connection = connect(address)
     expected = audit(connection)
+    tally_of(connection, key)
     transfers = conflicts = reconnects = 0
     deadline = time.time() + seconds
     while time.time() < deadline:
@@ -48,6 +66,7 @@ def transfer(address, seconds, rng):
             amount = rng.randint(1, 20)
             accounts[source].balance -= amount
             accounts[target].balance += amount
+            connection.get_root()[key]['n'].balance += 1
             connection.commit()
             transfers += 1
             if transfers % 10 == 0:
@@ -66,7 +85,14 @@ def transfer(address, seconds, rng):
     if total != expected:
         print('AUDIT FAILED total=%d expected=%d' % (total, expected))
         sys.exit(1)
-    print('transfers=%d conflicts=%d reconnects=%d' % (transfers, conflicts, reconnects))
+    while True:
+        try:
+            tally = tally_of(connection, key)
+            break
+        except (ShortRead, OSError):
+            time.sleep(0.1)
+            connection = connect(address)
+    print('transfers=%d conflicts=%d reconnects=%d tally=%d' % (transfers, conflicts, reconnects, tally))
 
 
 def main():
@@ -86,7 +112,7 @@ def main():
         connection.abort()
         print('after %s' % connection.get_root().get(key))
     elif command == 'transfer':
-        transfer(address, float(sys.argv[3]), random.Random(int(sys.argv[4])))
+        transfer(address, float(sys.argv[3]), random.Random(int(sys.argv[4])), 'tally%s' % sys.argv[4])
 
 
 main()
